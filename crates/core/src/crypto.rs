@@ -1,0 +1,437 @@
+//! Envelope encryption, blind indexes and API-key digests, built only from audited primitives
+//! (RustCrypto AES-256-GCM, HMAC-SHA256, SHA-256; Ed25519 from dalek).
+//!
+//! A root key (the key-encryption key) wraps one data key per subject and the vault's named
+//! keys. A field ciphertext is bound by associated data to its record, collection and field,
+//! so a ciphertext copied anywhere else fails to decrypt.
+
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use crate::ids::{RecordId, SubjectId};
+use crate::secret::Secret;
+
+/// Length in bytes of every symmetric key here.
+pub const KEY_LEN: usize = 32;
+/// The algorithm byte that opens every ciphertext: AES-256-GCM with a random 96-bit nonce.
+const ALG_AES256GCM: u8 = 1;
+const NONCE_LEN: usize = 12;
+const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+const KEY_FILE_PREFIX: &str = "custos-root-key-v1";
+
+/// What can go wrong with keys and ciphertexts. Messages never carry key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Rng,
+    /// A ciphertext failed authentication: wrong key, wrong binding, or tampered bytes.
+    #[error("ciphertext failed authentication")]
+    Decrypt,
+    /// A ciphertext is too short or names an unknown algorithm.
+    #[error("ciphertext is malformed")]
+    Malformed,
+    /// A ciphertext or wrapped key names a key version that is not loaded.
+    #[error("ciphertext was made with key version {0}, which is not available")]
+    UnknownKeyVersion(u32),
+    /// The root key file cannot be read as a key.
+    #[error("root key file is malformed: {0}")]
+    KeyFile(&'static str),
+}
+
+fn random_key() -> Result<Secret<[u8; KEY_LEN]>, CryptoError> {
+    let mut k = [0u8; KEY_LEN];
+    getrandom::fill(&mut k).map_err(|_| CryptoError::Rng)?;
+    let s = Secret::new(k);
+    k.zeroize();
+    Ok(s)
+}
+
+/// Fills a fresh buffer with `n` random bytes.
+///
+/// # Errors
+/// [`CryptoError::Rng`] when the operating system cannot supply randomness.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, CryptoError> {
+    let mut v = vec![0u8; n];
+    getrandom::fill(&mut v).map_err(|_| CryptoError::Rng)?;
+    Ok(v)
+}
+
+fn seal(key: &[u8; KEY_LEN], version: u32, aad_tail: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let nonce = Nonce::generate();
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + 16);
+    out.push(ALG_AES256GCM);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(nonce.as_slice());
+    let aad = [&out[..5], aad_tail].concat();
+    let ct = cipher
+        .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// The key version a ciphertext names, read from its header.
+///
+/// # Errors
+/// [`CryptoError::Malformed`] when the bytes are not one of our ciphertexts.
+pub fn ciphertext_key_version(ct: &[u8]) -> Result<u32, CryptoError> {
+    if ct.len() < HEADER_LEN + 16 || ct[0] != ALG_AES256GCM {
+        return Err(CryptoError::Malformed);
+    }
+    Ok(u32::from_be_bytes([ct[1], ct[2], ct[3], ct[4]]))
+}
+
+fn open(key: &[u8; KEY_LEN], aad_tail: &[u8], ct: &[u8]) -> Result<Secret<Vec<u8>>, CryptoError> {
+    ciphertext_key_version(ct)?;
+    let cipher = Aes256Gcm::new(key.into());
+    let nonce = Nonce::try_from(&ct[5..HEADER_LEN]).map_err(|_| CryptoError::Malformed)?;
+    let aad = [&ct[..5], aad_tail].concat();
+    cipher
+        .decrypt(&nonce, Payload { msg: &ct[HEADER_LEN..], aad: &aad })
+        .map(Secret::new)
+        .map_err(|_| CryptoError::Decrypt)
+}
+
+/// What a wrapped key is for; part of its associated data, so a wrapped key cannot be moved.
+#[derive(Debug, Clone, Copy)]
+pub enum WrapContext<'a> {
+    /// A subject's data key.
+    Subject(SubjectId),
+    /// One of the vault's own keys, by name (`index`, `audit-signing`).
+    Named(&'a str),
+}
+
+impl WrapContext<'_> {
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = b"custos/wrap/v1\0".to_vec();
+        match self {
+            WrapContext::Subject(id) => {
+                aad.extend_from_slice(b"subject\0");
+                aad.extend_from_slice(id.as_bytes());
+            }
+            WrapContext::Named(name) => {
+                aad.extend_from_slice(b"named\0");
+                aad.extend_from_slice(name.as_bytes());
+            }
+        }
+        aad
+    }
+}
+
+/// The key-encryption key. It never encrypts data itself, only other keys.
+pub struct RootKey {
+    version: u32,
+    key: Secret<[u8; KEY_LEN]>,
+}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootKey(v{}, [redacted])", self.version)
+    }
+}
+
+impl RootKey {
+    /// A new random root key.
+    ///
+    /// # Errors
+    /// [`CryptoError::Rng`] when the system cannot supply randomness.
+    pub fn generate(version: u32) -> Result<Self, CryptoError> {
+        Ok(Self { version, key: random_key()? })
+    }
+
+    /// This key's version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Reads a key file written by [`RootKey::to_file_contents`].
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyFile`] naming what is wrong, never echoing the contents.
+    pub fn from_file_contents(contents: &str) -> Result<Self, CryptoError> {
+        let mut parts = contents.split_whitespace();
+        if parts.next() != Some(KEY_FILE_PREFIX) {
+            return Err(CryptoError::KeyFile("it does not start with custos-root-key-v1"));
+        }
+        let version = parts
+            .next()
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or(CryptoError::KeyFile("the key version is missing or not a number"))?;
+        let hex_key = parts.next().ok_or(CryptoError::KeyFile("the key is missing"))?;
+        if parts.next().is_some() {
+            return Err(CryptoError::KeyFile("unexpected text after the key"));
+        }
+        let mut key = [0u8; KEY_LEN];
+        hex::decode_to_slice(hex_key, &mut key)
+            .map_err(|_| CryptoError::KeyFile("the key is not 64 hexadecimal digits"))?;
+        let secret = Secret::new(key);
+        key.zeroize();
+        Ok(Self { version, key: secret })
+    }
+
+    /// The key file's text. It is a secret: write it to a file with mode 0600 and nowhere else.
+    pub fn to_file_contents(&self) -> Secret<String> {
+        Secret::new(format!(
+            "{KEY_FILE_PREFIX} {} {}\n",
+            self.version,
+            hex::encode(self.key.expose_secret())
+        ))
+    }
+
+    /// Wraps a data key for the given context.
+    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Vec<u8> {
+        let mut plain = Vec::with_capacity(4 + KEY_LEN);
+        plain.extend_from_slice(&key.version.to_be_bytes());
+        plain.extend_from_slice(key.key.expose_secret());
+        let out = seal(self.key.expose_secret(), self.version, &ctx.aad(), &plain);
+        plain.zeroize();
+        out
+    }
+
+    /// Unwraps a key wrapped by [`RootKey::wrap`] for the same context.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnknownKeyVersion`] for a key wrapped by another root key version;
+    /// [`CryptoError::Decrypt`] when the bytes or the context do not match.
+    pub fn unwrap(&self, ctx: WrapContext<'_>, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let v = ciphertext_key_version(wrapped)?;
+        if v != self.version {
+            return Err(CryptoError::UnknownKeyVersion(v));
+        }
+        let plain = open(self.key.expose_secret(), &ctx.aad(), wrapped)?;
+        let p = plain.expose_secret();
+        if p.len() != 4 + KEY_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(&p[4..]);
+        let secret = Secret::new(key);
+        key.zeroize();
+        Ok(DataKey { version, key: secret })
+    }
+}
+
+/// A symmetric data key: a subject's field key, the blind-index key or the signing seed.
+pub struct DataKey {
+    version: u32,
+    key: Secret<[u8; KEY_LEN]>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey(v{}, [redacted])", self.version)
+    }
+}
+
+/// Where a field ciphertext belongs; bound into its associated data.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldBinding<'a> {
+    /// The record the value belongs to.
+    pub record: RecordId,
+    /// The record's collection.
+    pub collection: &'a str,
+    /// The field's name.
+    pub field: &'a str,
+}
+
+impl FieldBinding<'_> {
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(64);
+        aad.extend_from_slice(b"custos/field/v1\0");
+        aad.extend_from_slice(self.record.as_bytes());
+        aad.extend_from_slice(&(self.collection.len() as u32).to_be_bytes());
+        aad.extend_from_slice(self.collection.as_bytes());
+        aad.extend_from_slice(self.field.as_bytes());
+        aad
+    }
+}
+
+impl DataKey {
+    /// A new random key.
+    ///
+    /// # Errors
+    /// [`CryptoError::Rng`] when the system cannot supply randomness.
+    pub fn generate(version: u32) -> Result<Self, CryptoError> {
+        Ok(Self { version, key: random_key()? })
+    }
+
+    /// This key's version, carried by every ciphertext it makes.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Encrypts one field value, bound to its record, collection and field.
+    pub fn encrypt_field(&self, at: FieldBinding<'_>, plaintext: &[u8]) -> Vec<u8> {
+        seal(self.key.expose_secret(), self.version, &at.aad(), plaintext)
+    }
+
+    /// Decrypts a field value encrypted for exactly this binding.
+    ///
+    /// # Errors
+    /// [`CryptoError::Decrypt`] when the ciphertext was made for another record or field, or
+    /// was altered; [`CryptoError::UnknownKeyVersion`] when it names another key version.
+    pub fn decrypt_field(&self, at: FieldBinding<'_>, ct: &[u8]) -> Result<Secret<Vec<u8>>, CryptoError> {
+        let v = ciphertext_key_version(ct)?;
+        if v != self.version {
+            return Err(CryptoError::UnknownKeyVersion(v));
+        }
+        open(self.key.expose_secret(), &at.aad(), ct)
+    }
+
+    /// Turns this key into the blind-index key.
+    pub fn into_index_key(self) -> IndexKey {
+        IndexKey(self)
+    }
+
+    /// The Ed25519 signing key whose seed is this key.
+    pub fn to_signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(self.key.expose_secret())
+    }
+}
+
+/// The HMAC-SHA256 key for blind indexes over normalised searchable values.
+#[derive(Debug)]
+pub struct IndexKey(DataKey);
+
+/// The length of a blind-index digest.
+pub const DIGEST_LEN: usize = 32;
+
+impl IndexKey {
+    /// The blind-index digest of a normalised value of one collection's field. Equal inputs give
+    /// equal digests; without the key, a digest reveals nothing about the value.
+    pub fn digest(&self, collection: &str, field: &str, normalised: &str) -> [u8; DIGEST_LEN] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.key.expose_secret())
+            .expect("HMAC takes a key of any length");
+        for part in [collection, field] {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.update(normalised.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// SHA-256 of a bearer secret; what the store keeps instead of the secret.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Compares two digests in constant time.
+pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(record: RecordId, field: &str) -> FieldBinding<'_> {
+        FieldBinding { record, collection: "customers", field }
+    }
+
+    #[test]
+    fn field_round_trip() {
+        let k = DataKey::generate(1).unwrap();
+        let r = RecordId::random();
+        let ct = k.encrypt_field(binding(r, "email"), b"ada@example.com");
+        assert_eq!(ciphertext_key_version(&ct).unwrap(), 1);
+        let pt = k.decrypt_field(binding(r, "email"), &ct).unwrap();
+        assert_eq!(pt.expose_secret(), b"ada@example.com");
+    }
+
+    #[test]
+    fn ciphertext_moved_to_another_field_or_record_fails() {
+        let k = DataKey::generate(1).unwrap();
+        let r = RecordId::random();
+        let ct = k.encrypt_field(binding(r, "email"), b"ada@example.com");
+        assert!(matches!(k.decrypt_field(binding(r, "notes"), &ct), Err(CryptoError::Decrypt)));
+        assert!(matches!(
+            k.decrypt_field(binding(RecordId::random(), "email"), &ct),
+            Err(CryptoError::Decrypt)
+        ));
+        let other_collection = FieldBinding { record: r, collection: "orders", field: "email" };
+        assert!(matches!(k.decrypt_field(other_collection, &ct), Err(CryptoError::Decrypt)));
+    }
+
+    #[test]
+    fn tampered_or_rewrapped_version_fails() {
+        let k = DataKey::generate(1).unwrap();
+        let r = RecordId::random();
+        let mut ct = k.encrypt_field(binding(r, "email"), b"x");
+        let last = ct.len() - 1;
+        ct[last] ^= 1;
+        assert!(k.decrypt_field(binding(r, "email"), &ct).is_err());
+        let mut ct = k.encrypt_field(binding(r, "email"), b"x");
+        ct[4] = 2; // claims key version 2
+        assert!(matches!(
+            k.decrypt_field(binding(r, "email"), &ct),
+            Err(CryptoError::UnknownKeyVersion(2))
+        ));
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let k = DataKey::generate(1).unwrap();
+        let r = RecordId::random();
+        let a = k.encrypt_field(binding(r, "email"), b"same");
+        let b = k.encrypt_field(binding(r, "email"), b"same");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn wrapped_key_is_bound_to_its_subject() {
+        let root = RootKey::generate(1).unwrap();
+        let dk = DataKey::generate(1).unwrap();
+        let s = SubjectId::random();
+        let w = root.wrap(WrapContext::Subject(s), &dk);
+        let back = root.unwrap(WrapContext::Subject(s), &w).unwrap();
+        let r = RecordId::random();
+        let ct = dk.encrypt_field(binding(r, "email"), b"v");
+        assert!(back.decrypt_field(binding(r, "email"), &ct).is_ok());
+        assert!(root.unwrap(WrapContext::Subject(SubjectId::random()), &w).is_err());
+        assert!(root.unwrap(WrapContext::Named("index"), &w).is_err());
+        let other_root = RootKey::generate(1).unwrap();
+        assert!(other_root.unwrap(WrapContext::Subject(s), &w).is_err());
+    }
+
+    #[test]
+    fn root_key_file_round_trip_and_errors() {
+        let root = RootKey::generate(3).unwrap();
+        let text = root.to_file_contents();
+        let back = RootKey::from_file_contents(text.expose_secret()).unwrap();
+        assert_eq!(back.version(), 3);
+        let dk = DataKey::generate(1).unwrap();
+        let w = root.wrap(WrapContext::Named("index"), &dk);
+        assert!(back.unwrap(WrapContext::Named("index"), &w).is_ok());
+        for bad in ["", "custos-root-key-v1", "custos-root-key-v1 1 zz", "other 1 00"] {
+            assert!(RootKey::from_file_contents(bad).is_err(), "{bad:?}");
+        }
+        assert!(!format!("{root:?}").contains(&text.expose_secret()[21..]));
+    }
+
+    #[test]
+    fn blind_index_is_keyed_and_separated_by_field() {
+        let k1 = DataKey::generate(1).unwrap().into_index_key();
+        let k2 = DataKey::generate(1).unwrap().into_index_key();
+        let a = k1.digest("customers", "email", "ada@example.com");
+        assert_eq!(a, k1.digest("customers", "email", "ada@example.com"));
+        assert_ne!(a, k2.digest("customers", "email", "ada@example.com"));
+        assert_ne!(a, k1.digest("customers", "notes", "ada@example.com"));
+        assert_ne!(k1.digest("ab", "c", "v"), k1.digest("a", "bc", "v"));
+    }
+
+    #[test]
+    fn digest_comparison() {
+        let d = secret_digest("custos_abc");
+        assert!(digests_equal(&d, &secret_digest("custos_abc")));
+        assert!(!digests_equal(&d, &secret_digest("custos_abd")));
+    }
+}

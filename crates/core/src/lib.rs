@@ -1,0 +1,14 @@
+//! The Custos domain, pure: the inventory, field types, envelope encryption and blind
+//! indexes, access decisions, and the RFC 6962 Merkle tree behind the audit log.
+//!
+//! This crate does no IO and knows nothing of HTTP, SQL or async runtimes.
+
+pub mod access;
+pub mod audit;
+pub mod countries;
+pub mod crypto;
+pub mod fields;
+pub mod ids;
+pub mod inventory;
+pub mod merkle;
+pub mod secret;
