@@ -2,7 +2,8 @@
 //! subject, for which purpose, touching which fields, with which outcome; it never holds a
 //! personal value.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, Verifier};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::access::WithholdReason;

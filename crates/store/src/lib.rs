@@ -1,1 +1,354 @@
-//! placeholder
+//! Storage for the vault: the [`Store`] trait and its backends.
+//!
+//! The trait speaks in rows of ciphertext and digests; it never sees a personal value and
+//! makes no policy decision. Each write method is one transaction: a record, its blind-index
+//! entries and its audit entry commit together or not at all.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use custos_core::audit::SignedTreeHead;
+use custos_core::ids::{RecordId, SubjectId};
+use custos_core::merkle::Hash;
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in storage. Messages name the operation, never a stored value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The row changed since it was read, or a unique value is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is shutting down; trying again later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The database holds something this binary cannot read.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database's schema is newer than this binary.
+    #[error("the database schema is version {found}, newer than this binary's {supported}: upgrade custos")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
+    /// Any other backend failure.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// Where a store lives, parsed from a URL. An unknown scheme is an error, never a silently
+/// created file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite database file.
+    Sqlite(std::path::PathBuf),
+}
+
+impl Location {
+    /// Parses `sqlite://PATH` (or `sqlite:PATH`).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming the schemes understood.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err(StoreError::Backend("the sqlite URL names no file".into()));
+            }
+            return Ok(Location::Sqlite(path.into()));
+        }
+        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        Err(StoreError::Backend(format!(
+            "unknown database URL scheme {scheme:?}: use sqlite://PATH"
+        )))
+    }
+}
+
+/// Opens the store at a location, creating an SQLite file and applying migrations.
+///
+/// # Errors
+/// When the database cannot be opened or its schema is newer than this binary.
+pub async fn open(location: &Location) -> Result<Arc<dyn Store>, StoreError> {
+    match location {
+        Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+    }
+}
+
+/// A field name to its ciphertext.
+pub type EncryptedFields = BTreeMap<String, Vec<u8>>;
+
+/// One stored record: ciphertexts only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// The record.
+    pub id: RecordId,
+    /// Its subject.
+    pub subject_id: SubjectId,
+    /// Its collection.
+    pub collection: String,
+    /// Its fields, encrypted.
+    pub fields: EncryptedFields,
+    /// Bumped on every change, for optimistic concurrency.
+    pub version: i64,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Last changed, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+/// A record with its subject's wrapped data key: what a read needs, in one query.
+#[derive(Debug, Clone)]
+pub struct RecordWithKey {
+    /// The record.
+    pub record: RecordRow,
+    /// The subject's data key, wrapped by the root key.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// A blind-index entry of one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The field.
+    pub field: String,
+    /// HMAC of its normalised value.
+    pub digest: Vec<u8>,
+}
+
+/// An audit entry waiting for the sequencer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedAudit {
+    /// Its subject, so the trail of one subject can be found.
+    pub subject_id: Option<SubjectId>,
+    /// The entry's bytes.
+    pub entry: Vec<u8>,
+}
+
+/// A subject created with its first record.
+#[derive(Debug, Clone)]
+pub struct NewSubject {
+    /// The subject.
+    pub id: SubjectId,
+    /// Its data key, wrapped.
+    pub wrapped_key: Vec<u8>,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A new record, and all that commits with it.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// The record.
+    pub record: RecordRow,
+    /// The subject, when the record creates it.
+    pub new_subject: Option<NewSubject>,
+    /// Its blind-index entries.
+    pub index: Vec<IndexEntry>,
+    /// Its audit entry.
+    pub audit: QueuedAudit,
+}
+
+/// A change to a record, and all that commits with it.
+#[derive(Debug, Clone)]
+pub struct RecordChange {
+    /// The record with its new fields; `version` is the version that was read.
+    pub record: RecordRow,
+    /// Fields whose blind-index entries are replaced (all of them for a field given here).
+    pub reindexed_fields: Vec<String>,
+    /// The new entries of those fields.
+    pub index: Vec<IndexEntry>,
+    /// Its audit entry.
+    pub audit: QueuedAudit,
+}
+
+/// An entry integrated into the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    /// Its index in the log.
+    pub index: u64,
+    /// Its subject.
+    pub subject_id: Option<SubjectId>,
+    /// Its bytes: the leaf input.
+    pub entry: Vec<u8>,
+    /// Its RFC 6962 leaf hash, as computed when it was sequenced.
+    pub leaf_hash: Hash,
+}
+
+/// The tree's right edge, as the sequencer left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeState {
+    /// Entries integrated.
+    pub size: u64,
+    /// The compact range's peaks.
+    pub peaks: Vec<Hash>,
+}
+
+/// A batch the sequencer integrates in one transaction.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// The tree size the batch was computed on; a conflict if it changed.
+    pub from_size: u64,
+    /// Queue positions consumed.
+    pub queue_ids: Vec<i64>,
+    /// The new leaves, indexes `from_size..`.
+    pub leaves: Vec<LeafRow>,
+    /// The state after the batch.
+    pub state: TreeState,
+    /// The signed head at the new size.
+    pub head: SignedTreeHead,
+}
+
+/// An audit entry waiting in the queue.
+#[derive(Debug, Clone)]
+pub struct QueuedRow {
+    /// Its queue position.
+    pub queue_id: i64,
+    /// The entry.
+    pub audit: QueuedAudit,
+}
+
+/// A stored API key: its digest, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// The key's unique name.
+    pub name: String,
+    /// The role it holds.
+    pub role: String,
+    /// SHA-256 of the key.
+    pub digest: Vec<u8>,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Revoked, ms since the epoch.
+    pub revoked_ms: Option<i64>,
+}
+
+/// The storage a vault runs on.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A wrapped vault key (`index`, `audit-signing`) by name.
+    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a vault key once; a conflict when the name is taken.
+    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Creates a record, its subject when new, its index entries and its audit entry.
+    async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError>;
+    /// Changes a record if its version is still the one read; a conflict otherwise.
+    async fn update_record(&self, change: RecordChange) -> Result<(), StoreError>;
+    /// Deletes a record of a collection with its index entries; `NotFound` when absent.
+    async fn delete_record(&self, collection: &str, id: RecordId, audit: QueuedAudit) -> Result<(), StoreError>;
+    /// A record of a collection with its subject's wrapped key.
+    async fn record(&self, collection: &str, id: RecordId) -> Result<Option<RecordWithKey>, StoreError>;
+    /// The records of a collection whose field has this digest.
+    async fn find_by_digest(&self, collection: &str, field: &str, digest: &[u8]) -> Result<Vec<RecordWithKey>, StoreError>;
+    /// All records of a subject.
+    async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError>;
+    /// Whether a subject exists, and its wrapped key.
+    async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The number of records in a collection.
+    async fn count_records(&self, collection: &str) -> Result<u64, StoreError>;
+
+    /// Queues audit entries (reads, administrative acts) durably.
+    async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError>;
+    /// The oldest queued entries.
+    async fn queued_audit(&self, limit: usize) -> Result<Vec<QueuedRow>, StoreError>;
+    /// Integrates a batch into the tree.
+    async fn integrate_audit(&self, batch: Integration) -> Result<(), StoreError>;
+    /// The tree's right edge.
+    async fn tree_state(&self) -> Result<TreeState, StoreError>;
+    /// Leaves `from..to`, in index order, as stored.
+    async fn leaves(&self, from: u64, to: u64) -> Result<Vec<LeafRow>, StoreError>;
+    /// The leaves of one subject.
+    async fn subject_leaves(&self, subject: SubjectId) -> Result<Vec<LeafRow>, StoreError>;
+    /// Every stored signed head, by size.
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError>;
+    /// The newest signed head.
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError>;
+
+    /// Stores an API key; a conflict when the name is taken.
+    async fn insert_api_key(&self, key: ApiKeyRow, audit: QueuedAudit) -> Result<(), StoreError>;
+    /// The live (unrevoked) key with this digest.
+    async fn api_key_by_digest(&self, digest: &[u8]) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// Every key, revoked ones too.
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
+    /// Revokes a key by name; `NotFound` when no live key has it.
+    async fn revoke_api_key(&self, name: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Encodes a field map as bytes: count, then (name, ciphertext) pairs, length-prefixed.
+pub fn encode_fields(fields: &EncryptedFields) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.values().map(|v| v.len() + 24).sum::<usize>() + 2);
+    out.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+    for (name, ct) in fields {
+        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(ct.len() as u32).to_be_bytes());
+        out.extend_from_slice(ct);
+    }
+    out
+}
+
+/// Decodes [`encode_fields`].
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the bytes are truncated or malformed.
+pub fn decode_fields(mut b: &[u8]) -> Result<EncryptedFields, StoreError> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], StoreError> {
+        if b.len() < n {
+            return Err(StoreError::Corrupt("record fields are truncated".into()));
+        }
+        let (h, t) = b.split_at(n);
+        *b = t;
+        Ok(h)
+    }
+    let n = u16::from_be_bytes(take(&mut b, 2)?.try_into().expect("two bytes"));
+    let mut out = EncryptedFields::new();
+    for _ in 0..n {
+        let len = u16::from_be_bytes(take(&mut b, 2)?.try_into().expect("two bytes")) as usize;
+        let name = std::str::from_utf8(take(&mut b, len)?)
+            .map_err(|_| StoreError::Corrupt("a field name is not UTF-8".into()))?
+            .to_owned();
+        let len = u32::from_be_bytes(take(&mut b, 4)?.try_into().expect("four bytes")) as usize;
+        out.insert(name, take(&mut b, len)?.to_vec());
+    }
+    if !b.is_empty() {
+        return Err(StoreError::Corrupt("record fields have trailing bytes".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_and_truncation_is_caught() {
+        let mut f = EncryptedFields::new();
+        f.insert("email".into(), vec![1, 2, 3]);
+        f.insert("name".into(), vec![]);
+        let b = encode_fields(&f);
+        assert_eq!(decode_fields(&b).unwrap(), f);
+        for cut in 0..b.len() {
+            assert!(decode_fields(&b[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(Location::parse("sqlite://data/custos.db").unwrap(), Location::Sqlite("data/custos.db".into()));
+        assert_eq!(Location::parse("sqlite:/tmp/x.db").unwrap(), Location::Sqlite("/tmp/x.db".into()));
+        let e = Location::parse("mysql://localhost/x").unwrap_err().to_string();
+        assert!(e.contains("unknown database URL scheme \"mysql\""), "{e}");
+        assert!(Location::parse("custos.db").is_err());
+        assert!(Location::parse("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,695 @@
+//! The embedded SQLite backend.
+//!
+//! One writer thread owns the only writing connection and commits whatever is queued in one
+//! transaction (group commit), each operation inside its own savepoint so that one failed
+//! operation does not undo its neighbours. A caller hears back only after the commit, so an
+//! acknowledged write is durable (WAL, `synchronous=FULL`). Reads run on a small pool of
+//! read-only connections on the blocking thread pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use custos_core::audit::{SignedTreeHead, TreeHead};
+use custos_core::ids::{RecordId, SubjectId};
+use custos_core::merkle::Hash;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::{
+    ApiKeyRow, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow, RecordWithKey, Store,
+    StoreError, TreeState, decode_fields, encode_fields,
+};
+
+/// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE vault_keys (
+    name TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL
+);
+CREATE TABLE subjects (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE subject_keys (
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (subject_id, version)
+);
+CREATE TABLE records (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    collection TEXT NOT NULL,
+    fields BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX records_subject ON records (subject_id);
+CREATE INDEX records_collection ON records (collection);
+CREATE TABLE blind_index (
+    collection TEXT NOT NULL,
+    field TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    record_id TEXT NOT NULL REFERENCES records(id),
+    subject_id TEXT NOT NULL,
+    PRIMARY KEY (collection, field, digest, record_id)
+) WITHOUT ROWID;
+CREATE INDEX blind_index_record ON blind_index (record_id);
+CREATE TABLE audit_queue (
+    queue_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_id TEXT,
+    entry BLOB NOT NULL
+);
+CREATE TABLE audit_leaves (
+    idx INTEGER PRIMARY KEY,
+    subject_id TEXT,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+CREATE INDEX audit_leaves_subject ON audit_leaves (subject_id);
+CREATE TABLE audit_heads (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE TABLE audit_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    peaks BLOB NOT NULL
+);
+INSERT INTO audit_state (id, size, peaks) VALUES (1, 0, x'');
+CREATE TABLE api_keys (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+"#];
+
+const READERS: usize = 4;
+const MAX_BATCH: usize = 1024;
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A queued write. Given the connection it runs and says whether it succeeded; given `None`
+/// (the batch could not start) it does not run. Either way it returns the finisher that
+/// answers its caller once the batch's fate is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict("a unique value is already taken".into())
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Unavailable("the database is busy".into())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn pragmas(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA secure_delete = ON;",
+    )
+    .map_err(backend)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew { found: current, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut finishers = Vec::with_capacity(jobs.len());
+        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(backend);
+        if let Err(e) = begun {
+            // Nothing ran; every caller hears the error and may retry.
+            for job in jobs {
+                let (_, finish) = job(None);
+                finish(Err(e.clone()));
+            }
+            continue;
+        }
+        for job in jobs {
+            let sp = conn.execute_batch("SAVEPOINT op").map_err(backend);
+            if let Err(e) = sp {
+                let (_, finish) = job(None);
+                finishers.push((finish, Some(e)));
+                continue;
+            }
+            let (ok, finish) = job(Some(&conn));
+            let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+            let ended = conn.execute_batch(end).map_err(backend).err();
+            finishers.push((finish, ended));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(backend);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for (finish, own_err) in finishers {
+            match (&committed, own_err) {
+                (Err(e), _) => finish(Err(e.clone())),
+                (Ok(()), Some(e)) => finish(Err(e)),
+                (Ok(()), None) => finish(Ok(())),
+            }
+        }
+    }
+}
+
+fn id_text<T: std::fmt::Display>(id: T) -> String {
+    id.to_string()
+}
+
+fn parse_id<T: std::str::FromStr>(s: String) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt("an id column holds no UUID".into()))
+}
+
+fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
+    b.try_into().map_err(|_| StoreError::Corrupt("a hash column is not 32 bytes".into()))
+}
+
+const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
+     r.updated_ms, k.wrapped FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
+
+fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+}
+
+type RawRecord = (String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>);
+
+fn to_record(raw: RawRecord) -> Result<RecordWithKey, StoreError> {
+    let (id, subject, collection, fields, version, created_ms, updated_ms, wrapped_key) = raw;
+    Ok(RecordWithKey {
+        record: RecordRow {
+            id: parse_id(id)?,
+            subject_id: parse_id(subject)?,
+            collection,
+            fields: decode_fields(&fields)?,
+            version,
+            created_ms,
+            updated_ms,
+        },
+        wrapped_key,
+    })
+}
+
+fn leaf(row: &Row<'_>) -> rusqlite::Result<(i64, Option<String>, Vec<u8>, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn to_leaf(raw: (i64, Option<String>, Vec<u8>, Vec<u8>)) -> Result<LeafRow, StoreError> {
+    Ok(LeafRow {
+        index: raw.0 as u64,
+        subject_id: raw.1.map(parse_id).transpose()?,
+        entry: raw.2,
+        leaf_hash: hash32(raw.3)?,
+    })
+}
+
+fn head(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn to_head(raw: (i64, Vec<u8>, i64, Vec<u8>)) -> Result<SignedTreeHead, StoreError> {
+    Ok(SignedTreeHead {
+        head: TreeHead { size: raw.0 as u64, root: hash32(raw.1)?, timestamp_ms: raw.2 as u64 },
+        signature: raw.3.try_into().map_err(|_| StoreError::Corrupt("a signature is not 64 bytes".into()))?,
+    })
+}
+
+fn api_key(row: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        name: row.get(0)?,
+        role: row.get(1)?,
+        digest: row.get(2)?,
+        created_ms: row.get(3)?,
+        revoked_ms: row.get(4)?,
+    })
+}
+
+fn queue(conn: &Connection, audit: &QueuedAudit) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO audit_queue (subject_id, entry) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![audit.subject_id.map(id_text), audit.entry]))
+        .map(drop)
+        .map_err(backend)
+}
+
+fn insert_index(conn: &Connection, collection: &str, rec: &RecordRow, entries: &[crate::IndexEntry]) -> Result<(), StoreError> {
+    let mut s = conn
+        .prepare_cached(
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for e in entries {
+        s.execute(params![collection, e.field, e.digest, id_text(rec.id), id_text(rec.subject_id)]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the database file and applies migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, or its schema is newer than this binary.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    fn open_blocking(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        pragmas(&conn)?;
+        migrate(&mut conn)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(backend)?;
+            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+            readers.push(r);
+        }
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("custos-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("starting the writer thread: {e}")))?;
+        Ok(Self { writer: tx, readers: Arc::new(Mutex::new(readers)), permits: Arc::new(Semaphore::new(READERS)) })
+    }
+
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(move |conn| {
+            let Some(conn) = conn else {
+                let finish: Finish = Box::new(move |res| {
+                    let _ = tx.send(Err(res.err().unwrap_or_else(|| StoreError::Unavailable("not run".into()))));
+                });
+                return (false, finish);
+            };
+            let out = f(conn);
+            let ok = out.is_ok();
+            let finish: Finish = Box::new(move |committed| {
+                let _ = tx.send(match committed {
+                    Ok(()) => out,
+                    Err(e) => out.and(Err(e)),
+                });
+            });
+            (ok, finish)
+        });
+        self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| StoreError::Unavailable("closed".into()))?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
+            let out = f(&conn);
+            pool.lock().expect("reader pool lock").push(conn);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT wrapped FROM vault_keys WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            c.execute("INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)", params![name, wrapped])
+                .map(drop)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
+        self.write(move |c| {
+            if let Some(s) = &new.new_subject {
+                c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
+                    .and_then(|mut st| st.execute(params![id_text(s.id), s.created_ms]))
+                    .map_err(backend)?;
+                c.prepare_cached("INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, 1, ?2)")
+                    .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key]))
+                    .map_err(backend)?;
+            }
+            let r = &new.record;
+            c.prepare_cached(
+                "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    id_text(r.id),
+                    id_text(r.subject_id),
+                    r.collection,
+                    encode_fields(&r.fields),
+                    r.version,
+                    r.created_ms,
+                    r.updated_ms
+                ])
+            })
+            .map_err(|e| match backend(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("the record id or subject is unknown or taken".into()),
+                other => other,
+            })?;
+            insert_index(c, &r.collection, r, &new.index)?;
+            queue(c, &new.audit)
+        })
+        .await
+    }
+
+    async fn update_record(&self, change: RecordChange) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let r = &change.record;
+            let n = c
+                .prepare_cached(
+                    "UPDATE records SET fields = ?1, version = version + 1, updated_ms = ?2 \
+                     WHERE id = ?3 AND collection = ?4 AND version = ?5",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![encode_fields(&r.fields), r.updated_ms, id_text(r.id), r.collection, r.version])
+                })
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::Conflict("the record changed since it was read".into()));
+            }
+            let mut del = c
+                .prepare_cached("DELETE FROM blind_index WHERE record_id = ?1 AND field = ?2")
+                .map_err(backend)?;
+            for f in &change.reindexed_fields {
+                del.execute(params![id_text(r.id), f]).map_err(backend)?;
+            }
+            insert_index(c, &r.collection, r, &change.index)?;
+            queue(c, &change.audit)
+        })
+        .await
+    }
+
+    async fn delete_record(&self, collection: &str, id: RecordId, audit: QueuedAudit) -> Result<(), StoreError> {
+        let collection = collection.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM blind_index WHERE record_id = ?1", [id_text(id)]).map_err(backend)?;
+            let n = c
+                .execute("DELETE FROM records WHERE id = ?1 AND collection = ?2", params![id_text(id), collection])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn record(&self, collection: &str, id: RecordId) -> Result<Option<RecordWithKey>, StoreError> {
+        let collection = collection.to_owned();
+        self.read(move |c| {
+            let sql = format!("{RECORD_WITH_KEY} WHERE r.id = ?1 AND r.collection = ?2 AND k.version = 1");
+            let raw = c
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.query_row(params![id_text(id), collection], record_with_key).optional())
+                .map_err(backend)?;
+            raw.map(to_record).transpose()
+        })
+        .await
+    }
+
+    async fn find_by_digest(&self, collection: &str, field: &str, digest: &[u8]) -> Result<Vec<RecordWithKey>, StoreError> {
+        let (collection, field, digest) = (collection.to_owned(), field.to_owned(), digest.to_vec());
+        self.read(move |c| {
+            let sql = format!(
+                "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
+                 WHERE b.collection = ?1 AND b.field = ?2 AND b.digest = ?3 AND k.version = 1 ORDER BY r.created_ms"
+            );
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = s.query_map(params![collection, field, digest], record_with_key).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_record)).collect()
+        })
+        .await
+    }
+
+    async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError> {
+        self.read(move |c| {
+            let sql = format!("{RECORD_WITH_KEY} WHERE r.subject_id = ?1 AND k.version = 1 ORDER BY r.created_ms");
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = s.query_map([id_text(subject)], record_with_key).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_record)).collect()
+        })
+        .await
+    }
+
+    async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT wrapped FROM subject_keys WHERE subject_id = ?1 AND version = 1")
+                .and_then(|mut s| s.query_row([id_text(subject)], |r| r.get(0)).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn count_records(&self, collection: &str) -> Result<u64, StoreError> {
+        let collection = collection.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT count(*) FROM records WHERE collection = ?1", [collection], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
+        self.write(move |c| entries.iter().try_for_each(|e| queue(c, e))).await
+    }
+
+    async fn queued_audit(&self, limit: usize) -> Result<Vec<QueuedRow>, StoreError> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT queue_id, subject_id, entry FROM audit_queue ORDER BY queue_id LIMIT ?1")
+                .map_err(backend)?;
+            let rows = s
+                .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?)))
+                .map_err(backend)?;
+            rows.map(|r| {
+                let (queue_id, subject, entry) = r.map_err(backend)?;
+                Ok(QueuedRow { queue_id, audit: QueuedAudit { subject_id: subject.map(parse_id).transpose()?, entry } })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn integrate_audit(&self, batch: Integration) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let size: i64 = c.query_row("SELECT size FROM audit_state WHERE id = 1", [], |r| r.get(0)).map_err(backend)?;
+            if size as u64 != batch.from_size {
+                return Err(StoreError::Conflict("the tree grew since the batch was computed".into()));
+            }
+            let mut ins = c
+                .prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(backend)?;
+            for l in &batch.leaves {
+                ins.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec()])
+                    .map_err(backend)?;
+            }
+            let mut del = c.prepare_cached("DELETE FROM audit_queue WHERE queue_id = ?1").map_err(backend)?;
+            for q in &batch.queue_ids {
+                if del.execute([q]).map_err(backend)? != 1 {
+                    return Err(StoreError::Conflict("a queued entry was already integrated".into()));
+                }
+            }
+            let peaks: Vec<u8> = batch.state.peaks.concat();
+            c.execute("UPDATE audit_state SET size = ?1, peaks = ?2 WHERE id = 1", params![batch.state.size as i64, peaks])
+                .map_err(backend)?;
+            let h = &batch.head;
+            c.execute(
+                "INSERT INTO audit_heads (size, root, timestamp_ms, signature) VALUES (?1, ?2, ?3, ?4)",
+                params![h.head.size as i64, h.head.root.to_vec(), h.head.timestamp_ms as i64, h.signature.to_vec()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tree_state(&self) -> Result<TreeState, StoreError> {
+        self.read(|c| {
+            let (size, peaks): (i64, Vec<u8>) = c
+                .query_row("SELECT size, peaks FROM audit_state WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            if peaks.len() % 32 != 0 {
+                return Err(StoreError::Corrupt("the tree state's peaks are not whole hashes".into()));
+            }
+            let peaks = peaks.chunks(32).map(|c| hash32(c.to_vec())).collect::<Result<_, _>>()?;
+            Ok(TreeState { size: size as u64, peaks })
+        })
+        .await
+    }
+
+    async fn leaves(&self, from: u64, to: u64) -> Result<Vec<LeafRow>, StoreError> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+                )
+                .map_err(backend)?;
+            let rows = s.query_map([from as i64, to as i64], leaf).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_leaf)).collect()
+        })
+        .await
+    }
+
+    async fn subject_leaves(&self, subject: SubjectId) -> Result<Vec<LeafRow>, StoreError> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves WHERE subject_id = ?1 ORDER BY idx")
+                .map_err(backend)?;
+            let rows = s.query_map([id_text(subject)], leaf).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_leaf)).collect()
+        })
+        .await
+    }
+
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads ORDER BY size")
+                .map_err(backend)?;
+            let rows = s.query_map([], head).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_head)).collect()
+        })
+        .await
+    }
+
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT size, root, timestamp_ms, signature FROM audit_heads ORDER BY size DESC LIMIT 1",
+                [],
+                head,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_head)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn insert_api_key(&self, key: ApiKeyRow, audit: QueuedAudit) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![key.name, key.role, key.digest, key.created_ms],
+            )
+            .map_err(|e| match backend(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("an API key with this name exists".into()),
+                other => other,
+            })?;
+            queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn api_key_by_digest(&self, digest: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        let digest = digest.to_vec();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT name, role, digest, created_ms, revoked_ms FROM api_keys WHERE digest = ?1 AND revoked_ms IS NULL",
+            )
+            .and_then(|mut s| s.query_row([digest], api_key).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT name, role, digest, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, name")
+                .map_err(backend)?;
+            let rows = s.query_map([], api_key).map_err(backend)?;
+            rows.map(|r| r.map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, name: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_keys SET revoked_ms = ?1 WHERE name = ?2 AND revoked_ms IS NULL",
+                    params![at_ms, name],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+}

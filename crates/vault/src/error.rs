@@ -1,0 +1,87 @@
+//! The vault's error: what the domain refused, separate from what storage failed.
+
+use custos_core::fields::FieldError;
+use custos_store::StoreError;
+
+/// Why a use case did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// No credentials, or unknown or revoked ones.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The thing named does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is malformed: a required parameter is missing or unreadable.
+    #[error("{message}")]
+    BadRequest {
+        /// The parameter at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The inventory says no: unknown collection or purpose, undeclared field, invalid value.
+    #[error("{message}")]
+    Invalid {
+        /// The field or parameter at fault.
+        field: Option<String>,
+        /// The rule broken.
+        rule: String,
+        /// What the rule expects.
+        message: String,
+    },
+    /// A conflicting change or a name already taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Storage is unreachable for now.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// The vault cannot start: configuration, key or inventory problems.
+    #[error("{0}")]
+    Setup(String),
+    /// Stored data failed a check (a ciphertext failed authentication, a row is unreadable).
+    #[error("stored data failed an integrity check: {0}")]
+    Integrity(String),
+    /// Anything else; the message is for logs, never for a response body.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl VaultError {
+    pub(crate) fn invalid(field: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
+        VaultError::Invalid { field: Some(field.into()), rule: rule.into(), message: message.into() }
+    }
+
+    pub(crate) fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        VaultError::BadRequest { field: Some(field.into()), message: message.into() }
+    }
+}
+
+impl From<FieldError> for VaultError {
+    fn from(e: FieldError) -> Self {
+        VaultError::Invalid { message: e.to_string(), field: Some(e.field), rule: e.rule.into() }
+    }
+}
+
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => VaultError::NotFound("record"),
+            StoreError::Conflict(m) => VaultError::Conflict(m),
+            StoreError::Unavailable(m) => VaultError::Unavailable(m),
+            StoreError::Corrupt(m) => VaultError::Integrity(m),
+            StoreError::SchemaTooNew { .. } => VaultError::Setup(e.to_string()),
+            other => VaultError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<custos_core::crypto::CryptoError> for VaultError {
+    fn from(e: custos_core::crypto::CryptoError) -> Self {
+        VaultError::Integrity(e.to_string())
+    }
+}

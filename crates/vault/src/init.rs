@@ -1,0 +1,53 @@
+//! `custos init`: a data directory with an example inventory, a new root key and an empty
+//! database.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use custos_core::crypto::RootKey;
+use custos_core::inventory::{EXAMPLE, Inventory};
+
+use crate::keys::{read_root_key, write_root_key};
+use crate::{Paths, SystemClock, Vault, VaultError};
+
+/// What `init` created.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// The inventory, and whether it was written now (an existing one is kept).
+    pub inventory: (PathBuf, bool),
+    /// The new root key file.
+    pub root_key: PathBuf,
+    /// The database.
+    pub database: PathBuf,
+}
+
+/// Initialises a data directory. An existing inventory is kept; an existing root key is never
+/// overwritten, so `init` refuses to run twice.
+///
+/// # Errors
+/// [`VaultError::Setup`] when a root key exists already or a file cannot be written.
+pub async fn init(dir: &Path) -> Result<InitReport, VaultError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| VaultError::Setup(format!("creating {}: {e}", dir.display())))?;
+    let paths = Paths::in_dir(dir);
+    let root = RootKey::generate(1)?;
+    write_root_key(&paths.root_key, &root)?;
+    let wrote_inventory = !paths.inventory.exists();
+    if wrote_inventory {
+        std::fs::write(&paths.inventory, EXAMPLE)
+            .map_err(|e| VaultError::Setup(format!("writing {}: {e}", paths.inventory.display())))?;
+    }
+    let text = std::fs::read_to_string(&paths.inventory)
+        .map_err(|e| VaultError::Setup(format!("reading {}: {e}", paths.inventory.display())))?;
+    let inventory =
+        Inventory::from_toml(&text).map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
+    let store = custos_store::open(&paths.database).await?;
+    let root = read_root_key(&paths.root_key)?;
+    Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
+    let custos_store::Location::Sqlite(db) = paths.database;
+    Ok(InitReport { inventory: (paths.inventory, wrote_inventory), root_key: paths.root_key, database: db })
+}

@@ -1,0 +1,359 @@
+//! Records: create, read for a purpose, search through a blind index, change and delete.
+
+use std::collections::BTreeMap;
+
+use custos_core::access::{Caller, Decision, SubjectState, WithholdReason, decide};
+use custos_core::audit::{Action, AuditEntry, Outcome, Withheld};
+use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
+use custos_core::fields::{self, Context, Mode, Validated};
+use custos_core::ids::{RecordId, SubjectId};
+use custos_core::inventory::{Collection, Purpose};
+use custos_store::{IndexEntry, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, RecordWithKey, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Principal, Vault, VaultError};
+
+/// How often a change is retried when a concurrent change to the same record won.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// A record just created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Created {
+    /// The record.
+    pub id: RecordId,
+    /// Its subject (created with it when none was given).
+    pub subject_id: SubjectId,
+}
+
+/// A field withheld from a read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithheldView {
+    /// The field.
+    pub field: String,
+    /// Why: `purpose_not_declared`, `role_not_allowed`, ...
+    pub reason: &'static str,
+}
+
+/// A record as one caller may see it for one purpose.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordView {
+    /// The record.
+    pub id: RecordId,
+    /// Its subject.
+    pub subject_id: SubjectId,
+    /// Its collection.
+    pub collection: String,
+    /// The purpose it was read for.
+    pub purpose: String,
+    /// The fields returned.
+    pub fields: Map<String, Value>,
+    /// The fields the record holds that were not returned, with reasons.
+    pub withheld: Vec<WithheldView>,
+}
+
+fn audit_for(p: &Principal, action: Action, collection: &str, id: RecordId, subject: SubjectId) -> AuditEntry {
+    let mut e = AuditEntry::new(&p.actor, action, Outcome::Ok);
+    e.collection = Some(collection.to_owned());
+    e.record_id = Some(id);
+    e.subject_id = Some(subject);
+    e
+}
+
+fn queued(e: &AuditEntry) -> QueuedAudit {
+    QueuedAudit { subject_id: e.subject_id, entry: e.to_bytes() }
+}
+
+impl Vault {
+    fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
+        self.inventory.collection(name).ok_or_else(|| {
+            VaultError::invalid("collection", "unknown_collection", format!("no collection {name:?} is declared in the inventory"))
+        })
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context { default_region: &self.inventory.organization.default_region }
+    }
+
+    /// Checks the purpose of a read: named, declared, and usable by the caller. A refusal is
+    /// audited, so attempts are accounted for as well as reads.
+    async fn purpose_for<'a>(
+        &'a self,
+        p: &Principal,
+        caller: Caller<'a>,
+        purpose: Option<&str>,
+        collection: &str,
+    ) -> Result<&'a Purpose, VaultError> {
+        let id = purpose
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| VaultError::bad_request("purpose", "every read of personal data names a purpose: add ?purpose=..."))?;
+        let purpose = self.inventory.purpose(id).ok_or_else(|| {
+            VaultError::invalid("purpose", "unknown_purpose", format!("no purpose {id:?} is declared in the inventory"))
+        })?;
+        if !caller.may_use(purpose) {
+            let mut e = AuditEntry::new(&p.actor, Action::RecordRead, Outcome::Denied);
+            e.collection = Some(collection.to_owned());
+            e.purpose = Some(purpose.id.clone());
+            self.store.append_audit(vec![queued(&e)]).await?;
+            return Err(VaultError::Forbidden(format!("role {:?} may not use purpose {:?}", p.role, purpose.id)));
+        }
+        Ok(purpose)
+    }
+
+    fn require_write(&self, p: &Principal) -> Result<(), VaultError> {
+        if self.caller(p)?.may_write() {
+            Ok(())
+        } else {
+            Err(VaultError::Forbidden(format!("role {:?} may not write records", p.role)))
+        }
+    }
+
+    fn encrypt(
+        &self,
+        key: &DataKey,
+        coll: &Collection,
+        collection: &str,
+        id: RecordId,
+        values: &Validated,
+        into: &mut BTreeMap<String, Vec<u8>>,
+        index: &mut Vec<IndexEntry>,
+    ) {
+        for (name, v) in values {
+            match v {
+                Some(n) => {
+                    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&n.value).expect("JSON values serialise"));
+                    let at = FieldBinding { record: id, collection, field: name };
+                    into.insert(name.clone(), key.encrypt_field(at, &plain));
+                    if coll.fields[name].searchable {
+                        let digest = self.keys.index.digest(collection, name, &n.index_form);
+                        index.push(IndexEntry { field: name.clone(), digest: digest.to_vec() });
+                    }
+                }
+                None => {
+                    into.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Creates a record: validates every field against the inventory, encrypts each with the
+    /// subject's key, indexes the searchable ones, and commits all with the audit entry.
+    ///
+    /// # Errors
+    /// `Forbidden` for a role that may not write; `Invalid` naming the field and the rule for
+    /// an unknown collection or subject, an undeclared field or a bad value.
+    pub async fn put_record(
+        &self,
+        p: &Principal,
+        collection: &str,
+        subject: Option<SubjectId>,
+        body: &Map<String, Value>,
+    ) -> Result<Created, VaultError> {
+        self.require_write(p)?;
+        let coll = self.collection(collection)?;
+        let values = fields::validate_record(coll, body, Mode::Create, self.context())?;
+        let now = self.now_ms();
+        let (subject_id, key, new_subject) = match subject {
+            Some(s) => {
+                let wrapped = self.store.subject_key(s).await?.ok_or_else(|| {
+                    VaultError::invalid("subject_id", "unknown_subject", "no subject with this id exists")
+                })?;
+                (s, self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?, None)
+            }
+            None => {
+                let s = SubjectId::random();
+                let key = DataKey::generate(1)?;
+                let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key);
+                (s, key, Some(NewSubject { id: s, wrapped_key, created_ms: now }))
+            }
+        };
+        let id = RecordId::random();
+        let mut enc = BTreeMap::new();
+        let mut index = Vec::new();
+        self.encrypt(&key, coll, collection, id, &values, &mut enc, &mut index);
+        let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
+        audit.fields = values.keys().cloned().collect();
+        let record = RecordRow {
+            id,
+            subject_id,
+            collection: collection.to_owned(),
+            fields: enc,
+            version: 1,
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.store.insert_record(NewRecord { record, new_subject, index, audit: queued(&audit) }).await?;
+        Ok(Created { id, subject_id })
+    }
+
+    /// Decides field by field what `caller` may see of a record for `purpose`, decrypting only
+    /// what is allowed. Returns the view and its audit entry.
+    fn view(&self, p: &Principal, caller: Caller<'_>, purpose: &Purpose, action: Action, rec: &RecordWithKey) -> Result<(RecordView, AuditEntry), VaultError> {
+        let r = &rec.record;
+        let coll = self.collection(&r.collection)?;
+        let key = self.keys.root.unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
+        let subject = SubjectState::default();
+        let mut fields = Map::new();
+        let mut withheld = Vec::new();
+        let mut audit = audit_for(p, action, &r.collection, r.id, r.subject_id);
+        audit.purpose = Some(purpose.id.clone());
+        for (name, ct) in &r.fields {
+            let decision = match coll.fields.get(name) {
+                Some(decl) => decide(caller, purpose, decl, &subject),
+                // A field dropped from the inventory since it was written is never returned.
+                None => Decision::Withhold(WithholdReason::PurposeNotDeclared),
+            };
+            match decision {
+                Decision::Allow => {
+                    let at = FieldBinding { record: r.id, collection: &r.collection, field: name };
+                    let plain = key.decrypt_field(at, ct)?;
+                    let v: Value = serde_json::from_slice(plain.expose_secret())
+                        .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+                    fields.insert(name.clone(), v);
+                    audit.fields.push(name.clone());
+                }
+                Decision::Withhold(reason) => {
+                    withheld.push(WithheldView { field: name.clone(), reason: reason.as_str() });
+                    audit.withheld.push(Withheld { field: name.clone(), reason });
+                }
+            }
+        }
+        let view = RecordView {
+            id: r.id,
+            subject_id: r.subject_id,
+            collection: r.collection.clone(),
+            purpose: purpose.id.clone(),
+            fields,
+            withheld,
+        };
+        Ok((view, audit))
+    }
+
+    async fn views(&self, p: &Principal, caller: Caller<'_>, purpose: &Purpose, action: Action, recs: &[RecordWithKey]) -> Result<Vec<RecordView>, VaultError> {
+        let mut views = Vec::with_capacity(recs.len());
+        let mut audits = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let (v, a) = self.view(p, caller, purpose, action, rec)?;
+            views.push(v);
+            audits.push(queued(&a));
+        }
+        if !audits.is_empty() {
+            // The read is accounted for before anything is returned.
+            self.store.append_audit(audits).await?;
+        }
+        Ok(views)
+    }
+
+    /// Reads a record for a purpose: the fields the caller may see, and the withheld ones
+    /// with reasons. The read is audited before it is returned.
+    ///
+    /// # Errors
+    /// `BadRequest` without a purpose; `Invalid` for an unknown collection or purpose;
+    /// `Forbidden` when the role may not use the purpose; `NotFound`.
+    pub async fn get_record(&self, p: &Principal, collection: &str, id: RecordId, purpose: Option<&str>) -> Result<RecordView, VaultError> {
+        self.collection(collection)?;
+        let caller = self.caller(p)?;
+        let purpose = self.purpose_for(p, caller, purpose, collection).await?;
+        let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
+        let mut v = self.views(p, caller, purpose, Action::RecordRead, std::slice::from_ref(&rec)).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Finds records by exact match on a searchable field through its blind index, after
+    /// normalising the value as it was normalised when stored.
+    ///
+    /// # Errors
+    /// As [`Vault::get_record`]; `Invalid` when the field is not searchable or the value is
+    /// not valid for its type; `Forbidden` when the field is not declared for the purpose.
+    pub async fn search(&self, p: &Principal, collection: &str, purpose: Option<&str>, field: &str, value: &str) -> Result<Vec<RecordView>, VaultError> {
+        let coll = self.collection(collection)?;
+        let caller = self.caller(p)?;
+        let purpose = self.purpose_for(p, caller, purpose, collection).await?;
+        let decl = coll.fields.get(field).ok_or_else(|| {
+            VaultError::invalid(field, "undeclared_field", "is not declared in the inventory for this collection")
+        })?;
+        if !decl.searchable {
+            return Err(VaultError::invalid(field, "not_searchable", "is not declared searchable in the inventory"));
+        }
+        if !decl.serves(&purpose.id) {
+            return Err(VaultError::Forbidden(format!(
+                "field {field:?} is not declared for purpose {:?}, so it cannot be searched for it",
+                purpose.id
+            )));
+        }
+        let n = fields::normalise(field, decl, &Value::String(value.to_owned()), self.context())?;
+        let digest = self.keys.index.digest(collection, field, &n.index_form);
+        let recs = self.store.find_by_digest(collection, field, &digest).await?;
+        self.views(p, caller, purpose, Action::RecordSearch, &recs).await
+    }
+
+    /// Every record of one subject, as the caller may see it for a purpose.
+    ///
+    /// # Errors
+    /// As [`Vault::get_record`]; `NotFound` for an unknown subject.
+    pub async fn subject_records(&self, p: &Principal, subject: SubjectId, purpose: Option<&str>) -> Result<Vec<RecordView>, VaultError> {
+        let caller = self.caller(p)?;
+        let purpose = self.purpose_for(p, caller, purpose, "*").await?;
+        let recs = self.store.subject_records(subject).await?;
+        if recs.is_empty() && self.store.subject_key(subject).await?.is_none() {
+            return Err(VaultError::NotFound("subject"));
+        }
+        self.views(p, caller, purpose, Action::RecordRead, &recs).await
+    }
+
+    /// Changes some fields of a record; `null` removes an optional field. Retried when a
+    /// concurrent change to the same record commits first, so neither change is lost.
+    ///
+    /// # Errors
+    /// As [`Vault::put_record`]; `NotFound`; `BadRequest` for an empty change.
+    pub async fn update_record(&self, p: &Principal, collection: &str, id: RecordId, body: &Map<String, Value>) -> Result<(), VaultError> {
+        self.require_write(p)?;
+        let coll = self.collection(collection)?;
+        if body.is_empty() {
+            return Err(VaultError::bad_request("fields", "name at least one field to change"));
+        }
+        let values = fields::validate_record(coll, body, Mode::Patch, self.context())?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
+            let key = self.keys.root.unwrap(WrapContext::Subject(rec.record.subject_id), &rec.wrapped_key)?;
+            let mut record = rec.record;
+            let mut index = Vec::new();
+            let mut enc = std::mem::take(&mut record.fields);
+            self.encrypt(&key, coll, collection, id, &values, &mut enc, &mut index);
+            record.fields = enc;
+            record.updated_ms = self.now_ms();
+            let reindexed_fields = values.keys().filter(|n| coll.fields[*n].searchable).cloned().collect();
+            let mut audit = audit_for(p, Action::RecordUpdate, collection, id, record.subject_id);
+            audit.fields = values.keys().cloned().collect();
+            let change = RecordChange { record, reindexed_fields, index, audit: queued(&audit) };
+            match self.store.update_record(change).await {
+                Err(StoreError::Conflict(_)) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(VaultError::Conflict("the record is being changed by others; try again".into()))
+    }
+
+    /// Deletes a record and its blind-index entries.
+    ///
+    /// # Errors
+    /// `Forbidden` for a role that may not write; `NotFound`.
+    pub async fn delete_record(&self, p: &Principal, collection: &str, id: RecordId) -> Result<(), VaultError> {
+        self.require_write(p)?;
+        self.collection(collection)?;
+        let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
+        let audit = audit_for(p, Action::RecordDelete, collection, id, rec.record.subject_id);
+        self.store.delete_record(collection, id, queued(&audit)).await.map_err(|e| match e {
+            StoreError::NotFound => VaultError::NotFound("record"),
+            e => e.into(),
+        })
+    }
+
+    /// The number of records in a collection.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn count_records(&self, collection: &str) -> Result<u64, VaultError> {
+        Ok(self.store.count_records(collection).await?)
+    }
+}
