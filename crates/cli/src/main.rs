@@ -1,1 +1,264 @@
-fn main() {}
+//! `custos`: flags and glue over the vault and the server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use custos_core::inventory::Inventory;
+use custos_vault::{DEMO_CUSTOMERS, Paths, Principal, Vault, demo_customer};
+
+#[derive(Parser)]
+#[command(name = "custos", version, about = "Customer-data protection: a privacy vault, a consent ledger and a privacy-operations desk")]
+struct Cli {
+    /// The data directory: custos.toml, root.key and the embedded database.
+    #[arg(long, global = true, env = "CUSTOS_DATA_DIR", default_value = "./custos-data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: an example custos.toml, a new root key (mode 0600), an empty database.
+    Init,
+    /// Serve the HTTP API.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Initialise an empty data directory, load synthetic customers, and print an admin key
+        /// and example requests.
+        #[arg(long)]
+        demo: bool,
+        /// How many synthetic customers --demo loads into an empty data directory.
+        #[arg(long, default_value_t = DEMO_CUSTOMERS, requires = "demo")]
+        demo_records: usize,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Work with inventories.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key; prints the key alone on standard output, once.
+    Create {
+        /// A unique name for the key.
+        #[arg(long)]
+        name: String,
+        /// The role it holds: admin or a role from the inventory.
+        #[arg(long)]
+        role: String,
+    },
+    /// List keys (names, roles, dates; never the keys).
+    List,
+    /// Revoke a key by name.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the Merkle tree over every entry and check every signed head.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum InventoryCommand {
+    /// Print every problem in an inventory, with its line.
+    Check {
+        /// The inventory file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = cli.data_dir;
+    match cli.command {
+        Command::Init => {
+            let r = custos_vault::init(&dir).await?;
+            let (inv, wrote) = r.inventory;
+            eprintln!("initialised {}", dir.display());
+            eprintln!("  inventory  {}{}", inv.display(), if wrote { " (example: edit it to declare what you collect)" } else { " (kept)" });
+            eprintln!("  root key   {} (mode 0600: back it up; without it the data cannot be read)", r.root_key.display());
+            eprintln!("  database   {}", r.database.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, demo, demo_records } => serve(&dir, listen, demo.then_some(demo_records)).await,
+        Command::Apikey { command } => {
+            let vault = open(&dir).await?;
+            match command {
+                ApikeyCommand::Create { name, role } => {
+                    let k = vault.create_api_key(&Principal::cli(), &name, &role).await?;
+                    eprintln!("created API key {:?} with role {role}; it is shown once, here:", k.name);
+                    println!("{}", k.secret.expose_secret());
+                }
+                ApikeyCommand::List => {
+                    println!("{:<24} {:<20} {:<24} revoked", "name", "role", "created");
+                    for k in vault.api_keys().await? {
+                        let revoked = k.revoked_ms.map_or_else(|| "-".to_owned(), time);
+                        println!("{:<24} {:<20} {:<24} {revoked}", k.name, k.role, time(k.created_ms));
+                    }
+                }
+                ApikeyCommand::Revoke { name } => {
+                    vault.revoke_api_key(&Principal::cli(), &name).await?;
+                    eprintln!("revoked API key {name:?}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let vault = open(&dir).await?;
+            match vault.verify_audit().await? {
+                Ok(r) => {
+                    println!("ok: {} entries, root {}, {} signed heads checked", r.size, r.root_hash, r.heads_checked);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(fault) => {
+                    println!("FAILED: {fault}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Inventory { command: InventoryCommand::Check { file } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            match Inventory::from_toml(&text) {
+                Ok(inv) => {
+                    let fields: usize = inv.collections.values().map(|c| c.fields.len()).sum();
+                    println!(
+                        "{}: ok ({} purposes, {} roles, {} collections, {fields} fields)",
+                        file.display(),
+                        inv.purposes.len(),
+                        inv.roles.len(),
+                        inv.collections.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    for p in &e.problems {
+                        println!("{}: {p}", file.display());
+                    }
+                    eprintln!("{} problem(s) found", e.problems.len());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+fn time(ms: i64) -> String {
+    custos_core::audit::format_time_ms(ms)
+}
+
+async fn open(dir: &Path) -> Result<Arc<Vault>> {
+    let vault = Vault::open(&Paths::in_dir(dir)).await.with_context(|| format!("opening the vault in {}", dir.display()))?;
+    Ok(Arc::new(vault))
+}
+
+async fn serve(dir: &Path, listen: SocketAddr, demo: Option<usize>) -> Result<ExitCode> {
+    let fresh = !Paths::in_dir(dir).root_key.exists();
+    if demo.is_some() && fresh {
+        custos_vault::init(dir).await?;
+        eprintln!("initialised {} with the example inventory", dir.display());
+    }
+    let vault = open(dir).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if let Some(n) = demo {
+        if fresh {
+            eprintln!("loading {n} synthetic customers...");
+            vault.load_demo(n).await?;
+        }
+        print_demo(&vault, addr).await?;
+    }
+    eprintln!("custos listening on http://{addr}");
+    custos_server::serve(vault, listener, shutdown()).await?;
+    eprintln!("custos stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
+    let name = format!("demo-admin-{}", std::process::id());
+    let key = vault.create_api_key(&Principal::cli(), &name, "admin").await?;
+    let key = key.secret.expose_secret();
+    let email = demo_customer(0)["email"].as_str().unwrap_or_default().to_owned();
+    let found = vault.search(&Principal::cli(), "customers", Some("billing"), "email", &email).await?;
+    let Some(first) = found.first() else {
+        bail!("the demo customer {email} is not in this vault: use --demo with an empty data directory");
+    };
+    let base = format!("http://{addr}");
+    println!();
+    println!("Demo admin API key (shown once): {key}");
+    println!();
+    println!("Try:");
+    println!("  # find a customer by email, for support");
+    println!("  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records?purpose=support&email={}'", email.to_uppercase());
+    println!("  # read one record for billing: fields not declared for billing are withheld, with the reason");
+    println!("  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records/{}?purpose=billing'", first.id);
+    println!("  # store a new customer");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -X POST {base}/v1/collections/customers/records -d '{{\"fields\":{{\"name\":\"Mary Somerville\",\"email\":\"mary@example.org\",\"phone\":\"+44 20 7946 0999\"}}}}'"
+    );
+    println!();
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,1 +1,73 @@
-//! placeholder
+//! The Custos HTTP API: axum routers over a [`custos_vault::Vault`], with authentication,
+//! limits, metrics and an OpenAPI 3.1 document generated from the handlers themselves.
+//!
+//! Handlers parse, call one vault method, and serialise. No SQL, no crypto and no policy
+//! lives here.
+
+mod api;
+mod auth;
+mod error;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use custos_vault::Vault;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long one request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The vault.
+    pub vault: Arc<Vault>,
+    /// Request counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole application as a router, ready for `axum::serve` or for `oneshot` in tests.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = api::router().split_for_parts();
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, running the audit sequencer
+/// alongside.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    vault: Arc<Vault>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(200)));
+    let state = AppState { vault, metrics: Arc::new(Metrics::default()) };
+    let result = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sequencer.abort();
+    result
+}

@@ -6,6 +6,7 @@
 //! acknowledged write is durable (WAL, `synchronous=FULL`). Reads run on a small pool of
 //! read-only connections on the blocking thread pool.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -293,6 +294,16 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            // Only the vault's own user may read the database (and so its WAL and journal,
+            // which SQLite creates with the database's mode).
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+        }
         let mut conn = Connection::open(path).map_err(backend)?;
         pragmas(&conn)?;
         migrate(&mut conn)?;

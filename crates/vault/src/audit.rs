@@ -280,3 +280,13 @@ impl Vault {
         Ok(Ok(VerifyReport { size, root_hash: hex::encode(range.root()), heads_checked: heads.len() }))
     }
 }
+
+impl Vault {
+    /// The number of entries integrated into the tree.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn audit_size(&self) -> Result<u64, VaultError> {
+        Ok(self.store.tree_state().await?.size)
+    }
+}
