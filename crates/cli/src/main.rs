@@ -11,10 +11,19 @@ use custos_core::inventory::Inventory;
 use custos_vault::{DEMO_CUSTOMERS, Paths, Principal, Vault, demo_customer};
 
 #[derive(Parser)]
-#[command(name = "custos", version, about = "Customer-data protection: a privacy vault, a consent ledger and a privacy-operations desk")]
+#[command(
+    name = "custos",
+    version,
+    about = "Customer-data protection: a privacy vault, a consent ledger and a privacy-operations desk"
+)]
 struct Cli {
     /// The data directory: custos.toml, root.key and the embedded database.
-    #[arg(long, global = true, env = "CUSTOS_DATA_DIR", default_value = "./custos-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTOS_DATA_DIR",
+        default_value = "./custos-data"
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -111,7 +120,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -121,25 +133,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let r = custos_vault::init(&dir).await?;
             let (inv, wrote) = r.inventory;
             eprintln!("initialised {}", dir.display());
-            eprintln!("  inventory  {}{}", inv.display(), if wrote { " (example: edit it to declare what you collect)" } else { " (kept)" });
-            eprintln!("  root key   {} (mode 0600: back it up; without it the data cannot be read)", r.root_key.display());
+            eprintln!(
+                "  inventory  {}{}",
+                inv.display(),
+                if wrote {
+                    " (example: edit it to declare what you collect)"
+                } else {
+                    " (kept)"
+                }
+            );
+            eprintln!(
+                "  root key   {} (mode 0600: back it up; without it the data cannot be read)",
+                r.root_key.display()
+            );
             eprintln!("  database   {}", r.database.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, demo, demo_records } => serve(&dir, listen, demo.then_some(demo_records)).await,
+        Command::Serve {
+            listen,
+            demo,
+            demo_records,
+        } => serve(&dir, listen, demo.then_some(demo_records)).await,
         Command::Apikey { command } => {
             let vault = open(&dir).await?;
             match command {
                 ApikeyCommand::Create { name, role } => {
-                    let k = vault.create_api_key(&Principal::cli(), &name, &role).await?;
-                    eprintln!("created API key {:?} with role {role}; it is shown once, here:", k.name);
+                    let k = vault
+                        .create_api_key(&Principal::cli(), &name, &role)
+                        .await?;
+                    eprintln!(
+                        "created API key {:?} with role {role}; it is shown once, here:",
+                        k.name
+                    );
                     println!("{}", k.secret.expose_secret());
                 }
                 ApikeyCommand::List => {
                     println!("{:<24} {:<20} {:<24} revoked", "name", "role", "created");
                     for k in vault.api_keys().await? {
                         let revoked = k.revoked_ms.map_or_else(|| "-".to_owned(), time);
-                        println!("{:<24} {:<20} {:<24} {revoked}", k.name, k.role, time(k.created_ms));
+                        println!(
+                            "{:<24} {:<20} {:<24} {revoked}",
+                            k.name,
+                            k.role,
+                            time(k.created_ms)
+                        );
                     }
                 }
                 ApikeyCommand::Revoke { name } => {
@@ -149,11 +186,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let vault = open(&dir).await?;
             match vault.verify_audit().await? {
                 Ok(r) => {
-                    println!("ok: {} entries, root {}, {} signed heads checked", r.size, r.root_hash, r.heads_checked);
+                    println!(
+                        "ok: {} entries, root {}, {} signed heads checked",
+                        r.size, r.root_hash, r.heads_checked
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(fault) => {
@@ -162,8 +204,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Inventory { command: InventoryCommand::Check { file } } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        Command::Inventory {
+            command: InventoryCommand::Check { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             match Inventory::from_toml(&text) {
                 Ok(inv) => {
                     let fields: usize = inv.collections.values().map(|c| c.fields.len()).sum();
@@ -193,7 +238,9 @@ fn time(ms: i64) -> String {
 }
 
 async fn open(dir: &Path) -> Result<Arc<Vault>> {
-    let vault = Vault::open(&Paths::in_dir(dir)).await.with_context(|| format!("opening the vault in {}", dir.display()))?;
+    let vault = Vault::open(&Paths::in_dir(dir))
+        .await
+        .with_context(|| format!("opening the vault in {}", dir.display()))?;
     Ok(Arc::new(vault))
 }
 
@@ -204,7 +251,9 @@ async fn serve(dir: &Path, listen: SocketAddr, demo: Option<usize>) -> Result<Ex
         eprintln!("initialised {} with the example inventory", dir.display());
     }
     let vault = open(dir).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     if let Some(n) = demo {
         if fresh {
@@ -221,12 +270,27 @@ async fn serve(dir: &Path, listen: SocketAddr, demo: Option<usize>) -> Result<Ex
 
 async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
     let name = format!("demo-admin-{}", std::process::id());
-    let key = vault.create_api_key(&Principal::cli(), &name, "admin").await?;
+    let key = vault
+        .create_api_key(&Principal::cli(), &name, "admin")
+        .await?;
     let key = key.secret.expose_secret();
-    let email = demo_customer(0)["email"].as_str().unwrap_or_default().to_owned();
-    let found = vault.search(&Principal::cli(), "customers", Some("billing"), "email", &email).await?;
+    let email = demo_customer(0)["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let found = vault
+        .search(
+            &Principal::cli(),
+            "customers",
+            Some("billing"),
+            "email",
+            &email,
+        )
+        .await?;
     let Some(first) = found.first() else {
-        bail!("the demo customer {email} is not in this vault: use --demo with an empty data directory");
+        bail!(
+            "the demo customer {email} is not in this vault: use --demo with an empty data directory"
+        );
     };
     let base = format!("http://{addr}");
     println!();
@@ -234,9 +298,17 @@ async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
     println!();
     println!("Try:");
     println!("  # find a customer by email, for support");
-    println!("  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records?purpose=support&email={}'", email.to_uppercase());
-    println!("  # read one record for billing: fields not declared for billing are withheld, with the reason");
-    println!("  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records/{}?purpose=billing'", first.id);
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records?purpose=support&email={}'",
+        email.to_uppercase()
+    );
+    println!(
+        "  # read one record for billing: fields not declared for billing are withheld, with the reason"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/collections/customers/records/{}?purpose=billing'",
+        first.id
+    );
     println!("  # store a new customer");
     println!(
         "  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -X POST {base}/v1/collections/customers/records -d '{{\"fields\":{{\"name\":\"Mary Somerville\",\"email\":\"mary@example.org\",\"phone\":\"+44 20 7946 0999\"}}}}'"

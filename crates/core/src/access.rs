@@ -70,7 +70,12 @@ pub enum Decision {
 }
 
 /// Decides whether `caller` may see a field declared as `field` for `purpose`.
-pub fn decide(caller: Caller<'_>, purpose: &Purpose, field: &FieldDecl, _subject: &SubjectState) -> Decision {
+pub fn decide(
+    caller: Caller<'_>,
+    purpose: &Purpose,
+    field: &FieldDecl,
+    _subject: &SubjectState,
+) -> Decision {
     if !caller.may_use(purpose) {
         return Decision::Withhold(WithholdReason::RoleNotAllowed);
     }
@@ -128,11 +133,19 @@ mod tests {
                 } else {
                     Decision::Withhold(WithholdReason::PurposeNotDeclared)
                 };
-                assert_eq!(decide(caller, purpose, decl, &SubjectState::default()), want, "{line}: {name}");
+                assert_eq!(
+                    decide(caller, purpose, decl, &SubjectState::default()),
+                    want,
+                    "{line}: {name}"
+                );
                 seen += 1;
             }
         }
-        assert_eq!(seen, (inv.roles.len() + 1) * inv.purposes.len() * fields.len(), "the table covers every combination");
+        assert_eq!(
+            seen,
+            (inv.roles.len() + 1) * inv.purposes.len() * fields.len(),
+            "the table covers every combination"
+        );
     }
 
     #[test]

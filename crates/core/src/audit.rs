@@ -99,8 +99,10 @@ pub struct AuditEntry {
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
 pub fn format_time_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
 }
 
 impl AuditEntry {
@@ -160,7 +162,10 @@ impl TreeHead {
     /// Signs this head.
     pub fn sign(self, key: &SigningKey) -> SignedTreeHead {
         let signature = key.sign(&self.signing_message()).to_bytes();
-        SignedTreeHead { head: self, signature }
+        SignedTreeHead {
+            head: self,
+            signature,
+        }
     }
 }
 
@@ -185,7 +190,8 @@ impl SignedTreeHead {
     /// [`BadSignature`] when it does not verify.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), BadSignature> {
         let sig = Signature::from_bytes(&self.signature);
-        key.verify(&self.head.signing_message(), &sig).map_err(|_| BadSignature(self.head.size))
+        key.verify(&self.head.signing_message(), &sig)
+            .map_err(|_| BadSignature(self.head.size))
     }
 }
 
@@ -199,17 +205,27 @@ mod tests {
         let mut e = AuditEntry::new("apikey:ops", Action::RecordRead, Outcome::Ok);
         e.purpose = Some("billing".into());
         e.fields = vec!["email".into()];
-        e.withheld = vec![Withheld { field: "notes".into(), reason: WithholdReason::PurposeNotDeclared }];
+        e.withheld = vec![Withheld {
+            field: "notes".into(),
+            reason: WithholdReason::PurposeNotDeclared,
+        }];
         let b = e.to_bytes();
         assert_eq!(AuditEntry::from_bytes(&b).unwrap(), e);
         let s = String::from_utf8(b).unwrap();
-        assert!(s.contains("\"action\":\"record.read\"") && s.contains("purpose_not_declared"), "{s}");
+        assert!(
+            s.contains("\"action\":\"record.read\"") && s.contains("purpose_not_declared"),
+            "{s}"
+        );
     }
 
     #[test]
     fn signed_heads_verify_and_tampering_is_caught() {
         let key = DataKey::generate(1).unwrap().to_signing_key();
-        let head = TreeHead { size: 7, root: [9; 32], timestamp_ms: 1_700_000_000_000 };
+        let head = TreeHead {
+            size: 7,
+            root: [9; 32],
+            timestamp_ms: 1_700_000_000_000,
+        };
         let sth = head.sign(&key);
         sth.verify(&key.verifying_key()).unwrap();
         let mut bad = sth;

@@ -71,7 +71,13 @@ fn seal(key: &[u8; KEY_LEN], version: u32, aad_tail: &[u8], plaintext: &[u8]) ->
     out.extend_from_slice(nonce.as_slice());
     let aad = [&out[..5], aad_tail].concat();
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
     out.extend_from_slice(&ct);
     out
@@ -94,7 +100,13 @@ fn open(key: &[u8; KEY_LEN], aad_tail: &[u8], ct: &[u8]) -> Result<Secret<Vec<u8
     let nonce = Nonce::try_from(&ct[5..HEADER_LEN]).map_err(|_| CryptoError::Malformed)?;
     let aad = [&ct[..5], aad_tail].concat();
     cipher
-        .decrypt(&nonce, Payload { msg: &ct[HEADER_LEN..], aad: &aad })
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: &ct[HEADER_LEN..],
+                aad: &aad,
+            },
+        )
         .map(Secret::new)
         .map_err(|_| CryptoError::Decrypt)
 }
@@ -143,7 +155,10 @@ impl RootKey {
     /// # Errors
     /// [`CryptoError::Rng`] when the system cannot supply randomness.
     pub fn generate(version: u32) -> Result<Self, CryptoError> {
-        Ok(Self { version, key: random_key()? })
+        Ok(Self {
+            version,
+            key: random_key()?,
+        })
     }
 
     /// This key's version.
@@ -158,13 +173,20 @@ impl RootKey {
     pub fn from_file_contents(contents: &str) -> Result<Self, CryptoError> {
         let mut parts = contents.split_whitespace();
         if parts.next() != Some(KEY_FILE_PREFIX) {
-            return Err(CryptoError::KeyFile("it does not start with custos-root-key-v1"));
+            return Err(CryptoError::KeyFile(
+                "it does not start with custos-root-key-v1",
+            ));
         }
-        let version = parts
+        let version =
+            parts
+                .next()
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or(CryptoError::KeyFile(
+                    "the key version is missing or not a number",
+                ))?;
+        let hex_key = parts
             .next()
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or(CryptoError::KeyFile("the key version is missing or not a number"))?;
-        let hex_key = parts.next().ok_or(CryptoError::KeyFile("the key is missing"))?;
+            .ok_or(CryptoError::KeyFile("the key is missing"))?;
         if parts.next().is_some() {
             return Err(CryptoError::KeyFile("unexpected text after the key"));
         }
@@ -173,7 +195,10 @@ impl RootKey {
             .map_err(|_| CryptoError::KeyFile("the key is not 64 hexadecimal digits"))?;
         let secret = Secret::new(key);
         key.zeroize();
-        Ok(Self { version, key: secret })
+        Ok(Self {
+            version,
+            key: secret,
+        })
     }
 
     /// The key file's text. It is a secret: write it to a file with mode 0600 and nowhere else.
@@ -215,7 +240,10 @@ impl RootKey {
         key.copy_from_slice(&p[4..]);
         let secret = Secret::new(key);
         key.zeroize();
-        Ok(DataKey { version, key: secret })
+        Ok(DataKey {
+            version,
+            key: secret,
+        })
     }
 }
 
@@ -260,7 +288,10 @@ impl DataKey {
     /// # Errors
     /// [`CryptoError::Rng`] when the system cannot supply randomness.
     pub fn generate(version: u32) -> Result<Self, CryptoError> {
-        Ok(Self { version, key: random_key()? })
+        Ok(Self {
+            version,
+            key: random_key()?,
+        })
     }
 
     /// This key's version, carried by every ciphertext it makes.
@@ -278,7 +309,11 @@ impl DataKey {
     /// # Errors
     /// [`CryptoError::Decrypt`] when the ciphertext was made for another record or field, or
     /// was altered; [`CryptoError::UnknownKeyVersion`] when it names another key version.
-    pub fn decrypt_field(&self, at: FieldBinding<'_>, ct: &[u8]) -> Result<Secret<Vec<u8>>, CryptoError> {
+    pub fn decrypt_field(
+        &self,
+        at: FieldBinding<'_>,
+        ct: &[u8],
+    ) -> Result<Secret<Vec<u8>>, CryptoError> {
         let v = ciphertext_key_version(ct)?;
         if v != self.version {
             return Err(CryptoError::UnknownKeyVersion(v));
@@ -334,7 +369,11 @@ mod tests {
     use super::*;
 
     fn binding(record: RecordId, field: &str) -> FieldBinding<'_> {
-        FieldBinding { record, collection: "customers", field }
+        FieldBinding {
+            record,
+            collection: "customers",
+            field,
+        }
     }
 
     #[test]
@@ -352,13 +391,23 @@ mod tests {
         let k = DataKey::generate(1).unwrap();
         let r = RecordId::random();
         let ct = k.encrypt_field(binding(r, "email"), b"ada@example.com");
-        assert!(matches!(k.decrypt_field(binding(r, "notes"), &ct), Err(CryptoError::Decrypt)));
+        assert!(matches!(
+            k.decrypt_field(binding(r, "notes"), &ct),
+            Err(CryptoError::Decrypt)
+        ));
         assert!(matches!(
             k.decrypt_field(binding(RecordId::random(), "email"), &ct),
             Err(CryptoError::Decrypt)
         ));
-        let other_collection = FieldBinding { record: r, collection: "orders", field: "email" };
-        assert!(matches!(k.decrypt_field(other_collection, &ct), Err(CryptoError::Decrypt)));
+        let other_collection = FieldBinding {
+            record: r,
+            collection: "orders",
+            field: "email",
+        };
+        assert!(matches!(
+            k.decrypt_field(other_collection, &ct),
+            Err(CryptoError::Decrypt)
+        ));
     }
 
     #[test]
@@ -396,7 +445,10 @@ mod tests {
         let r = RecordId::random();
         let ct = dk.encrypt_field(binding(r, "email"), b"v");
         assert!(back.decrypt_field(binding(r, "email"), &ct).is_ok());
-        assert!(root.unwrap(WrapContext::Subject(SubjectId::random()), &w).is_err());
+        assert!(
+            root.unwrap(WrapContext::Subject(SubjectId::random()), &w)
+                .is_err()
+        );
         assert!(root.unwrap(WrapContext::Named("index"), &w).is_err());
         let other_root = RootKey::generate(1).unwrap();
         assert!(other_root.unwrap(WrapContext::Subject(s), &w).is_err());
@@ -411,7 +463,12 @@ mod tests {
         let dk = DataKey::generate(1).unwrap();
         let w = root.wrap(WrapContext::Named("index"), &dk);
         assert!(back.unwrap(WrapContext::Named("index"), &w).is_ok());
-        for bad in ["", "custos-root-key-v1", "custos-root-key-v1 1 zz", "other 1 00"] {
+        for bad in [
+            "",
+            "custos-root-key-v1",
+            "custos-root-key-v1 1 zz",
+            "other 1 00",
+        ] {
             assert!(RootKey::from_file_contents(bad).is_err(), "{bad:?}");
         }
         assert!(!format!("{root:?}").contains(&text.expose_secret()[21..]));

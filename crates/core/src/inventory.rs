@@ -93,7 +93,11 @@ impl LegalBasis {
 
     /// The basis's name as written in the inventory.
     pub fn as_str(&self) -> &'static str {
-        Self::ALL.iter().find(|(_, b)| b == self).map(|(s, _)| *s).expect("every basis is listed")
+        Self::ALL
+            .iter()
+            .find(|(_, b)| b == self)
+            .map(|(s, _)| *s)
+            .expect("every basis is listed")
     }
 }
 
@@ -101,7 +105,11 @@ impl FromStr for LegalBasis {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, b)| *b).ok_or(())
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, b)| *b)
+            .ok_or(())
     }
 }
 
@@ -200,7 +208,11 @@ impl FieldType {
 
     /// The type's name as written in the inventory.
     pub fn as_str(&self) -> &'static str {
-        Self::ALL.iter().find(|(_, t)| t == self).map(|(s, _)| *s).expect("every type is listed")
+        Self::ALL
+            .iter()
+            .find(|(_, t)| t == self)
+            .map(|(s, _)| *s)
+            .expect("every type is listed")
     }
 
     /// Whether a blind index over this type makes sense: not for booleans (two values, so an
@@ -214,7 +226,11 @@ impl FromStr for FieldType {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, t)| *t).ok_or(())
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, t)| *t)
+            .ok_or(())
     }
 }
 
@@ -301,7 +317,11 @@ impl FromStr for Retention {
         if amount == 0 || amount > 100 * 366 {
             return Err(err());
         }
-        Ok(Retention::Period { amount, unit, anchor })
+        Ok(Retention::Period {
+            amount,
+            unit,
+            anchor,
+        })
     }
 }
 
@@ -309,7 +329,11 @@ impl fmt::Display for Retention {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Retention::UntilConsentWithdrawn => f.write_str("until consent withdrawn"),
-            Retention::Period { amount, unit, anchor } => {
+            Retention::Period {
+                amount,
+                unit,
+                anchor,
+            } => {
                 let u = match unit {
                     PeriodUnit::Days => "d",
                     PeriodUnit::Weeks => "w",
@@ -363,7 +387,11 @@ pub struct InventoryError {
 impl fmt::Display for InventoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "the inventory has {n} problem{}", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "the inventory has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             write!(f, "\n  {p}")?;
         }
@@ -460,11 +488,18 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line_of(&self, span: std::ops::Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+        self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn report(&mut self, line: Option<usize>, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { line, path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            line,
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -475,7 +510,9 @@ impl Inventory {
     /// An [`InventoryError`] listing every problem found, each with its line and path.
     pub fn from_toml(text: &str) -> Result<Inventory, InventoryError> {
         let raw: RawInventory = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             InventoryError {
                 problems: vec![Problem {
                     line,
@@ -484,11 +521,18 @@ impl Inventory {
                 }],
             }
         })?;
-        let mut c = Checker { text, problems: Vec::new() };
+        let mut c = Checker {
+            text,
+            problems: Vec::new(),
+        };
 
         let organization = match raw.organization {
             None => {
-                c.report(None, "organization", "the [organization] table is missing: name the controller and a contact");
+                c.report(
+                    None,
+                    "organization",
+                    "the [organization] table is missing: name the controller and a contact",
+                );
                 None
             }
             Some(o) => {
@@ -497,17 +541,33 @@ impl Inventory {
                 let name = o.name.filter(|s| !s.trim().is_empty());
                 let contact = o.contact.filter(|s| !s.trim().is_empty());
                 if name.is_none() {
-                    c.report(line, "organization.name", "the controller's name is missing");
+                    c.report(
+                        line,
+                        "organization.name",
+                        "the controller's name is missing",
+                    );
                 }
                 if contact.is_none() {
-                    c.report(line, "organization.contact", "a contact for privacy questions is missing");
+                    c.report(
+                        line,
+                        "organization.contact",
+                        "a contact for privacy questions is missing",
+                    );
                 }
                 let region = o.default_region.unwrap_or_else(|| "GB".into());
                 if !countries::is_alpha2(&region) {
-                    c.report(line, "organization.default_region", format!("{region:?} is not an ISO 3166-1 alpha-2 country code"));
+                    c.report(
+                        line,
+                        "organization.default_region",
+                        format!("{region:?} is not an ISO 3166-1 alpha-2 country code"),
+                    );
                 }
                 match (name, contact) {
-                    (Some(name), Some(contact)) => Some(Organization { name, contact, default_region: region }),
+                    (Some(name), Some(contact)) => Some(Organization {
+                        name,
+                        contact,
+                        default_region: region,
+                    }),
                     _ => None,
                 }
             }
@@ -520,20 +580,36 @@ impl Inventory {
             let p = p.into_inner();
             let path = format!("processors[{i}] ({})", p.id);
             if !is_identifier(&p.id) {
-                c.report(line, &path, "the id must be lower snake_case (a-z, 0-9, _), starting with a letter");
+                c.report(
+                    line,
+                    &path,
+                    "the id must be lower snake_case (a-z, 0-9, _), starting with a letter",
+                );
             }
             if !processor_ids.insert(p.id.clone()) {
                 c.report(line, &path, "a processor with this id is declared twice");
             }
             let country = p.country.unwrap_or_default();
             if !countries::is_alpha2(&country) {
-                c.report(line, format!("{path}.country"), "the processor's country must be an ISO 3166-1 alpha-2 code");
+                c.report(
+                    line,
+                    format!("{path}.country"),
+                    "the processor's country must be an ISO 3166-1 alpha-2 code",
+                );
             }
             let name = p.name.unwrap_or_default();
             if name.trim().is_empty() {
-                c.report(line, format!("{path}.name"), "the processor's name is missing");
+                c.report(
+                    line,
+                    format!("{path}.name"),
+                    "the processor's name is missing",
+                );
             }
-            processors.push(Processor { id: p.id, name, country });
+            processors.push(Processor {
+                id: p.id,
+                name,
+                country,
+            });
         }
 
         let mut purposes = Vec::new();
@@ -543,14 +619,22 @@ impl Inventory {
             let p = p.into_inner();
             let path = format!("purposes[{i}] ({})", p.id);
             if !is_identifier(&p.id) {
-                c.report(line, &path, "the id must be lower snake_case (a-z, 0-9, _), starting with a letter");
+                c.report(
+                    line,
+                    &path,
+                    "the id must be lower snake_case (a-z, 0-9, _), starting with a letter",
+                );
             }
             if !purpose_ids.insert(p.id.clone()) {
                 c.report(line, &path, "a purpose with this id is declared twice");
             }
             let description = p.description.unwrap_or_default();
             if description.trim().is_empty() {
-                c.report(line, format!("{path}.description"), "the purpose has no description for the privacy notice");
+                c.report(
+                    line,
+                    format!("{path}.description"),
+                    "the purpose has no description for the privacy notice",
+                );
             }
             let basis = match p.legal_basis.as_deref() {
                 None => {
@@ -567,11 +651,20 @@ impl Inventory {
             };
             for r in &p.recipients {
                 if !processor_ids.contains(r) {
-                    c.report(line, format!("{path}.recipients"), format!("unknown processor {r:?}: declare it under [[processors]]"));
+                    c.report(
+                        line,
+                        format!("{path}.recipients"),
+                        format!("unknown processor {r:?}: declare it under [[processors]]"),
+                    );
                 }
             }
             if let Some(legal_basis) = basis {
-                purposes.push(Purpose { id: p.id, description, legal_basis, recipients: p.recipients });
+                purposes.push(Purpose {
+                    id: p.id,
+                    description,
+                    legal_basis,
+                    recipients: p.recipients,
+                });
             }
         }
 
@@ -584,20 +677,36 @@ impl Inventory {
             if r.id == ADMIN_ROLE {
                 c.report(line, &path, "admin is built in and cannot be redefined");
             } else if !is_identifier(&r.id) {
-                c.report(line, &path, "the id must be lower snake_case (a-z, 0-9, _), starting with a letter");
+                c.report(
+                    line,
+                    &path,
+                    "the id must be lower snake_case (a-z, 0-9, _), starting with a letter",
+                );
             }
             if !role_ids.insert(r.id.clone()) {
                 c.report(line, &path, "a role with this id is declared twice");
             }
             if r.purposes.is_empty() && !r.may_write {
-                c.report(line, format!("{path}.purposes"), "the role has no purpose and may not write, so it could do nothing");
+                c.report(
+                    line,
+                    format!("{path}.purposes"),
+                    "the role has no purpose and may not write, so it could do nothing",
+                );
             }
             for p in &r.purposes {
                 if !purpose_ids.contains(p) {
-                    c.report(line, format!("{path}.purposes"), format!("unknown purpose {p:?}"));
+                    c.report(
+                        line,
+                        format!("{path}.purposes"),
+                        format!("unknown purpose {p:?}"),
+                    );
                 }
             }
-            roles.push(Role { id: r.id, purposes: r.purposes, may_write: r.may_write });
+            roles.push(Role {
+                id: r.id,
+                purposes: r.purposes,
+                may_write: r.may_write,
+            });
         }
 
         let mut collections = BTreeMap::new();
@@ -610,10 +719,17 @@ impl Inventory {
             }
             let retention = match coll.retention.as_deref() {
                 None => {
-                    c.report(line, format!("{path}.retention"), "the collection has no retention: say how long its records are kept");
+                    c.report(
+                        line,
+                        format!("{path}.retention"),
+                        "the collection has no retention: say how long its records are kept",
+                    );
                     None
                 }
-                Some(r) => r.parse::<Retention>().map_err(|e| c.report(line, format!("{path}.retention"), e.to_string())).ok(),
+                Some(r) => r
+                    .parse::<Retention>()
+                    .map_err(|e| c.report(line, format!("{path}.retention"), e.to_string()))
+                    .ok(),
             };
             if coll.fields.is_empty() {
                 c.report(line, &path, "the collection declares no fields");
@@ -644,29 +760,51 @@ impl Inventory {
                 }
                 for p in &f.purposes {
                     if !purpose_ids.contains(p) {
-                        c.report(line, format!("{fpath}.purposes"), format!("unknown purpose {p:?}"));
+                        c.report(
+                            line,
+                            format!("{fpath}.purposes"),
+                            format!("unknown purpose {p:?}"),
+                        );
                     }
                 }
                 if let Some(t) = ty {
                     if f.searchable && !t.indexable() {
-                        c.report(line, format!("{fpath}.searchable"), format!("a {} field cannot be searchable", t.as_str()));
+                        c.report(
+                            line,
+                            format!("{fpath}.searchable"),
+                            format!("a {} field cannot be searchable", t.as_str()),
+                        );
                     }
                     if f.max_length.is_some() && t != FieldType::Text {
-                        c.report(line, format!("{fpath}.max_length"), "max_length applies to text fields only");
+                        c.report(
+                            line,
+                            format!("{fpath}.max_length"),
+                            "max_length applies to text fields only",
+                        );
                     }
                 }
                 let max_length = match f.max_length {
                     None => DEFAULT_TEXT_LENGTH,
                     Some(n) if (1..=MAX_TEXT_LENGTH as i64).contains(&n) => n as usize,
                     Some(_) => {
-                        c.report(line, format!("{fpath}.max_length"), format!("max_length must be between 1 and {MAX_TEXT_LENGTH}"));
+                        c.report(
+                            line,
+                            format!("{fpath}.max_length"),
+                            format!("max_length must be between 1 and {MAX_TEXT_LENGTH}"),
+                        );
                         DEFAULT_TEXT_LENGTH
                     }
                 };
                 let field_retention = f
                     .retention
                     .as_deref()
-                    .map(|r| r.parse::<Retention>().map_err(|e| c.report(line, format!("{fpath}.retention"), e.to_string())).ok())
+                    .map(|r| {
+                        r.parse::<Retention>()
+                            .map_err(|e| {
+                                c.report(line, format!("{fpath}.retention"), e.to_string())
+                            })
+                            .ok()
+                    })
                     .unwrap_or(None);
                 if let Some(ty) = ty {
                     fields.insert(
@@ -689,12 +827,18 @@ impl Inventory {
         }
 
         match organization {
-            Some(organization) if c.problems.is_empty() => {
-                Ok(Inventory { organization, purposes, processors, roles, collections })
-            }
+            Some(organization) if c.problems.is_empty() => Ok(Inventory {
+                organization,
+                purposes,
+                processors,
+                roles,
+                collections,
+            }),
             _ => {
                 c.problems.sort_by_key(|p| p.line.unwrap_or(0));
-                Err(InventoryError { problems: c.problems })
+                Err(InventoryError {
+                    problems: c.problems,
+                })
             }
         }
     }
@@ -723,13 +867,27 @@ mod tests {
     fn the_example_is_valid() {
         let inv = Inventory::from_toml(EXAMPLE).unwrap();
         let customers = inv.collection("customers").unwrap();
-        for f in ["name", "email", "phone", "birth_date", "country", "address", "notes"] {
+        for f in [
+            "name",
+            "email",
+            "phone",
+            "birth_date",
+            "country",
+            "address",
+            "notes",
+        ] {
             assert!(customers.fields.contains_key(f), "{f}");
         }
         let email = &customers.fields["email"];
         assert!(email.searchable && email.required && email.ty == FieldType::Email);
-        assert_eq!(inv.purpose("marketing").unwrap().legal_basis, LegalBasis::Consent);
-        assert_eq!(inv.purpose("support").unwrap().legal_basis, LegalBasis::LegitimateInterests);
+        assert_eq!(
+            inv.purpose("marketing").unwrap().legal_basis,
+            LegalBasis::Consent
+        );
+        assert_eq!(
+            inv.purpose("support").unwrap().legal_basis,
+            LegalBasis::LegitimateInterests
+        );
         assert_eq!(inv.role("marketer").unwrap().purposes, ["marketing"]);
     }
 
@@ -737,7 +895,12 @@ mod tests {
     fn problems_after(from: &str, to: &str) -> Vec<String> {
         assert!(EXAMPLE.contains(from), "{from}");
         let text = EXAMPLE.replacen(from, to, 1);
-        Inventory::from_toml(&text).unwrap_err().problems.iter().map(|p| p.to_string()).collect()
+        Inventory::from_toml(&text)
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
     }
 
     fn check(from: &str, to: &str, expect: &[&str]) {
@@ -750,21 +913,50 @@ mod tests {
 
     #[test]
     fn each_problem_is_named_with_its_place() {
-        check("purposes = [\"support\"]\nretention = \"2y\"", "purposes = []\nretention = \"2y\"", &[
-            "collections.customers.fields.notes.purposes: the field has no purpose",
-        ]);
-        check("legal_basis = \"legitimate_interests\"\n", "\n", &["purposes[1] (support).legal_basis: the purpose has no legal basis"]);
-        check("legal_basis = \"contract\"", "legal_basis = \"contrat\"", &["\"contrat\" is not a legal basis"]);
-        check("type = \"phone\"", "type = \"phonenumber\"", &["fields.phone.type: \"phonenumber\" is not a field type"]);
-        check("retention = \"3y after last_activity\"", "retention = \"3 years\"", &["collections.customers.retention: retention \"3 years\" is not understood"]);
-        check("id = \"marketer\"\npurposes = [\"marketing\"]", "id = \"marketer\"\npurposes = [\"advertising\"]", &["roles[2] (marketer).purposes: unknown purpose \"advertising\""]);
+        check(
+            "purposes = [\"support\"]\nretention = \"2y\"",
+            "purposes = []\nretention = \"2y\"",
+            &["collections.customers.fields.notes.purposes: the field has no purpose"],
+        );
+        check(
+            "legal_basis = \"legitimate_interests\"\n",
+            "\n",
+            &["purposes[1] (support).legal_basis: the purpose has no legal basis"],
+        );
+        check(
+            "legal_basis = \"contract\"",
+            "legal_basis = \"contrat\"",
+            &["\"contrat\" is not a legal basis"],
+        );
+        check(
+            "type = \"phone\"",
+            "type = \"phonenumber\"",
+            &["fields.phone.type: \"phonenumber\" is not a field type"],
+        );
+        check(
+            "retention = \"3y after last_activity\"",
+            "retention = \"3 years\"",
+            &["collections.customers.retention: retention \"3 years\" is not understood"],
+        );
+        check(
+            "id = \"marketer\"\npurposes = [\"marketing\"]",
+            "id = \"marketer\"\npurposes = [\"advertising\"]",
+            &["roles[2] (marketer).purposes: unknown purpose \"advertising\""],
+        );
     }
 
     #[test]
     fn problems_carry_line_numbers() {
         let got = problems_after("type = \"date\"", "type = \"datum\"");
-        let line = EXAMPLE.lines().position(|l| l.contains("[collections.customers.fields.birth_date]")).unwrap() + 1;
-        assert!(got[0].starts_with(&format!("line {line}: ")), "{got:?} vs line {line}");
+        let line = EXAMPLE
+            .lines()
+            .position(|l| l.contains("[collections.customers.fields.birth_date]"))
+            .unwrap()
+            + 1;
+        assert!(
+            got[0].starts_with(&format!("line {line}: ")),
+            "{got:?} vs line {line}"
+        );
     }
 
     #[test]
@@ -810,14 +1002,18 @@ purposes = []
             "collections.orders.fields.total.type: \"money\" is not a field type",
         ];
         for want in expect {
-            assert!(msgs.iter().any(|m| m.contains(want)), "missing {want:?} in {msgs:#?}");
+            assert!(
+                msgs.iter().any(|m| m.contains(want)),
+                "missing {want:?} in {msgs:#?}"
+            );
         }
         assert_eq!(msgs.len(), expect.len(), "{msgs:#?}");
     }
 
     #[test]
     fn syntax_errors_and_unknown_keys_are_located() {
-        let e = Inventory::from_toml("[organization]\nname = \"X\"\ncontakt = \"y\"\n").unwrap_err();
+        let e =
+            Inventory::from_toml("[organization]\nname = \"X\"\ncontakt = \"y\"\n").unwrap_err();
         assert_eq!(e.problems[0].line, Some(3), "{e}");
         assert!(e.problems[0].message.contains("contakt"), "{e}");
         let e = Inventory::from_toml("[organization\n").unwrap_err();
@@ -837,7 +1033,17 @@ purposes = []
         for (input, shown) in ok {
             assert_eq!(input.parse::<Retention>().unwrap().to_string(), shown);
         }
-        for bad in ["", "0d", "30", "d", "3x", "3y after birth", "forever", "-1d", "3y after"] {
+        for bad in [
+            "",
+            "0d",
+            "30",
+            "d",
+            "3x",
+            "3y after birth",
+            "forever",
+            "-1d",
+            "3y after",
+        ] {
             assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
         }
     }

@@ -77,7 +77,11 @@ impl CompactRange {
     pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Result<Self, CompactRangeError> {
         let expected = size.count_ones() as usize;
         if peaks.len() != expected {
-            return Err(CompactRangeError { size, expected, found: peaks.len() });
+            return Err(CompactRangeError {
+                size,
+                expected,
+                found: peaks.len(),
+            });
         }
         Ok(Self { size, peaks })
     }
@@ -257,7 +261,10 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> Result<(), ProofError> {
     if old_size == 0 || old_size > new_size {
-        return Err(ProofError::BadSizes { old: old_size, new: new_size });
+        return Err(ProofError::BadSizes {
+            old: old_size,
+            new: new_size,
+        });
     }
     if old_size == new_size {
         return if proof.is_empty() && old_root == new_root {
@@ -327,14 +334,24 @@ mod tests {
     fn vectors() -> Vectors {
         let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
         let hashes = |x: &serde_json::Value| -> Vec<Hash> {
-            x.as_array().unwrap().iter().map(|s| h(s.as_str().unwrap())).collect()
+            x.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| h(s.as_str().unwrap()))
+                .collect()
         };
         let proofs = |key: &str, a: &str, b: &str| {
             v[key]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|p| (p[a].as_u64().unwrap(), p[b].as_u64().unwrap(), hashes(&p["proof"])))
+                .map(|p| {
+                    (
+                        p[a].as_u64().unwrap(),
+                        p[b].as_u64().unwrap(),
+                        hashes(&p["proof"]),
+                    )
+                })
                 .collect()
         };
         Vectors {
@@ -396,7 +413,9 @@ mod tests {
                 assert!(verify_inclusion(i, size as u64, &wrong_leaf, &p, &r).is_err());
                 if size > 1 {
                     let other = (i + 1) % size as u64;
-                    assert!(verify_inclusion(other, size as u64, &tree[i as usize], &p, &r).is_err());
+                    assert!(
+                        verify_inclusion(other, size as u64, &tree[i as usize], &p, &r).is_err()
+                    );
                 }
             }
             for old in 1..=size as u64 {

@@ -35,7 +35,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("custos_...").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("custos_...")
+                    .build(),
+            ),
         );
     }
 }
@@ -60,7 +65,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi().to_pretty_json().unwrap_or_default()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi().to_pretty_json().unwrap_or_default(),
+    )
+        .into_response()
 }
 
 /// Path segments, with rejections in our error format.
@@ -74,8 +83,12 @@ struct QueryParams(BTreeMap<String, String>);
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(q) = axum::extract::Query::from_request_parts(parts, state).await?;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Query(q) =
+            axum::extract::Query::from_request_parts(parts, state).await?;
         Ok(QueryParams(q))
     }
 }
@@ -91,7 +104,11 @@ impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> FromRequest<S> f
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !is_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -100,7 +117,9 @@ impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> FromRequest<S> f
             ));
         }
         let bytes = Bytes::from_request(req, state).await?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::from_json(&e, T::EXPECTED))
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::from_json(&e, T::EXPECTED))
     }
 }
 
@@ -110,11 +129,13 @@ trait Expected {
 }
 
 fn record_id(s: &str) -> Result<RecordId, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("id", "the record id is not a UUID"))
+    s.parse()
+        .map_err(|_| ApiError::bad_request("id", "the record id is not a UUID"))
 }
 
 fn subject_id(s: &str, field: &str) -> Result<SubjectId, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request(field, "the subject id is not a UUID"))
+    s.parse()
+        .map_err(|_| ApiError::bad_request(field, "the subject id is not a UUID"))
 }
 
 /// A new record.
@@ -185,7 +206,14 @@ impl From<RecordView> for Record {
             collection: v.collection,
             purpose: v.purpose,
             fields: v.fields,
-            withheld: v.withheld.into_iter().map(|w| WithheldField { field: w.field, reason: w.reason.to_owned() }).collect(),
+            withheld: v
+                .withheld
+                .into_iter()
+                .map(|w| WithheldField {
+                    field: w.field,
+                    reason: w.reason.to_owned(),
+                })
+                .collect(),
         }
     }
 }
@@ -197,7 +225,9 @@ struct Records {
 }
 
 fn records(views: Vec<RecordView>) -> Json<Records> {
-    Json(Records { records: views.into_iter().map(Record::from).collect() })
+    Json(Records {
+        records: views.into_iter().map(Record::from).collect(),
+    })
 }
 
 /// Create a record.
@@ -222,11 +252,26 @@ async fn create_record(
     PathParts(collection): PathParts<String>,
     JsonBody(body): JsonBody<CreateRecord>,
 ) -> Result<Response, ApiError> {
-    let subject = body.subject_id.as_deref().map(|s| subject_id(s, "subject_id")).transpose()?;
-    let c = s.vault.put_record(&p, &collection, subject, &body.fields).await?;
+    let subject = body
+        .subject_id
+        .as_deref()
+        .map(|s| subject_id(s, "subject_id"))
+        .transpose()?;
+    let c = s
+        .vault
+        .put_record(&p, &collection, subject, &body.fields)
+        .await?;
     let location = format!("/v1/collections/{collection}/records/{}", c.id);
-    let body = Created { id: c.id.to_string(), subject_id: c.subject_id.to_string() };
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+    let body = Created {
+        id: c.id.to_string(),
+        subject_id: c.subject_id.to_string(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Read a record for a purpose.
@@ -255,7 +300,10 @@ async fn get_record(
     QueryParams(q): QueryParams,
 ) -> Result<Json<Record>, ApiError> {
     let id = record_id(&id)?;
-    let v = s.vault.get_record(&p, &collection, id, q.get("purpose").map(String::as_str)).await?;
+    let v = s
+        .vault
+        .get_record(&p, &collection, id, q.get("purpose").map(String::as_str))
+        .await?;
     Ok(Json(v.into()))
 }
 
@@ -282,7 +330,9 @@ async fn update_record(
     JsonBody(body): JsonBody<UpdateRecord>,
 ) -> Result<StatusCode, ApiError> {
     let id = record_id(&id)?;
-    s.vault.update_record(&p, &collection, id, &body.fields).await?;
+    s.vault
+        .update_record(&p, &collection, id, &body.fields)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +397,10 @@ async fn search_records(
             ));
         }
     };
-    let v = s.vault.search(&p, &collection, purpose.as_deref(), &field, &value).await?;
+    let v = s
+        .vault
+        .search(&p, &collection, purpose.as_deref(), &field, &value)
+        .await?;
     Ok(records(v))
 }
 
@@ -373,7 +426,10 @@ async fn subject_records(
     QueryParams(q): QueryParams,
 ) -> Result<Json<Records>, ApiError> {
     let id = subject_id(&id, "id")?;
-    let v = s.vault.subject_records(&p, id, q.get("purpose").map(String::as_str)).await?;
+    let v = s
+        .vault
+        .subject_records(&p, id, q.get("purpose").map(String::as_str))
+        .await?;
     Ok(records(v))
 }
 
@@ -405,13 +461,22 @@ struct AuditTrail {
     ),
     tag = "audit"
 )]
-async fn audit_trail(State(s): State<AppState>, Auth(p): Auth, QueryParams(q): QueryParams) -> Result<Json<AuditTrail>, ApiError> {
-    let id = q.get("subject_id").ok_or_else(|| ApiError::bad_request("subject_id", "name the subject: ?subject_id=..."))?;
+async fn audit_trail(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    QueryParams(q): QueryParams,
+) -> Result<Json<AuditTrail>, ApiError> {
+    let id = q
+        .get("subject_id")
+        .ok_or_else(|| ApiError::bad_request("subject_id", "name the subject: ?subject_id=..."))?;
     let id = subject_id(id, "subject_id")?;
     let entries = s.vault.audit_trail(&p, id).await?;
     let entries = entries
         .into_iter()
-        .map(|r| AuditItem { index: r.index, entry: serde_json::to_value(r.entry).unwrap_or(Value::Null) })
+        .map(|r| AuditItem {
+            index: r.index,
+            entry: serde_json::to_value(r.entry).unwrap_or(Value::Null),
+        })
         .collect();
     Ok(Json(AuditTrail { entries }))
 }
@@ -438,7 +503,13 @@ struct Head {
 )]
 async fn audit_head(State(s): State<AppState>, Auth(_): Auth) -> Result<Json<Head>, ApiError> {
     let h = s.vault.audit_head().await?;
-    Ok(Json(Head { size: h.size, root_hash: h.root_hash, timestamp_ms: h.timestamp_ms, signature: h.signature, public_key: h.public_key }))
+    Ok(Json(Head {
+        size: h.size,
+        root_hash: h.root_hash,
+        timestamp_ms: h.timestamp_ms,
+        signature: h.signature,
+        public_key: h.public_key,
+    }))
 }
 
 /// An inclusion proof.
@@ -468,13 +539,26 @@ struct Proof {
     ),
     tag = "audit"
 )]
-async fn audit_proof(State(s): State<AppState>, Auth(p): Auth, PathParts(index): PathParts<String>) -> Result<Json<Proof>, ApiError> {
+async fn audit_proof(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    PathParts(index): PathParts<String>,
+) -> Result<Json<Proof>, ApiError> {
     if p.role != custos_core::inventory::ADMIN_ROLE {
         return Err(VaultError::Forbidden("only admin may read audit entries".into()).into());
     }
-    let index: u64 = index.parse().map_err(|_| ApiError::bad_request("index", "the index is not a whole number"))?;
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::bad_request("index", "the index is not a whole number"))?;
     let pr = s.vault.audit_proof(index).await?;
-    Ok(Json(Proof { index: pr.index, tree_size: pr.tree_size, root_hash: pr.root_hash, entry: pr.entry, leaf_hash: pr.leaf_hash, proof: pr.proof }))
+    Ok(Json(Proof {
+        index: pr.index,
+        tree_size: pr.tree_size,
+        root_hash: pr.root_hash,
+        entry: pr.entry,
+        leaf_hash: pr.leaf_hash,
+        proof: pr.proof,
+    }))
 }
 
 /// The inventory the vault enforces.
@@ -504,7 +588,9 @@ struct Health {
 )]
 async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
     s.vault.ping().await?;
-    Ok(Json(Health { status: "ok".into() }))
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
 }
 
 /// Metrics in the Prometheus text format. Counts by route template and status; no personal

@@ -38,11 +38,19 @@ pub(crate) struct ErrorDetail {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub(crate) fn bad_request(field: &str, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "malformed_request", message) }
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+        }
     }
 
     /// The HTTP status.
@@ -54,8 +62,12 @@ impl ApiError {
     pub(crate) fn from_json(e: &serde_json::Error, expected: &str) -> Self {
         let at = format!("line {} column {}", e.line(), e.column());
         let message = match e.classify() {
-            serde_json::error::Category::Data => format!("the body does not have the expected shape at {at}: {expected}"),
-            serde_json::error::Category::Eof => "the body ends before the JSON value does".to_owned(),
+            serde_json::error::Category::Data => {
+                format!("the body does not have the expected shape at {at}: {expected}")
+            }
+            serde_json::error::Category::Eof => {
+                "the body ends before the JSON value does".to_owned()
+            }
             _ => format!("the body is not valid JSON (at {at})"),
         };
         Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
@@ -66,13 +78,24 @@ impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
         use StatusCode as S;
         let (status, code, field, message) = match e {
-            VaultError::Unauthenticated => {
-                (S::UNAUTHORIZED, "unauthenticated", None, "a valid API key is required: Authorization: Bearer KEY".to_owned())
-            }
+            VaultError::Unauthenticated => (
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                None,
+                "a valid API key is required: Authorization: Bearer KEY".to_owned(),
+            ),
             VaultError::Forbidden(m) => (S::FORBIDDEN, "forbidden", None, m),
-            VaultError::NotFound(what) => (S::NOT_FOUND, "not_found", None, format!("{what} not found")),
-            VaultError::BadRequest { field, message } => (S::BAD_REQUEST, "malformed_request", field, message),
-            VaultError::Invalid { field, rule, message } => {
+            VaultError::NotFound(what) => {
+                (S::NOT_FOUND, "not_found", None, format!("{what} not found"))
+            }
+            VaultError::BadRequest { field, message } => {
+                (S::BAD_REQUEST, "malformed_request", field, message)
+            }
+            VaultError::Invalid {
+                field,
+                rule,
+                message,
+            } => {
                 let code = match rule.as_str() {
                     "unknown_collection" => "unknown_collection",
                     "unknown_purpose" => "unknown_purpose",
@@ -86,15 +109,30 @@ impl From<VaultError> for ApiError {
             VaultError::Conflict(m) => (S::CONFLICT, "conflict", None, m),
             VaultError::Unavailable(m) => {
                 tracing::warn!(error = %m, "storage unavailable");
-                (S::SERVICE_UNAVAILABLE, "unavailable", None, "the vault's storage is unavailable; try again shortly".to_owned())
+                (
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    None,
+                    "the vault's storage is unavailable; try again shortly".to_owned(),
+                )
             }
             other => {
                 // The detail goes to the log; the body says nothing of internals.
                 tracing::error!(error = %other, "request failed");
-                (S::INTERNAL_SERVER_ERROR, "internal", None, "an internal error occurred".to_owned())
+                (
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    None,
+                    "an internal error occurred".to_owned(),
+                )
             }
         };
-        Self { status, code, message, field }
+        Self {
+            status,
+            code,
+            message,
+            field,
+        }
     }
 }
 
@@ -107,30 +145,51 @@ impl From<BytesRejection> for ApiError {
                 format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "the body could not be read")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "the body could not be read",
+            )
         }
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "the path could not be read")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "the path could not be read",
+        )
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(_: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "the query string could not be read")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "the query string could not be read",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthenticated = self.status == StatusCode::UNAUTHORIZED;
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if unauthenticated {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custos\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"custos\""),
+            );
         }
         resp
     }

@@ -39,7 +39,10 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let (router, _) = api::router().split_for_parts();
     router
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -64,10 +67,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(200)));
-    let state = AppState { vault, metrics: Arc::new(Metrics::default()) };
-    let result = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let state = AppState {
+        vault,
+        metrics: Arc::new(Metrics::default()),
+    };
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     sequencer.abort();
     result
 }

@@ -21,7 +21,9 @@ pub struct Metrics {
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut m = self.requests.lock().expect("metrics lock");
-        let e = m.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        let e = m
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
         e.0 += 1;
         e.1 += seconds;
     }
@@ -37,7 +39,9 @@ impl Metrics {
                 "custos_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"
             ));
         }
-        out.push_str("# HELP custos_http_request_duration_seconds_sum Time spent answering HTTP requests.\n");
+        out.push_str(
+            "# HELP custos_http_request_duration_seconds_sum Time spent answering HTTP requests.\n",
+        );
         out.push_str("# TYPE custos_http_request_duration_seconds_sum counter\n");
         for ((method, route, status), (_, s)) in m.iter() {
             out.push_str(&format!(
@@ -55,7 +59,10 @@ impl Metrics {
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();

@@ -33,7 +33,9 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database's schema is newer than this binary.
-    #[error("the database schema is version {found}, newer than this binary's {supported}: upgrade custos")]
+    #[error(
+        "the database schema is version {found}, newer than this binary's {supported}: upgrade custos"
+    )]
     SchemaTooNew {
         /// The database's version.
         found: i64,
@@ -59,7 +61,10 @@ impl Location {
     /// # Errors
     /// [`StoreError::Backend`] naming the schemes understood.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
                 return Err(StoreError::Backend("the sqlite URL names no file".into()));
             }
@@ -242,11 +247,25 @@ pub trait Store: Send + Sync + 'static {
     /// Changes a record if its version is still the one read; a conflict otherwise.
     async fn update_record(&self, change: RecordChange) -> Result<(), StoreError>;
     /// Deletes a record of a collection with its index entries; `NotFound` when absent.
-    async fn delete_record(&self, collection: &str, id: RecordId, audit: QueuedAudit) -> Result<(), StoreError>;
+    async fn delete_record(
+        &self,
+        collection: &str,
+        id: RecordId,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError>;
     /// A record of a collection with its subject's wrapped key.
-    async fn record(&self, collection: &str, id: RecordId) -> Result<Option<RecordWithKey>, StoreError>;
+    async fn record(
+        &self,
+        collection: &str,
+        id: RecordId,
+    ) -> Result<Option<RecordWithKey>, StoreError>;
     /// The records of a collection whose field has this digest.
-    async fn find_by_digest(&self, collection: &str, field: &str, digest: &[u8]) -> Result<Vec<RecordWithKey>, StoreError>;
+    async fn find_by_digest(
+        &self,
+        collection: &str,
+        field: &str,
+        digest: &[u8],
+    ) -> Result<Vec<RecordWithKey>, StoreError>;
     /// All records of a subject.
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError>;
     /// Whether a subject exists, and its wrapped key.
@@ -278,7 +297,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every key, revoked ones too.
     async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
     /// Revokes a key by name; `NotFound` when no live key has it.
-    async fn revoke_api_key(&self, name: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError>;
+    async fn revoke_api_key(
+        &self,
+        name: &str,
+        at_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -321,7 +345,9 @@ pub fn decode_fields(mut b: &[u8]) -> Result<EncryptedFields, StoreError> {
         out.insert(name, take(&mut b, len)?.to_vec());
     }
     if !b.is_empty() {
-        return Err(StoreError::Corrupt("record fields have trailing bytes".into()));
+        return Err(StoreError::Corrupt(
+            "record fields have trailing bytes".into(),
+        ));
     }
     Ok(out)
 }
@@ -344,9 +370,17 @@ mod tests {
 
     #[test]
     fn locations() {
-        assert_eq!(Location::parse("sqlite://data/custos.db").unwrap(), Location::Sqlite("data/custos.db".into()));
-        assert_eq!(Location::parse("sqlite:/tmp/x.db").unwrap(), Location::Sqlite("/tmp/x.db".into()));
-        let e = Location::parse("mysql://localhost/x").unwrap_err().to_string();
+        assert_eq!(
+            Location::parse("sqlite://data/custos.db").unwrap(),
+            Location::Sqlite("data/custos.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:/tmp/x.db").unwrap(),
+            Location::Sqlite("/tmp/x.db".into())
+        );
+        let e = Location::parse("mysql://localhost/x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown database URL scheme \"mysql\""), "{e}");
         assert!(Location::parse("custos.db").is_err());
         assert!(Location::parse("sqlite://").is_err());

@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow, RecordWithKey, Store,
-    StoreError, TreeState, decode_fields, encode_fields,
+    ApiKeyRow, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
+    RecordWithKey, Store, StoreError, TreeState, decode_fields, encode_fields,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
@@ -110,11 +110,16 @@ pub struct SqliteStore {
 
 fn backend(e: rusqlite::Error) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict("a unique value is already taken".into())
         }
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             StoreError::Unavailable("the database is busy".into())
         }
@@ -123,7 +128,8 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 fn pragmas(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA secure_delete = ON;",
@@ -132,15 +138,21 @@ fn pragmas(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
     let supported = MIGRATIONS.len() as i64;
     if current > supported {
-        return Err(StoreError::SchemaTooNew { found: current, supported });
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(backend)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
     Ok(())
@@ -173,7 +185,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 continue;
             }
             let (ok, finish) = job(Some(&conn));
-            let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+            let end = if ok {
+                "RELEASE op"
+            } else {
+                "ROLLBACK TO op; RELEASE op"
+            };
             let ended = conn.execute_batch(end).map_err(backend).err();
             finishers.push((finish, ended));
         }
@@ -196,18 +212,31 @@ fn id_text<T: std::fmt::Display>(id: T) -> String {
 }
 
 fn parse_id<T: std::str::FromStr>(s: String) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt("an id column holds no UUID".into()))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt("an id column holds no UUID".into()))
 }
 
 fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
-    b.try_into().map_err(|_| StoreError::Corrupt("a hash column is not 32 bytes".into()))
+    b.try_into()
+        .map_err(|_| StoreError::Corrupt("a hash column is not 32 bytes".into()))
 }
 
 const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
      r.updated_ms, k.wrapped FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
-fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+fn record_with_key(
+    row: &Row<'_>,
+) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
 }
 
 type RawRecord = (String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>);
@@ -247,8 +276,15 @@ fn head(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, Vec<u8>)> {
 
 fn to_head(raw: (i64, Vec<u8>, i64, Vec<u8>)) -> Result<SignedTreeHead, StoreError> {
     Ok(SignedTreeHead {
-        head: TreeHead { size: raw.0 as u64, root: hash32(raw.1)?, timestamp_ms: raw.2 as u64 },
-        signature: raw.3.try_into().map_err(|_| StoreError::Corrupt("a signature is not 64 bytes".into()))?,
+        head: TreeHead {
+            size: raw.0 as u64,
+            root: hash32(raw.1)?,
+            timestamp_ms: raw.2 as u64,
+        },
+        signature: raw
+            .3
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a signature is not 64 bytes".into()))?,
     })
 }
 
@@ -269,14 +305,26 @@ fn queue(conn: &Connection, audit: &QueuedAudit) -> Result<(), StoreError> {
         .map_err(backend)
 }
 
-fn insert_index(conn: &Connection, collection: &str, rec: &RecordRow, entries: &[crate::IndexEntry]) -> Result<(), StoreError> {
+fn insert_index(
+    conn: &Connection,
+    collection: &str,
+    rec: &RecordRow,
+    entries: &[crate::IndexEntry],
+) -> Result<(), StoreError> {
     let mut s = conn
         .prepare_cached(
             "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(backend)?;
     for e in entries {
-        s.execute(params![collection, e.field, e.digest, id_text(rec.id), id_text(rec.subject_id)]).map_err(backend)?;
+        s.execute(params![
+            collection,
+            e.field,
+            e.digest,
+            id_text(rec.id),
+            id_text(rec.subject_id)
+        ])
+        .map_err(backend)?;
     }
     Ok(())
 }
@@ -311,10 +359,13 @@ impl SqliteStore {
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
                 path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(backend)?;
-            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(backend)?;
             readers.push(r);
         }
         let (tx, rx) = mpsc::channel::<Job>(4096);
@@ -322,7 +373,11 @@ impl SqliteStore {
             .name("custos-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(format!("starting the writer thread: {e}")))?;
-        Ok(Self { writer: tx, readers: Arc::new(Mutex::new(readers)), permits: Arc::new(Semaphore::new(READERS)) })
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(Mutex::new(readers)),
+            permits: Arc::new(Semaphore::new(READERS)),
+        })
     }
 
     async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -334,7 +389,9 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let Some(conn) = conn else {
                 let finish: Finish = Box::new(move |res| {
-                    let _ = tx.send(Err(res.err().unwrap_or_else(|| StoreError::Unavailable("not run".into()))));
+                    let _ = tx.send(Err(res
+                        .err()
+                        .unwrap_or_else(|| StoreError::Unavailable("not run".into()))));
                 });
                 return (false, finish);
             };
@@ -348,8 +405,12 @@ impl SqliteStore {
             });
             (ok, finish)
         });
-        self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -357,10 +418,19 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| StoreError::Unavailable("closed".into()))?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("closed".into()))?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
+            let conn = pool
+                .lock()
+                .expect("reader pool lock")
+                .pop()
+                .expect("a permit guarantees a connection");
             let out = f(&conn);
             pool.lock().expect("reader pool lock").push(conn);
             drop(permit);
@@ -376,9 +446,13 @@ impl Store for SqliteStore {
     async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let name = name.to_owned();
         self.read(move |c| {
-            c.query_row("SELECT wrapped FROM vault_keys WHERE name = ?1", [name], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            c.query_row(
+                "SELECT wrapped FROM vault_keys WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }
@@ -386,9 +460,12 @@ impl Store for SqliteStore {
     async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
-            c.execute("INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)", params![name, wrapped])
-                .map(drop)
-                .map_err(backend)
+            c.execute(
+                "INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)",
+                params![name, wrapped],
+            )
+            .map(drop)
+            .map_err(backend)
         })
         .await
     }
@@ -438,11 +515,19 @@ impl Store for SqliteStore {
                      WHERE id = ?3 AND collection = ?4 AND version = ?5",
                 )
                 .and_then(|mut st| {
-                    st.execute(params![encode_fields(&r.fields), r.updated_ms, id_text(r.id), r.collection, r.version])
+                    st.execute(params![
+                        encode_fields(&r.fields),
+                        r.updated_ms,
+                        id_text(r.id),
+                        r.collection,
+                        r.version
+                    ])
                 })
                 .map_err(backend)?;
             if n == 0 {
-                return Err(StoreError::Conflict("the record changed since it was read".into()));
+                return Err(StoreError::Conflict(
+                    "the record changed since it was read".into(),
+                ));
             }
             let mut del = c
                 .prepare_cached("DELETE FROM blind_index WHERE record_id = ?1 AND field = ?2")
@@ -456,12 +541,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_record(&self, collection: &str, id: RecordId, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn delete_record(
+        &self,
+        collection: &str,
+        id: RecordId,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let collection = collection.to_owned();
         self.write(move |c| {
-            c.execute("DELETE FROM blind_index WHERE record_id = ?1", [id_text(id)]).map_err(backend)?;
+            c.execute(
+                "DELETE FROM blind_index WHERE record_id = ?1",
+                [id_text(id)],
+            )
+            .map_err(backend)?;
             let n = c
-                .execute("DELETE FROM records WHERE id = ?1 AND collection = ?2", params![id_text(id), collection])
+                .execute(
+                    "DELETE FROM records WHERE id = ?1 AND collection = ?2",
+                    params![id_text(id), collection],
+                )
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -471,21 +568,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record(&self, collection: &str, id: RecordId) -> Result<Option<RecordWithKey>, StoreError> {
+    async fn record(
+        &self,
+        collection: &str,
+        id: RecordId,
+    ) -> Result<Option<RecordWithKey>, StoreError> {
         let collection = collection.to_owned();
         self.read(move |c| {
-            let sql = format!("{RECORD_WITH_KEY} WHERE r.id = ?1 AND r.collection = ?2 AND k.version = 1");
+            let sql = format!(
+                "{RECORD_WITH_KEY} WHERE r.id = ?1 AND r.collection = ?2 AND k.version = 1"
+            );
             let raw = c
                 .prepare_cached(&sql)
-                .and_then(|mut s| s.query_row(params![id_text(id), collection], record_with_key).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![id_text(id), collection], record_with_key)
+                        .optional()
+                })
                 .map_err(backend)?;
             raw.map(to_record).transpose()
         })
         .await
     }
 
-    async fn find_by_digest(&self, collection: &str, field: &str, digest: &[u8]) -> Result<Vec<RecordWithKey>, StoreError> {
-        let (collection, field, digest) = (collection.to_owned(), field.to_owned(), digest.to_vec());
+    async fn find_by_digest(
+        &self,
+        collection: &str,
+        field: &str,
+        digest: &[u8],
+    ) -> Result<Vec<RecordWithKey>, StoreError> {
+        let (collection, field, digest) =
+            (collection.to_owned(), field.to_owned(), digest.to_vec());
         self.read(move |c| {
             let sql = format!(
                 "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
@@ -500,19 +612,26 @@ impl Store for SqliteStore {
 
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError> {
         self.read(move |c| {
-            let sql = format!("{RECORD_WITH_KEY} WHERE r.subject_id = ?1 AND k.version = 1 ORDER BY r.created_ms");
+            let sql = format!(
+                "{RECORD_WITH_KEY} WHERE r.subject_id = ?1 AND k.version = 1 ORDER BY r.created_ms"
+            );
             let mut s = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = s.query_map([id_text(subject)], record_with_key).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_record)).collect()
+            let rows = s
+                .query_map([id_text(subject)], record_with_key)
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_record))
+                .collect()
         })
         .await
     }
 
     async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
-            c.prepare_cached("SELECT wrapped FROM subject_keys WHERE subject_id = ?1 AND version = 1")
-                .and_then(|mut s| s.query_row([id_text(subject)], |r| r.get(0)).optional())
-                .map_err(backend)
+            c.prepare_cached(
+                "SELECT wrapped FROM subject_keys WHERE subject_id = ?1 AND version = 1",
+            )
+            .and_then(|mut s| s.query_row([id_text(subject)], |r| r.get(0)).optional())
+            .map_err(backend)
         })
         .await
     }
@@ -520,15 +639,20 @@ impl Store for SqliteStore {
     async fn count_records(&self, collection: &str) -> Result<u64, StoreError> {
         let collection = collection.to_owned();
         self.read(move |c| {
-            c.query_row("SELECT count(*) FROM records WHERE collection = ?1", [collection], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(backend)
+            c.query_row(
+                "SELECT count(*) FROM records WHERE collection = ?1",
+                [collection],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
         })
         .await
     }
 
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
-        self.write(move |c| entries.iter().try_for_each(|e| queue(c, e))).await
+        self.write(move |c| entries.iter().try_for_each(|e| queue(c, e)))
+            .await
     }
 
     async fn queued_audit(&self, limit: usize) -> Result<Vec<QueuedRow>, StoreError> {
@@ -584,13 +708,25 @@ impl Store for SqliteStore {
     async fn tree_state(&self) -> Result<TreeState, StoreError> {
         self.read(|c| {
             let (size, peaks): (i64, Vec<u8>) = c
-                .query_row("SELECT size, peaks FROM audit_state WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(
+                    "SELECT size, peaks FROM audit_state WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .map_err(backend)?;
             if peaks.len() % 32 != 0 {
-                return Err(StoreError::Corrupt("the tree state's peaks are not whole hashes".into()));
+                return Err(StoreError::Corrupt(
+                    "the tree state's peaks are not whole hashes".into(),
+                ));
             }
-            let peaks = peaks.chunks(32).map(|c| hash32(c.to_vec())).collect::<Result<_, _>>()?;
-            Ok(TreeState { size: size as u64, peaks })
+            let peaks = peaks
+                .chunks(32)
+                .map(|c| hash32(c.to_vec()))
+                .collect::<Result<_, _>>()?;
+            Ok(TreeState {
+                size: size as u64,
+                peaks,
+            })
         })
         .await
     }
@@ -622,7 +758,9 @@ impl Store for SqliteStore {
     async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads ORDER BY size")
+                .prepare_cached(
+                    "SELECT size, root, timestamp_ms, signature FROM audit_heads ORDER BY size",
+                )
                 .map_err(backend)?;
             let rows = s.query_map([], head).map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(to_head)).collect()
@@ -683,7 +821,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_api_key(&self, name: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn revoke_api_key(
+        &self,
+        name: &str,
+        at_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
             let n = c
@@ -701,6 +844,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
     }
 }

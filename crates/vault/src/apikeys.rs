@@ -34,7 +34,11 @@ pub struct ApiKeyInfo {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 impl Vault {
@@ -42,15 +46,33 @@ impl Vault {
     ///
     /// # Errors
     /// `Invalid` for a bad name or an undeclared role; `Conflict` when the name is taken.
-    pub async fn create_api_key(&self, p: &Principal, name: &str, role: &str) -> Result<NewApiKey, VaultError> {
+    pub async fn create_api_key(
+        &self,
+        p: &Principal,
+        name: &str,
+        role: &str,
+    ) -> Result<NewApiKey, VaultError> {
         if !valid_name(name) {
-            return Err(VaultError::invalid("name", "api_key_name", "use 1 to 64 letters, digits, '-', '_' or '.'"));
+            return Err(VaultError::invalid(
+                "name",
+                "api_key_name",
+                "use 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
         }
         if role != ADMIN_ROLE && self.inventory.role(role).is_none() {
-            let declared: Vec<&str> = std::iter::once(ADMIN_ROLE).chain(self.inventory.roles.iter().map(|r| r.id.as_str())).collect();
-            return Err(VaultError::invalid("role", "unknown_role", format!("no role {role:?}: choose one of {}", declared.join(", "))));
+            let declared: Vec<&str> = std::iter::once(ADMIN_ROLE)
+                .chain(self.inventory.roles.iter().map(|r| r.id.as_str()))
+                .collect();
+            return Err(VaultError::invalid(
+                "role",
+                "unknown_role",
+                format!("no role {role:?}: choose one of {}", declared.join(", ")),
+            ));
         }
-        let secret = Secret::new(format!("{PREFIX}{}", hex::encode(zeroize::Zeroizing::new(random_bytes(32)?))));
+        let secret = Secret::new(format!(
+            "{PREFIX}{}",
+            hex::encode(zeroize::Zeroizing::new(random_bytes(32)?))
+        ));
         let row = ApiKeyRow {
             name: name.to_owned(),
             role: role.to_owned(),
@@ -60,12 +82,23 @@ impl Vault {
         };
         let mut e = AuditEntry::new(&p.actor, Action::ApiKeyCreate, Outcome::Ok);
         e.detail = Some(format!("name={name} role={role}"));
-        let audit = QueuedAudit { subject_id: None, entry: e.to_bytes() };
-        self.store.insert_api_key(row, audit).await.map_err(|e| match e {
-            StoreError::Conflict(_) => VaultError::Conflict(format!("an API key named {name:?} exists")),
-            e => e.into(),
-        })?;
-        Ok(NewApiKey { name: name.to_owned(), secret })
+        let audit = QueuedAudit {
+            subject_id: None,
+            entry: e.to_bytes(),
+        };
+        self.store
+            .insert_api_key(row, audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    VaultError::Conflict(format!("an API key named {name:?} exists"))
+                }
+                e => e.into(),
+            })?;
+        Ok(NewApiKey {
+            name: name.to_owned(),
+            secret,
+        })
     }
 
     /// Every API key, revoked ones too.
@@ -78,7 +111,12 @@ impl Vault {
             .api_keys()
             .await?
             .into_iter()
-            .map(|k| ApiKeyInfo { name: k.name, role: k.role, created_ms: k.created_ms, revoked_ms: k.revoked_ms })
+            .map(|k| ApiKeyInfo {
+                name: k.name,
+                role: k.role,
+                created_ms: k.created_ms,
+                revoked_ms: k.revoked_ms,
+            })
             .collect())
     }
 
@@ -89,11 +127,17 @@ impl Vault {
     pub async fn revoke_api_key(&self, p: &Principal, name: &str) -> Result<(), VaultError> {
         let mut e = AuditEntry::new(&p.actor, Action::ApiKeyRevoke, Outcome::Ok);
         e.detail = Some(format!("name={name}"));
-        let audit = QueuedAudit { subject_id: None, entry: e.to_bytes() };
-        self.store.revoke_api_key(name, self.now_ms(), audit).await.map_err(|e| match e {
-            StoreError::NotFound => VaultError::NotFound("API key"),
-            e => e.into(),
-        })
+        let audit = QueuedAudit {
+            subject_id: None,
+            entry: e.to_bytes(),
+        };
+        self.store
+            .revoke_api_key(name, self.now_ms(), audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => VaultError::NotFound("API key"),
+                e => e.into(),
+            })
     }
 
     /// The principal a bearer secret belongs to.
@@ -105,12 +149,19 @@ impl Vault {
             return Err(VaultError::Unauthenticated);
         }
         let digest = secret_digest(secret);
-        let row = self.store.api_key_by_digest(&digest).await?.ok_or(VaultError::Unauthenticated)?;
+        let row = self
+            .store
+            .api_key_by_digest(&digest)
+            .await?
+            .ok_or(VaultError::Unauthenticated)?;
         // The lookup matched on the digest; compare again in constant time so that no
         // backend's comparison can leak timing about a near miss.
         if !digests_equal(&row.digest, &digest) {
             return Err(VaultError::Unauthenticated);
         }
-        Ok(Principal { actor: format!("apikey:{}", row.name), role: row.role })
+        Ok(Principal {
+            actor: format!("apikey:{}", row.name),
+            role: row.role,
+        })
     }
 }

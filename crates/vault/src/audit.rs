@@ -81,7 +81,10 @@ pub struct AuditFault {
     pub what: String,
 }
 
-fn head_view(sth: &custos_core::audit::SignedTreeHead, key: &custos_core::audit::VerifyingKey) -> HeadView {
+fn head_view(
+    sth: &custos_core::audit::SignedTreeHead,
+    key: &custos_core::audit::VerifyingKey,
+) -> HeadView {
     HeadView {
         size: sth.head.size,
         root_hash: hex::encode(sth.head.root),
@@ -103,27 +106,51 @@ impl Vault {
             return Ok(0);
         }
         let state = self.store.tree_state().await?;
-        let mut range = CompactRange::from_parts(state.size, state.peaks)
-            .map_err(|e| VaultError::Integrity(format!("the stored tree state is inconsistent: {e}")))?;
+        let mut range = CompactRange::from_parts(state.size, state.peaks).map_err(|e| {
+            VaultError::Integrity(format!("the stored tree state is inconsistent: {e}"))
+        })?;
         let from_size = range.size();
         let mut leaves = Vec::with_capacity(queued.len());
         let mut queue_ids = Vec::with_capacity(queued.len());
         for q in queued {
-            let mut entry = AuditEntry::from_bytes(&q.audit.entry)
-                .map_err(|_| VaultError::Integrity(format!("queued audit entry {} is unreadable", q.queue_id)))?;
+            let mut entry = AuditEntry::from_bytes(&q.audit.entry).map_err(|_| {
+                VaultError::Integrity(format!("queued audit entry {} is unreadable", q.queue_id))
+            })?;
             let index = range.size();
             entry.index = Some(index);
             let bytes = entry.to_bytes();
             let leaf_hash = merkle::leaf_hash(&bytes);
             range.append(leaf_hash);
-            leaves.push(LeafRow { index, subject_id: q.audit.subject_id, entry: bytes, leaf_hash });
+            leaves.push(LeafRow {
+                index,
+                subject_id: q.audit.subject_id,
+                entry: bytes,
+                leaf_hash,
+            });
             queue_ids.push(q.queue_id);
         }
         let n = leaves.len();
-        let head = TreeHead { size: range.size(), root: range.root(), timestamp_ms: self.now_ms().max(0) as u64 }
-            .sign(&self.keys.signer);
-        let state = TreeState { size: range.size(), peaks: range.peaks().to_vec() };
-        match self.store.integrate_audit(Integration { from_size, queue_ids, leaves, state, head }).await {
+        let head = TreeHead {
+            size: range.size(),
+            root: range.root(),
+            timestamp_ms: self.now_ms().max(0) as u64,
+        }
+        .sign(&self.keys.signer);
+        let state = TreeState {
+            size: range.size(),
+            peaks: range.peaks().to_vec(),
+        };
+        match self
+            .store
+            .integrate_audit(Integration {
+                from_size,
+                queue_ids,
+                leaves,
+                state,
+                head,
+            })
+            .await
+        {
             Ok(()) => Ok(n),
             // Another sequencer integrated first; the next round picks up what is left.
             Err(StoreError::Conflict(_)) => Ok(0),
@@ -139,8 +166,12 @@ impl Vault {
         self.sequence_audit().await?;
         let sth = match self.store.latest_tree_head().await? {
             Some(h) => h,
-            None => TreeHead { size: 0, root: merkle::empty_root(), timestamp_ms: self.now_ms().max(0) as u64 }
-                .sign(&self.keys.signer),
+            None => TreeHead {
+                size: 0,
+                root: merkle::empty_root(),
+                timestamp_ms: self.now_ms().max(0) as u64,
+            }
+            .sign(&self.keys.signer),
         };
         Ok(head_view(&sth, &self.keys.signer.verifying_key()))
     }
@@ -151,7 +182,11 @@ impl Vault {
     /// `NotFound` when the index is not in the signed tree.
     pub async fn audit_proof(&self, index: u64) -> Result<AuditProof, VaultError> {
         self.sequence_audit().await?;
-        let sth = self.store.latest_tree_head().await?.ok_or(VaultError::NotFound("audit entry"))?;
+        let sth = self
+            .store
+            .latest_tree_head()
+            .await?
+            .ok_or(VaultError::NotFound("audit entry"))?;
         let size = sth.head.size;
         if index >= size {
             return Err(VaultError::NotFound("audit entry"));
@@ -169,9 +204,12 @@ impl Vault {
             }
             from = to;
         }
-        let proof = merkle::inclusion_proof(index, &hashes).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let proof = merkle::inclusion_proof(index, &hashes)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
         if merkle::root(&hashes) != sth.head.root {
-            return Err(VaultError::Integrity("the stored leaves do not match the signed head: run custos audit verify".into()));
+            return Err(VaultError::Integrity(
+                "the stored leaves do not match the signed head: run custos audit verify".into(),
+            ));
         }
         Ok(AuditProof {
             index,
@@ -187,21 +225,36 @@ impl Vault {
     ///
     /// # Errors
     /// `Forbidden` for any role but admin.
-    pub async fn audit_trail(&self, p: &Principal, subject: SubjectId) -> Result<Vec<AuditRecord>, VaultError> {
+    pub async fn audit_trail(
+        &self,
+        p: &Principal,
+        subject: SubjectId,
+    ) -> Result<Vec<AuditRecord>, VaultError> {
         if !matches!(self.caller(p)?, custos_core::access::Caller::Admin) {
-            return Err(VaultError::Forbidden("only admin may read the audit trail".into()));
+            return Err(VaultError::Forbidden(
+                "only admin may read the audit trail".into(),
+            ));
         }
         self.sequence_audit().await?;
         let leaves = self.store.subject_leaves(subject).await?;
         let mut e = AuditEntry::new(&p.actor, Action::AuditRead, Outcome::Ok);
         e.subject_id = Some(subject);
-        self.store.append_audit(vec![custos_store::QueuedAudit { subject_id: Some(subject), entry: e.to_bytes() }]).await?;
+        self.store
+            .append_audit(vec![custos_store::QueuedAudit {
+                subject_id: Some(subject),
+                entry: e.to_bytes(),
+            }])
+            .await?;
         leaves
             .into_iter()
             .map(|l| {
-                let entry = AuditEntry::from_bytes(&l.entry)
-                    .map_err(|_| VaultError::Integrity(format!("audit entry {} is unreadable", l.index)))?;
-                Ok(AuditRecord { index: l.index, entry })
+                let entry = AuditEntry::from_bytes(&l.entry).map_err(|_| {
+                    VaultError::Integrity(format!("audit entry {} is unreadable", l.index))
+                })?;
+                Ok(AuditRecord {
+                    index: l.index,
+                    entry,
+                })
             })
             .collect()
     }
@@ -238,7 +291,10 @@ impl Vault {
                 match AuditEntry::from_bytes(&l.entry) {
                     Ok(e) if e.index == Some(i) => {}
                     Ok(e) => {
-                        return fault(i, format!("out of place: it was sequenced as entry {:?}", e.index));
+                        return fault(
+                            i,
+                            format!("out of place: it was sequenced as entry {:?}", e.index),
+                        );
                     }
                     Err(_) => return fault(i, "unreadable".into()),
                 }
@@ -249,7 +305,13 @@ impl Vault {
                     }
                     if h.head.size == range.size() {
                         if h.verify(&key).is_err() {
-                            return fault(i, format!("the signature on the tree head of size {} does not verify", h.head.size));
+                            return fault(
+                                i,
+                                format!(
+                                    "the signature on the tree head of size {} does not verify",
+                                    h.head.size
+                                ),
+                            );
                         }
                         if h.head.root != range.root() {
                             return fault(
@@ -269,15 +331,28 @@ impl Vault {
         }
         let size = range.size();
         if size < end {
-            return fault(size, format!("missing: the log should hold {end} entries but holds {size}"));
+            return fault(
+                size,
+                format!("missing: the log should hold {end} entries but holds {size}"),
+            );
         }
         if size > state.size {
-            return fault(state.size, "an entry was added outside the sequencer".into());
+            return fault(
+                state.size,
+                "an entry was added outside the sequencer".into(),
+            );
         }
         if range.peaks() != state.peaks.as_slice() {
-            return fault(last_checked, "the stored tree state does not match the stored entries".into());
+            return fault(
+                last_checked,
+                "the stored tree state does not match the stored entries".into(),
+            );
         }
-        Ok(Ok(VerifyReport { size, root_hash: hex::encode(range.root()), heads_checked: heads.len() }))
+        Ok(Ok(VerifyReport {
+            size,
+            root_hash: hex::encode(range.root()),
+            heads_checked: heads.len(),
+        }))
     }
 }
 

@@ -11,12 +11,48 @@ use crate::{Principal, Vault, VaultError};
 pub const DEMO_CUSTOMERS: usize = 1000;
 
 const FIRST: [&str; 20] = [
-    "Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Katherine", "Dennis", "Margaret",
-    "Ken", "Radia", "Tim", "Hedy", "Claude", "Sophie", "Linus", "Joan", "Niklaus",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Katherine",
+    "Dennis",
+    "Margaret",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Claude",
+    "Sophie",
+    "Linus",
+    "Joan",
+    "Niklaus",
 ];
 const LAST: [&str; 20] = [
-    "Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy", "Johnson", "Ritchie",
-    "Hamilton", "Thompson", "Perlman", "Berners-Lee", "Lamarr", "Shannon", "Wilson", "Torvalds", "Clarke", "Wirth",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "McCarthy",
+    "Johnson",
+    "Ritchie",
+    "Hamilton",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Shannon",
+    "Wilson",
+    "Torvalds",
+    "Clarke",
+    "Wirth",
 ];
 const TOWNS: [&str; 5] = ["London", "Manchester", "Leeds", "Bristol", "Glasgow"];
 
@@ -42,7 +78,12 @@ impl Mix {
 pub fn demo_customer(i: usize) -> serde_json::Map<String, Value> {
     let mut m = Mix(i as u64);
     let (first, last) = (m.pick(&FIRST), m.pick(&LAST));
-    let email = format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase().replace('-', ""), i);
+    let email = format!(
+        "{}.{}{}@example.com",
+        first.to_lowercase(),
+        last.to_lowercase().replace('-', ""),
+        i
+    );
     let year = 1950 + m.next() % 55;
     let month = 1 + m.next() % 12;
     let day = 1 + m.next() % 28;
@@ -82,10 +123,17 @@ impl Vault {
         let mut set = JoinSet::new();
         for i in 0..n {
             if set.len() >= IN_FLIGHT {
-                set.join_next().await.expect("the set is not empty").map_err(|e| VaultError::Internal(e.to_string()))??;
+                set.join_next()
+                    .await
+                    .expect("the set is not empty")
+                    .map_err(|e| VaultError::Internal(e.to_string()))??;
             }
             let vault = Arc::clone(self);
-            set.spawn(async move { vault.put_record(&Principal::cli(), "customers", None, &demo_customer(i)).await });
+            set.spawn(async move {
+                vault
+                    .put_record(&Principal::cli(), "customers", None, &demo_customer(i))
+                    .await
+            });
         }
         while let Some(r) = set.join_next().await {
             r.map_err(|e| VaultError::Internal(e.to_string()))??;

@@ -52,18 +52,33 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    pub(crate) fn invalid(field: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
-        VaultError::Invalid { field: Some(field.into()), rule: rule.into(), message: message.into() }
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        VaultError::Invalid {
+            field: Some(field.into()),
+            rule: rule.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn bad_request(field: &str, message: impl Into<String>) -> Self {
-        VaultError::BadRequest { field: Some(field.into()), message: message.into() }
+        VaultError::BadRequest {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 }
 
 impl From<FieldError> for VaultError {
     fn from(e: FieldError) -> Self {
-        VaultError::Invalid { message: e.to_string(), field: Some(e.field), rule: e.rule.into() }
+        VaultError::Invalid {
+            message: e.to_string(),
+            field: Some(e.field),
+            rule: e.rule.into(),
+        }
     }
 }
 

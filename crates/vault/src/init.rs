@@ -38,16 +38,21 @@ pub async fn init(dir: &Path) -> Result<InitReport, VaultError> {
     write_root_key(&paths.root_key, &root)?;
     let wrote_inventory = !paths.inventory.exists();
     if wrote_inventory {
-        std::fs::write(&paths.inventory, EXAMPLE)
-            .map_err(|e| VaultError::Setup(format!("writing {}: {e}", paths.inventory.display())))?;
+        std::fs::write(&paths.inventory, EXAMPLE).map_err(|e| {
+            VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
+        })?;
     }
     let text = std::fs::read_to_string(&paths.inventory)
         .map_err(|e| VaultError::Setup(format!("reading {}: {e}", paths.inventory.display())))?;
-    let inventory =
-        Inventory::from_toml(&text).map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
+    let inventory = Inventory::from_toml(&text)
+        .map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
     let store = custos_store::open(&paths.database).await?;
     let root = read_root_key(&paths.root_key)?;
     Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
     let custos_store::Location::Sqlite(db) = paths.database;
-    Ok(InitReport { inventory: (paths.inventory, wrote_inventory), root_key: paths.root_key, database: db })
+    Ok(InitReport {
+        inventory: (paths.inventory, wrote_inventory),
+        root_key: paths.root_key,
+        database: db,
+    })
 }

@@ -22,10 +22,17 @@ pub(crate) struct KeyRing {
 }
 
 impl KeyRing {
-    pub(crate) async fn load_or_create(store: &dyn Store, root: RootKey) -> Result<Self, VaultError> {
+    pub(crate) async fn load_or_create(
+        store: &dyn Store,
+        root: RootKey,
+    ) -> Result<Self, VaultError> {
         let index = named_key(store, &root, INDEX_KEY).await?.into_index_key();
         let signer = named_key(store, &root, SIGNING_KEY).await?.to_signing_key();
-        Ok(Self { root, index, signer })
+        Ok(Self {
+            root,
+            index,
+            signer,
+        })
     }
 }
 
@@ -37,15 +44,24 @@ async fn named_key(store: &dyn Store, root: &RootKey, name: &str) -> Result<Data
         ))
     };
     if let Some(w) = store.vault_key(name).await? {
-        return root.unwrap(WrapContext::Named(name), &w).map_err(wrong_root);
+        return root
+            .unwrap(WrapContext::Named(name), &w)
+            .map_err(wrong_root);
     }
     let key = DataKey::generate(1)?;
-    match store.insert_vault_key(name, root.wrap(WrapContext::Named(name), &key)).await {
+    match store
+        .insert_vault_key(name, root.wrap(WrapContext::Named(name), &key))
+        .await
+    {
         Ok(()) => Ok(key),
         // Another process created it first: use theirs.
         Err(StoreError::Conflict(_)) => {
-            let w = store.vault_key(name).await?.ok_or(VaultError::Internal(format!("the {name} key vanished")))?;
-            root.unwrap(WrapContext::Named(name), &w).map_err(wrong_root)
+            let w = store
+                .vault_key(name)
+                .await?
+                .ok_or(VaultError::Internal(format!("the {name} key vanished")))?;
+            root.unwrap(WrapContext::Named(name), &w)
+                .map_err(wrong_root)
         }
         Err(e) => Err(e.into()),
     }
@@ -54,7 +70,10 @@ async fn named_key(store: &dyn Store, root: &RootKey, name: &str) -> Result<Data
 /// Reads the root key file, refusing one that other users can read.
 pub(crate) fn read_root_key(path: &Path) -> Result<RootKey, VaultError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        VaultError::Setup(format!("reading the root key {}: {e} (run `custos init` first)", path.display()))
+        VaultError::Setup(format!(
+            "reading the root key {}: {e} (run `custos init` first)",
+            path.display()
+        ))
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -64,11 +83,12 @@ pub(crate) fn read_root_key(path: &Path) -> Result<RootKey, VaultError> {
             path.display()
         )));
     }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| VaultError::Setup(format!("reading the root key {}: {e}", path.display())))?,
-    );
-    RootKey::from_file_contents(&text).map_err(|e| VaultError::Setup(format!("{}: {e}", path.display())))
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            VaultError::Setup(format!("reading the root key {}: {e}", path.display()))
+        })?);
+    RootKey::from_file_contents(&text)
+        .map_err(|e| VaultError::Setup(format!("{}: {e}", path.display())))
 }
 
 /// Writes a new root key file with mode 0600; never replaces an existing one.

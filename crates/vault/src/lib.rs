@@ -86,7 +86,10 @@ pub struct Principal {
 impl Principal {
     /// The operator running the `custos` command on the vault's own machine, with admin rights.
     pub fn cli() -> Self {
-        Self { actor: "cli".into(), role: ADMIN_ROLE.into() }
+        Self {
+            actor: "cli".into(),
+            role: ADMIN_ROLE.into(),
+        }
     }
 }
 
@@ -114,7 +117,10 @@ impl Vault {
     /// others or malformed, or the store cannot be opened.
     pub async fn open(paths: &Paths) -> Result<Vault, VaultError> {
         let text = std::fs::read_to_string(&paths.inventory).map_err(|e| {
-            VaultError::Setup(format!("reading the inventory {}: {e}", paths.inventory.display()))
+            VaultError::Setup(format!(
+                "reading the inventory {}: {e}",
+                paths.inventory.display()
+            ))
         })?;
         let inventory = Inventory::from_toml(&text)
             .map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
@@ -134,7 +140,13 @@ impl Vault {
         clock: Arc<dyn Clock>,
     ) -> Result<Vault, VaultError> {
         let keys = KeyRing::load_or_create(store.as_ref(), root).await?;
-        Ok(Vault { store, inventory: Arc::new(inventory), keys, clock, sequencer: Mutex::new(()) })
+        Ok(Vault {
+            store,
+            inventory: Arc::new(inventory),
+            keys,
+            clock,
+            sequencer: Mutex::new(()),
+        })
     }
 
     /// The inventory the vault enforces.
@@ -170,7 +182,12 @@ impl Vault {
         self.inventory
             .role(&p.role)
             .map(Caller::Role)
-            .ok_or_else(|| VaultError::Forbidden(format!("role {:?} is no longer declared in the inventory", p.role)))
+            .ok_or_else(|| {
+                VaultError::Forbidden(format!(
+                    "role {:?} is no longer declared in the inventory",
+                    p.role
+                ))
+            })
     }
 
     fn now_ms(&self) -> i64 {

@@ -8,7 +8,10 @@ use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::fields::{self, Context, Mode, Validated};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::{Collection, Purpose};
-use custos_store::{IndexEntry, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, RecordWithKey, StoreError};
+use custos_store::{
+    IndexEntry, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, RecordWithKey,
+    StoreError,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -52,7 +55,13 @@ pub struct RecordView {
     pub withheld: Vec<WithheldView>,
 }
 
-fn audit_for(p: &Principal, action: Action, collection: &str, id: RecordId, subject: SubjectId) -> AuditEntry {
+fn audit_for(
+    p: &Principal,
+    action: Action,
+    collection: &str,
+    id: RecordId,
+    subject: SubjectId,
+) -> AuditEntry {
     let mut e = AuditEntry::new(&p.actor, action, Outcome::Ok);
     e.collection = Some(collection.to_owned());
     e.record_id = Some(id);
@@ -61,18 +70,27 @@ fn audit_for(p: &Principal, action: Action, collection: &str, id: RecordId, subj
 }
 
 fn queued(e: &AuditEntry) -> QueuedAudit {
-    QueuedAudit { subject_id: e.subject_id, entry: e.to_bytes() }
+    QueuedAudit {
+        subject_id: e.subject_id,
+        entry: e.to_bytes(),
+    }
 }
 
 impl Vault {
     fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
         self.inventory.collection(name).ok_or_else(|| {
-            VaultError::invalid("collection", "unknown_collection", format!("no collection {name:?} is declared in the inventory"))
+            VaultError::invalid(
+                "collection",
+                "unknown_collection",
+                format!("no collection {name:?} is declared in the inventory"),
+            )
         })
     }
 
     fn context(&self) -> Context<'_> {
-        Context { default_region: &self.inventory.organization.default_region }
+        Context {
+            default_region: &self.inventory.organization.default_region,
+        }
     }
 
     /// Checks the purpose of a read: named, declared, and usable by the caller. A refusal is
@@ -84,18 +102,28 @@ impl Vault {
         purpose: Option<&str>,
         collection: &str,
     ) -> Result<&'a Purpose, VaultError> {
-        let id = purpose
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| VaultError::bad_request("purpose", "every read of personal data names a purpose: add ?purpose=..."))?;
+        let id = purpose.filter(|s| !s.is_empty()).ok_or_else(|| {
+            VaultError::bad_request(
+                "purpose",
+                "every read of personal data names a purpose: add ?purpose=...",
+            )
+        })?;
         let purpose = self.inventory.purpose(id).ok_or_else(|| {
-            VaultError::invalid("purpose", "unknown_purpose", format!("no purpose {id:?} is declared in the inventory"))
+            VaultError::invalid(
+                "purpose",
+                "unknown_purpose",
+                format!("no purpose {id:?} is declared in the inventory"),
+            )
         })?;
         if !caller.may_use(purpose) {
             let mut e = AuditEntry::new(&p.actor, Action::RecordRead, Outcome::Denied);
             e.collection = Some(collection.to_owned());
             e.purpose = Some(purpose.id.clone());
             self.store.append_audit(vec![queued(&e)]).await?;
-            return Err(VaultError::Forbidden(format!("role {:?} may not use purpose {:?}", p.role, purpose.id)));
+            return Err(VaultError::Forbidden(format!(
+                "role {:?} may not use purpose {:?}",
+                p.role, purpose.id
+            )));
         }
         Ok(purpose)
     }
@@ -104,7 +132,10 @@ impl Vault {
         if self.caller(p)?.may_write() {
             Ok(())
         } else {
-            Err(VaultError::Forbidden(format!("role {:?} may not write records", p.role)))
+            Err(VaultError::Forbidden(format!(
+                "role {:?} may not write records",
+                p.role
+            )))
         }
     }
 
@@ -121,12 +152,21 @@ impl Vault {
         for (name, v) in values {
             match v {
                 Some(n) => {
-                    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&n.value).expect("JSON values serialise"));
-                    let at = FieldBinding { record: id, collection, field: name };
+                    let plain = zeroize::Zeroizing::new(
+                        serde_json::to_vec(&n.value).expect("JSON values serialise"),
+                    );
+                    let at = FieldBinding {
+                        record: id,
+                        collection,
+                        field: name,
+                    };
                     into.insert(name.clone(), key.encrypt_field(at, &plain));
                     if coll.fields[name].searchable {
                         let digest = self.keys.index.digest(collection, name, &n.index_form);
-                        index.push(IndexEntry { field: name.clone(), digest: digest.to_vec() });
+                        index.push(IndexEntry {
+                            field: name.clone(),
+                            digest: digest.to_vec(),
+                        });
                     }
                 }
                 None => {
@@ -156,15 +196,31 @@ impl Vault {
         let (subject_id, key, new_subject) = match subject {
             Some(s) => {
                 let wrapped = self.store.subject_key(s).await?.ok_or_else(|| {
-                    VaultError::invalid("subject_id", "unknown_subject", "no subject with this id exists")
+                    VaultError::invalid(
+                        "subject_id",
+                        "unknown_subject",
+                        "no subject with this id exists",
+                    )
                 })?;
-                (s, self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?, None)
+                (
+                    s,
+                    self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?,
+                    None,
+                )
             }
             None => {
                 let s = SubjectId::random();
                 let key = DataKey::generate(1)?;
                 let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key);
-                (s, key, Some(NewSubject { id: s, wrapped_key, created_ms: now }))
+                (
+                    s,
+                    key,
+                    Some(NewSubject {
+                        id: s,
+                        wrapped_key,
+                        created_ms: now,
+                    }),
+                )
             }
         };
         let id = RecordId::random();
@@ -182,16 +238,33 @@ impl Vault {
             created_ms: now,
             updated_ms: now,
         };
-        self.store.insert_record(NewRecord { record, new_subject, index, audit: queued(&audit) }).await?;
+        self.store
+            .insert_record(NewRecord {
+                record,
+                new_subject,
+                index,
+                audit: queued(&audit),
+            })
+            .await?;
         Ok(Created { id, subject_id })
     }
 
     /// Decides field by field what `caller` may see of a record for `purpose`, decrypting only
     /// what is allowed. Returns the view and its audit entry.
-    fn view(&self, p: &Principal, caller: Caller<'_>, purpose: &Purpose, action: Action, rec: &RecordWithKey) -> Result<(RecordView, AuditEntry), VaultError> {
+    fn view(
+        &self,
+        p: &Principal,
+        caller: Caller<'_>,
+        purpose: &Purpose,
+        action: Action,
+        rec: &RecordWithKey,
+    ) -> Result<(RecordView, AuditEntry), VaultError> {
         let r = &rec.record;
         let coll = self.collection(&r.collection)?;
-        let key = self.keys.root.unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
+        let key = self
+            .keys
+            .root
+            .unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
         let subject = SubjectState::default();
         let mut fields = Map::new();
         let mut withheld = Vec::new();
@@ -205,16 +278,27 @@ impl Vault {
             };
             match decision {
                 Decision::Allow => {
-                    let at = FieldBinding { record: r.id, collection: &r.collection, field: name };
+                    let at = FieldBinding {
+                        record: r.id,
+                        collection: &r.collection,
+                        field: name,
+                    };
                     let plain = key.decrypt_field(at, ct)?;
-                    let v: Value = serde_json::from_slice(plain.expose_secret())
-                        .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+                    let v: Value = serde_json::from_slice(plain.expose_secret()).map_err(|_| {
+                        VaultError::Integrity("a decrypted field is not JSON".into())
+                    })?;
                     fields.insert(name.clone(), v);
                     audit.fields.push(name.clone());
                 }
                 Decision::Withhold(reason) => {
-                    withheld.push(WithheldView { field: name.clone(), reason: reason.as_str() });
-                    audit.withheld.push(Withheld { field: name.clone(), reason });
+                    withheld.push(WithheldView {
+                        field: name.clone(),
+                        reason: reason.as_str(),
+                    });
+                    audit.withheld.push(Withheld {
+                        field: name.clone(),
+                        reason,
+                    });
                 }
             }
         }
@@ -229,7 +313,14 @@ impl Vault {
         Ok((view, audit))
     }
 
-    async fn views(&self, p: &Principal, caller: Caller<'_>, purpose: &Purpose, action: Action, recs: &[RecordWithKey]) -> Result<Vec<RecordView>, VaultError> {
+    async fn views(
+        &self,
+        p: &Principal,
+        caller: Caller<'_>,
+        purpose: &Purpose,
+        action: Action,
+        recs: &[RecordWithKey],
+    ) -> Result<Vec<RecordView>, VaultError> {
         let mut views = Vec::with_capacity(recs.len());
         let mut audits = Vec::with_capacity(recs.len());
         for rec in recs {
@@ -250,12 +341,30 @@ impl Vault {
     /// # Errors
     /// `BadRequest` without a purpose; `Invalid` for an unknown collection or purpose;
     /// `Forbidden` when the role may not use the purpose; `NotFound`.
-    pub async fn get_record(&self, p: &Principal, collection: &str, id: RecordId, purpose: Option<&str>) -> Result<RecordView, VaultError> {
+    pub async fn get_record(
+        &self,
+        p: &Principal,
+        collection: &str,
+        id: RecordId,
+        purpose: Option<&str>,
+    ) -> Result<RecordView, VaultError> {
         self.collection(collection)?;
         let caller = self.caller(p)?;
         let purpose = self.purpose_for(p, caller, purpose, collection).await?;
-        let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
-        let mut v = self.views(p, caller, purpose, Action::RecordRead, std::slice::from_ref(&rec)).await?;
+        let rec = self
+            .store
+            .record(collection, id)
+            .await?
+            .ok_or(VaultError::NotFound("record"))?;
+        let mut v = self
+            .views(
+                p,
+                caller,
+                purpose,
+                Action::RecordRead,
+                std::slice::from_ref(&rec),
+            )
+            .await?;
         Ok(v.remove(0))
     }
 
@@ -265,15 +374,30 @@ impl Vault {
     /// # Errors
     /// As [`Vault::get_record`]; `Invalid` when the field is not searchable or the value is
     /// not valid for its type; `Forbidden` when the field is not declared for the purpose.
-    pub async fn search(&self, p: &Principal, collection: &str, purpose: Option<&str>, field: &str, value: &str) -> Result<Vec<RecordView>, VaultError> {
+    pub async fn search(
+        &self,
+        p: &Principal,
+        collection: &str,
+        purpose: Option<&str>,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<RecordView>, VaultError> {
         let coll = self.collection(collection)?;
         let caller = self.caller(p)?;
         let purpose = self.purpose_for(p, caller, purpose, collection).await?;
         let decl = coll.fields.get(field).ok_or_else(|| {
-            VaultError::invalid(field, "undeclared_field", "is not declared in the inventory for this collection")
+            VaultError::invalid(
+                field,
+                "undeclared_field",
+                "is not declared in the inventory for this collection",
+            )
         })?;
         if !decl.searchable {
-            return Err(VaultError::invalid(field, "not_searchable", "is not declared searchable in the inventory"));
+            return Err(VaultError::invalid(
+                field,
+                "not_searchable",
+                "is not declared searchable in the inventory",
+            ));
         }
         if !decl.serves(&purpose.id) {
             return Err(VaultError::Forbidden(format!(
@@ -281,24 +405,39 @@ impl Vault {
                 purpose.id
             )));
         }
-        let n = fields::normalise(field, decl, &Value::String(value.to_owned()), self.context())?;
+        let n = fields::normalise(
+            field,
+            decl,
+            &Value::String(value.to_owned()),
+            self.context(),
+        )?;
         let digest = self.keys.index.digest(collection, field, &n.index_form);
-        let recs = self.store.find_by_digest(collection, field, &digest).await?;
-        self.views(p, caller, purpose, Action::RecordSearch, &recs).await
+        let recs = self
+            .store
+            .find_by_digest(collection, field, &digest)
+            .await?;
+        self.views(p, caller, purpose, Action::RecordSearch, &recs)
+            .await
     }
 
     /// Every record of one subject, as the caller may see it for a purpose.
     ///
     /// # Errors
     /// As [`Vault::get_record`]; `NotFound` for an unknown subject.
-    pub async fn subject_records(&self, p: &Principal, subject: SubjectId, purpose: Option<&str>) -> Result<Vec<RecordView>, VaultError> {
+    pub async fn subject_records(
+        &self,
+        p: &Principal,
+        subject: SubjectId,
+        purpose: Option<&str>,
+    ) -> Result<Vec<RecordView>, VaultError> {
         let caller = self.caller(p)?;
         let purpose = self.purpose_for(p, caller, purpose, "*").await?;
         let recs = self.store.subject_records(subject).await?;
         if recs.is_empty() && self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
         }
-        self.views(p, caller, purpose, Action::RecordRead, &recs).await
+        self.views(p, caller, purpose, Action::RecordRead, &recs)
+            .await
     }
 
     /// Changes some fields of a record; `null` removes an optional field. Retried when a
@@ -306,47 +445,92 @@ impl Vault {
     ///
     /// # Errors
     /// As [`Vault::put_record`]; `NotFound`; `BadRequest` for an empty change.
-    pub async fn update_record(&self, p: &Principal, collection: &str, id: RecordId, body: &Map<String, Value>) -> Result<(), VaultError> {
+    pub async fn update_record(
+        &self,
+        p: &Principal,
+        collection: &str,
+        id: RecordId,
+        body: &Map<String, Value>,
+    ) -> Result<(), VaultError> {
         self.require_write(p)?;
         let coll = self.collection(collection)?;
         if body.is_empty() {
-            return Err(VaultError::bad_request("fields", "name at least one field to change"));
+            return Err(VaultError::bad_request(
+                "fields",
+                "name at least one field to change",
+            ));
         }
         let values = fields::validate_record(coll, body, Mode::Patch, self.context())?;
         for _ in 0..UPDATE_ATTEMPTS {
-            let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
-            let key = self.keys.root.unwrap(WrapContext::Subject(rec.record.subject_id), &rec.wrapped_key)?;
+            let rec = self
+                .store
+                .record(collection, id)
+                .await?
+                .ok_or(VaultError::NotFound("record"))?;
+            let key = self.keys.root.unwrap(
+                WrapContext::Subject(rec.record.subject_id),
+                &rec.wrapped_key,
+            )?;
             let mut record = rec.record;
             let mut index = Vec::new();
             let mut enc = std::mem::take(&mut record.fields);
             self.encrypt(&key, coll, collection, id, &values, &mut enc, &mut index);
             record.fields = enc;
             record.updated_ms = self.now_ms();
-            let reindexed_fields = values.keys().filter(|n| coll.fields[*n].searchable).cloned().collect();
+            let reindexed_fields = values
+                .keys()
+                .filter(|n| coll.fields[*n].searchable)
+                .cloned()
+                .collect();
             let mut audit = audit_for(p, Action::RecordUpdate, collection, id, record.subject_id);
             audit.fields = values.keys().cloned().collect();
-            let change = RecordChange { record, reindexed_fields, index, audit: queued(&audit) };
+            let change = RecordChange {
+                record,
+                reindexed_fields,
+                index,
+                audit: queued(&audit),
+            };
             match self.store.update_record(change).await {
                 Err(StoreError::Conflict(_)) => continue,
                 other => return Ok(other?),
             }
         }
-        Err(VaultError::Conflict("the record is being changed by others; try again".into()))
+        Err(VaultError::Conflict(
+            "the record is being changed by others; try again".into(),
+        ))
     }
 
     /// Deletes a record and its blind-index entries.
     ///
     /// # Errors
     /// `Forbidden` for a role that may not write; `NotFound`.
-    pub async fn delete_record(&self, p: &Principal, collection: &str, id: RecordId) -> Result<(), VaultError> {
+    pub async fn delete_record(
+        &self,
+        p: &Principal,
+        collection: &str,
+        id: RecordId,
+    ) -> Result<(), VaultError> {
         self.require_write(p)?;
         self.collection(collection)?;
-        let rec = self.store.record(collection, id).await?.ok_or(VaultError::NotFound("record"))?;
-        let audit = audit_for(p, Action::RecordDelete, collection, id, rec.record.subject_id);
-        self.store.delete_record(collection, id, queued(&audit)).await.map_err(|e| match e {
-            StoreError::NotFound => VaultError::NotFound("record"),
-            e => e.into(),
-        })
+        let rec = self
+            .store
+            .record(collection, id)
+            .await?
+            .ok_or(VaultError::NotFound("record"))?;
+        let audit = audit_for(
+            p,
+            Action::RecordDelete,
+            collection,
+            id,
+            rec.record.subject_id,
+        );
+        self.store
+            .delete_record(collection, id, queued(&audit))
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => VaultError::NotFound("record"),
+                e => e.into(),
+            })
     }
 
     /// The number of records in a collection.

@@ -29,14 +29,32 @@ pub(crate) async fn spawn() -> TestApp {
     let vault = Arc::new(Vault::open(&Paths::in_dir(dir.path())).await.unwrap());
     let key = |name: &'static str, role: &'static str| {
         let v = Arc::clone(&vault);
-        async move { v.create_api_key(&Principal::cli(), name, role).await.unwrap().secret.expose_secret().clone() }
+        async move {
+            v.create_api_key(&Principal::cli(), name, role)
+                .await
+                .unwrap()
+                .secret
+                .expose_secret()
+                .clone()
+        }
     };
     let admin = key("admin", "admin").await;
     let support = key("support", "support_agent").await;
     let marketer = key("marketer", "marketer").await;
     let billing = key("billing", "billing_service").await;
-    let app = app(AppState { vault: Arc::clone(&vault), metrics: Arc::new(Metrics::default()) });
-    TestApp { app, vault, admin, support, marketer, billing, _dir: dir }
+    let app = app(AppState {
+        vault: Arc::clone(&vault),
+        metrics: Arc::new(Metrics::default()),
+    });
+    TestApp {
+        app,
+        vault,
+        admin,
+        support,
+        marketer,
+        billing,
+        _dir: dir,
+    }
 }
 
 pub(crate) struct Reply {
@@ -49,28 +67,49 @@ impl TestApp {
     pub(crate) async fn raw(&self, req: Request<Body>) -> Reply {
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, body, text }
     }
 
-    pub(crate) async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
         }
         let req = match body {
-            Some(v) => b.header("content-type", "application/json").body(Body::from(v.to_string())).unwrap(),
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
             None => b.body(Body::empty()).unwrap(),
         };
         self.raw(req).await
     }
 
     pub(crate) async fn create(&self, fields: Value) -> (String, String) {
-        let r = self.call("POST", "/v1/collections/customers/records", Some(&self.admin), Some(serde_json::json!({ "fields": fields }))).await;
+        let r = self
+            .call(
+                "POST",
+                "/v1/collections/customers/records",
+                Some(&self.admin),
+                Some(serde_json::json!({ "fields": fields })),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        (r.body["id"].as_str().unwrap().to_owned(), r.body["subject_id"].as_str().unwrap().to_owned())
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["subject_id"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub(crate) async fn count(&self) -> u64 {
@@ -81,7 +120,13 @@ impl TestApp {
 pub(crate) fn assert_error(r: &Reply, status: StatusCode, code: &str, field: Option<&str>) {
     assert_eq!(r.status, status, "{}", r.text);
     assert_eq!(r.body["error"]["code"], code, "{}", r.text);
-    assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.text);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        r.text
+    );
     match field {
         Some(f) => assert_eq!(r.body["error"]["field"], f, "{}", r.text),
         None => assert!(r.body["error"].get("field").is_none(), "{}", r.text),

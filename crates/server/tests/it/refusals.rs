@@ -11,21 +11,39 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
     let (id, subject) = t.create(json!({"email": "refuse@example.com"})).await;
     let endpoints = [
         ("POST", "/v1/collections/customers/records".to_owned()),
-        ("GET", "/v1/collections/customers/records?purpose=support&email=refuse@example.com".to_owned()),
-        ("GET", format!("/v1/collections/customers/records/{id}?purpose=support")),
+        (
+            "GET",
+            "/v1/collections/customers/records?purpose=support&email=refuse@example.com".to_owned(),
+        ),
+        (
+            "GET",
+            format!("/v1/collections/customers/records/{id}?purpose=support"),
+        ),
         ("PATCH", format!("/v1/collections/customers/records/{id}")),
         ("DELETE", format!("/v1/collections/customers/records/{id}")),
-        ("GET", format!("/v1/subjects/{subject}/records?purpose=support")),
+        (
+            "GET",
+            format!("/v1/subjects/{subject}/records?purpose=support"),
+        ),
         ("GET", format!("/v1/audit?subject_id={subject}")),
         ("GET", "/v1/audit/head".to_owned()),
         ("GET", "/v1/audit/proof/0".to_owned()),
         ("GET", "/v1/inventory".to_owned()),
     ];
-    t.vault.revoke_api_key(&custos_vault::Principal::cli(), "billing").await.unwrap();
+    t.vault
+        .revoke_api_key(&custos_vault::Principal::cli(), "billing")
+        .await
+        .unwrap();
     let wrong = format!("custos_{}", "0".repeat(64));
     for (method, uri) in &endpoints {
-        let body = matches!(*method, "POST" | "PATCH").then(|| json!({"fields": {"email": "x@example.com"}}));
-        for key in [None, Some(wrong.as_str()), Some("not-even-a-custos-key"), Some(t.billing.as_str())] {
+        let body = matches!(*method, "POST" | "PATCH")
+            .then(|| json!({"fields": {"email": "x@example.com"}}));
+        for key in [
+            None,
+            Some(wrong.as_str()),
+            Some("not-even-a-custos-key"),
+            Some(t.billing.as_str()),
+        ] {
             let r = t.call(method, uri, key, body.clone()).await;
             assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated", None);
         }
@@ -43,38 +61,104 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
 #[tokio::test]
 async fn roles_are_refused_what_the_inventory_does_not_give_them() {
     let t = spawn().await;
-    let (id, subject) = t.create(json!({"email": "roles@example.com", "birth_date": "1990-01-01"})).await;
+    let (id, subject) = t
+        .create(json!({"email": "roles@example.com", "birth_date": "1990-01-01"}))
+        .await;
     let rec = format!("/v1/collections/customers/records/{id}");
     let cases = [
         // Only admin writes in the example inventory.
-        ("POST", "/v1/collections/customers/records".to_owned(), t.support.clone(), Some(json!({"fields": {"email": "a@example.com"}}))),
-        ("PATCH", rec.clone(), t.marketer.clone(), Some(json!({"fields": {"notes": "x"}}))),
+        (
+            "POST",
+            "/v1/collections/customers/records".to_owned(),
+            t.support.clone(),
+            Some(json!({"fields": {"email": "a@example.com"}})),
+        ),
+        (
+            "PATCH",
+            rec.clone(),
+            t.marketer.clone(),
+            Some(json!({"fields": {"notes": "x"}})),
+        ),
         ("DELETE", rec.clone(), t.billing.clone(), None),
         // A role may read only for its own purposes.
-        ("GET", format!("{rec}?purpose=billing"), t.support.clone(), None),
-        ("GET", format!("{rec}?purpose=analytics"), t.marketer.clone(), None),
-        ("GET", format!("/v1/subjects/{subject}/records?purpose=marketing"), t.billing.clone(), None),
-        ("GET", "/v1/collections/customers/records?purpose=support&email=roles@example.com".to_owned(), t.marketer.clone(), None),
+        (
+            "GET",
+            format!("{rec}?purpose=billing"),
+            t.support.clone(),
+            None,
+        ),
+        (
+            "GET",
+            format!("{rec}?purpose=analytics"),
+            t.marketer.clone(),
+            None,
+        ),
+        (
+            "GET",
+            format!("/v1/subjects/{subject}/records?purpose=marketing"),
+            t.billing.clone(),
+            None,
+        ),
+        (
+            "GET",
+            "/v1/collections/customers/records?purpose=support&email=roles@example.com".to_owned(),
+            t.marketer.clone(),
+            None,
+        ),
         // A role may search only a field declared for the purpose.
-        ("GET", "/v1/collections/customers/records?purpose=marketing&phone=020%207946%200000".to_owned(), t.marketer.clone(), None),
+        (
+            "GET",
+            "/v1/collections/customers/records?purpose=marketing&phone=020%207946%200000"
+                .to_owned(),
+            t.marketer.clone(),
+            None,
+        ),
         // Only admin reads the audit trail and its entries.
-        ("GET", format!("/v1/audit?subject_id={subject}"), t.support.clone(), None),
-        ("GET", "/v1/audit/proof/0".to_owned(), t.marketer.clone(), None),
+        (
+            "GET",
+            format!("/v1/audit?subject_id={subject}"),
+            t.support.clone(),
+            None,
+        ),
+        (
+            "GET",
+            "/v1/audit/proof/0".to_owned(),
+            t.marketer.clone(),
+            None,
+        ),
     ];
     for (method, uri, key, body) in cases {
         let r = t.call(method, &uri, Some(&key), body).await;
         assert_error(&r, StatusCode::FORBIDDEN, "forbidden", None);
     }
     assert_eq!(t.count().await, 1);
-    let r = t.call("GET", &format!("{rec}?purpose=support"), Some(&t.admin), None).await;
-    assert_eq!(r.body["fields"]["email"], "roles@example.com", "the record is unchanged: {}", r.text);
+    let r = t
+        .call(
+            "GET",
+            &format!("{rec}?purpose=support"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["fields"]["email"], "roles@example.com",
+        "the record is unchanged: {}",
+        r.text
+    );
 }
 
 #[tokio::test]
 async fn refused_reads_are_audited() {
     let t = spawn().await;
     let (id, _) = t.create(json!({"email": "denied@example.com"})).await;
-    let r = t.call("GET", &format!("/v1/collections/customers/records/{id}?purpose=billing"), Some(&t.support), None).await;
+    let r = t
+        .call(
+            "GET",
+            &format!("/v1/collections/customers/records/{id}?purpose=billing"),
+            Some(&t.support),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     t.vault.sequence_audit().await.unwrap();
     let head = t.vault.audit_head().await.unwrap();
