@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `custos` binary, a fresh data directory, real HTTP.
 
+mod architecture;
 mod audit;
 mod commands;
 mod durability;
