@@ -1,1 +1,87 @@
-fn main() {}
+//! Micro-benchmarks of the hot paths: field encryption and decryption, blind-index digest,
+//! Merkle append, and the access decision.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use custos_core::access::{Caller, SubjectState, decide};
+use custos_core::crypto::{DataKey, FieldBinding, RootKey, WrapContext};
+use custos_core::ids::{RecordId, SubjectId};
+use custos_core::inventory::{EXAMPLE, Inventory};
+use custos_core::merkle::{CompactRange, leaf_hash};
+
+fn crypto(c: &mut Criterion) {
+    let key = DataKey::generate(1).unwrap();
+    let record = RecordId::random();
+    let at = FieldBinding {
+        record,
+        collection: "customers",
+        field: "email",
+    };
+    let value = br#""ada.lovelace@example.com""#;
+    let ct = key.encrypt_field(at, value);
+    c.bench_function("encrypt_field (email, AES-256-GCM)", |b| {
+        b.iter(|| key.encrypt_field(black_box(at), black_box(value)))
+    });
+    c.bench_function("decrypt_field (email, AES-256-GCM)", |b| {
+        b.iter(|| key.decrypt_field(black_box(at), black_box(&ct)).unwrap())
+    });
+    let root = RootKey::generate(1).unwrap();
+    let subject = SubjectId::random();
+    let wrapped = root.wrap(WrapContext::Subject(subject), &key);
+    c.bench_function("unwrap subject key", |b| {
+        b.iter(|| {
+            root.unwrap(WrapContext::Subject(subject), black_box(&wrapped))
+                .unwrap()
+        })
+    });
+    let index = DataKey::generate(1).unwrap().into_index_key();
+    c.bench_function("blind-index digest (HMAC-SHA256)", |b| {
+        b.iter(|| {
+            index.digest(
+                black_box("customers"),
+                black_box("email"),
+                black_box("ada.lovelace@example.com"),
+            )
+        })
+    });
+}
+
+fn merkle(c: &mut Criterion) {
+    let mut range = CompactRange::new();
+    for i in 0u64..1_000_000 {
+        range.append(leaf_hash(&i.to_be_bytes()));
+    }
+    let entry = br#"{"index":1000000,"time":"2026-11-23T00:00:00.000Z","actor":"apikey:support","action":"record.read","collection":"customers","outcome":"ok"}"#;
+    c.bench_function(
+        "merkle append (leaf hash + compact range, 1M-leaf tree)",
+        |b| {
+            b.iter_batched(
+                || range.clone(),
+                |mut r| r.append(leaf_hash(black_box(entry))),
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
+    c.bench_function("merkle root (1M-leaf tree)", |b| {
+        b.iter(|| black_box(&range).root())
+    });
+}
+
+fn access(c: &mut Criterion) {
+    let inv = Inventory::from_toml(EXAMPLE).unwrap();
+    let role = inv.role("support_agent").unwrap();
+    let purpose = inv.purpose("support").unwrap();
+    let fields = &inv.collections["customers"].fields;
+    let state = SubjectState::default();
+    c.bench_function("access decision (one record, 8 fields)", |b| {
+        b.iter(|| {
+            for decl in fields.values() {
+                black_box(decide(Caller::Role(role), black_box(purpose), decl, &state));
+            }
+        })
+    });
+}
+
+criterion_group!(benches, crypto, merkle, access);
+criterion_main!(benches);

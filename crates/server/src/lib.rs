@@ -66,7 +66,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(200)));
+    let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(50)));
     let state = AppState {
         vault,
         metrics: Arc::new(Metrics::default()),

@@ -67,6 +67,6 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     let status = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     state.metrics.record(&method, &route, status, elapsed);
-    tracing::info!(target: "custos::http", %method, %route, status, ms = elapsed * 1e3, "request");
+    tracing::debug!(target: "custos::http", %method, %route, status, ms = elapsed * 1e3, "request");
     resp
 }

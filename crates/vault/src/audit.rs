@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{Principal, Vault, VaultError};
 
 /// Entries integrated per sequencing batch.
-pub(crate) const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 1024;
 /// Leaves read per page while verifying.
 const PAGE: u64 = 10_000;
 
