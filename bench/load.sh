@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Load benchmark: `custos serve` on SQLite holding RECORDS stored records, driven over HTTP by
 # a second process (crates/cli/examples/loadgen.rs) at CONCURRENCY connections: writes for
-# SECONDS, then audited reads of the records written for SECONDS. Prints the figures, then
+# PHASE_SECONDS, then audited reads of the records written for PHASE_SECONDS. Prints the figures, then
 # checks the audit log.
 #
 #   bench/load.sh                       # 100,000 records, 32 connections, 20 s per phase
-#   RECORDS=10000 SECONDS=5 bench/load.sh
+#   RECORDS=10000 PHASE_SECONDS=5 bench/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-100000}
-SECONDS_PER_PHASE=${SECONDS:-20}
+SECONDS_PER_PHASE=${PHASE_SECONDS:-20}
 CONCURRENCY=${CONCURRENCY:-32}
 
 cargo build --release --quiet --bin custos --example loadgen

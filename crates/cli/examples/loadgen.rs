@@ -136,6 +136,7 @@ async fn main() {
     w.print();
 
     // Audited reads: random records among those written, for a purpose the key may use.
+    assert!(!ids.is_empty(), "the write phase wrote nothing to read");
     let ids = std::sync::Arc::new(ids);
     let start = Instant::now();
     let mut tasks = Vec::new();
