@@ -1,0 +1,394 @@
+//! The conformance tests, written against `dyn Store` only.
+
+use std::sync::Arc;
+
+use custos_core::audit::{SignedTreeHead, TreeHead};
+use custos_core::ids::{RecordId, SubjectId};
+use custos_store::{
+    ApiKeyRow, EncryptedFields, IndexEntry, Integration, LeafRow, NewRecord, NewSubject,
+    QueuedAudit, RecordChange, RecordRow, Store, StoreError, TreeState,
+};
+
+fn audit(tag: &str, subject: Option<SubjectId>) -> QueuedAudit {
+    QueuedAudit {
+        subject_id: subject,
+        entry: format!("{{\"tag\":\"{tag}\"}}").into_bytes(),
+    }
+}
+
+fn row(subject: SubjectId, fields: &[(&str, &[u8])]) -> RecordRow {
+    RecordRow {
+        id: RecordId::random(),
+        subject_id: subject,
+        collection: "customers".into(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect::<EncryptedFields>(),
+        version: 1,
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+fn digest(b: u8) -> Vec<u8> {
+    vec![b; 32]
+}
+
+/// Inserts a record for a new subject, indexed on `email` with `email_digest`.
+async fn insert(store: &dyn Store, email_digest: u8) -> RecordRow {
+    let subject = SubjectId::random();
+    let r = row(subject, &[("email", b"ct-email"), ("name", b"ct-name")]);
+    store
+        .insert_record(NewRecord {
+            record: r.clone(),
+            new_subject: Some(NewSubject {
+                id: subject,
+                wrapped_key: b"wrapped".to_vec(),
+                created_ms: 1,
+            }),
+            index: vec![IndexEntry {
+                field: "email".into(),
+                digest: digest(email_digest),
+            }],
+            audit: audit("create", Some(subject)),
+        })
+        .await
+        .unwrap();
+    r
+}
+
+pub(crate) async fn records_round_trip(store: Arc<dyn Store>) {
+    let r = insert(store.as_ref(), 1).await;
+    let got = store.record("customers", r.id).await.unwrap().unwrap();
+    assert_eq!(got.record, r);
+    assert_eq!(got.wrapped_key, b"wrapped");
+    assert!(
+        store.record("orders", r.id).await.unwrap().is_none(),
+        "a record belongs to its collection"
+    );
+    assert!(
+        store
+            .record("customers", RecordId::random())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A second record of the same subject.
+    let second = row(r.subject_id, &[("email", b"ct2")]);
+    let new = NewRecord {
+        record: second.clone(),
+        new_subject: None,
+        index: vec![],
+        audit: audit("create", Some(r.subject_id)),
+    };
+    store.insert_record(new).await.unwrap();
+    let all = store.subject_records(r.subject_id).await.unwrap();
+    assert_eq!(all.iter().map(|x| x.record.id).collect::<Vec<_>>().len(), 2);
+    assert_eq!(
+        store.subject_key(r.subject_id).await.unwrap().unwrap(),
+        b"wrapped"
+    );
+    assert!(
+        store
+            .subject_key(SubjectId::random())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.count_records("customers").await.unwrap(), 2);
+
+    let found = store
+        .find_by_digest("customers", "email", &digest(1))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].record.id, r.id);
+    assert!(
+        store
+            .find_by_digest("customers", "phone", &digest(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "digests are per field"
+    );
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.ping().await.unwrap();
+}
+
+pub(crate) async fn stale_updates_conflict_and_indexes_follow(store: Arc<dyn Store>) {
+    let r = insert(store.as_ref(), 3).await;
+    let mut changed = r.clone();
+    changed.fields.insert("email".into(), b"ct-new".to_vec());
+    let change = |rec: RecordRow| RecordChange {
+        record: rec,
+        reindexed_fields: vec!["email".into()],
+        index: vec![IndexEntry {
+            field: "email".into(),
+            digest: digest(4),
+        }],
+        audit: audit("update", Some(r.subject_id)),
+    };
+    store.update_record(change(changed.clone())).await.unwrap();
+    // The same version again is stale now.
+    assert!(matches!(
+        store.update_record(change(changed)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let got = store
+        .record("customers", r.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(got.version, 2);
+    assert_eq!(got.fields["email"], b"ct-new");
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(3))
+            .await
+            .unwrap()
+            .is_empty(),
+        "old digest gone"
+    );
+    assert_eq!(
+        store
+            .find_by_digest("customers", "email", &digest(4))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub(crate) async fn deletes_take_their_index_entries(store: Arc<dyn Store>) {
+    let r = insert(store.as_ref(), 5).await;
+    assert!(matches!(
+        store.delete_record("orders", r.id, audit("d", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .delete_record("customers", r.id, audit("delete", Some(r.subject_id)))
+        .await
+        .unwrap();
+    assert!(store.record("customers", r.id).await.unwrap().is_none());
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .delete_record("customers", r.id, audit("d", None))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub(crate) async fn a_failed_write_changes_nothing_and_spares_its_neighbours(
+    store: Arc<dyn Store>,
+) {
+    let existing = insert(store.as_ref(), 6).await;
+    let queued_before = store.queued_audit(10_000).await.unwrap().len();
+    // Many writes at once, so that they share a group commit; every third reuses an id.
+    let mut handles = Vec::new();
+    for i in 0..30 {
+        let store = Arc::clone(&store);
+        let mut r = row(existing.subject_id, &[("email", b"x")]);
+        if i % 3 == 0 {
+            r.id = existing.id;
+        }
+        handles.push(tokio::spawn(async move {
+            let new = NewRecord {
+                record: r,
+                new_subject: None,
+                index: vec![IndexEntry {
+                    field: "email".into(),
+                    digest: vec![100 + i as u8; 32],
+                }],
+                audit: audit("create", None),
+            };
+            store.insert_record(new).await
+        }));
+    }
+    let mut ok = 0;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict(_)) => assert_eq!(i % 3, 0, "only the duplicates fail"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 20);
+    assert_eq!(store.count_records("customers").await.unwrap(), 21);
+    assert_eq!(
+        store.queued_audit(10_000).await.unwrap().len(),
+        queued_before + 20,
+        "failed writes queued no audit entry"
+    );
+    // The failed writes left no index entry behind.
+    assert!(
+        store
+            .find_by_digest("customers", "email", &[100; 32])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A record for a subject that does not exist is refused.
+    let orphan = NewRecord {
+        record: row(SubjectId::random(), &[]),
+        new_subject: None,
+        index: vec![],
+        audit: audit("x", None),
+    };
+    assert!(matches!(
+        store.insert_record(orphan).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+fn head(size: u64) -> SignedTreeHead {
+    SignedTreeHead {
+        head: TreeHead {
+            size,
+            root: [size as u8; 32],
+            timestamp_ms: size,
+        },
+        signature: [7; 64],
+    }
+}
+
+pub(crate) async fn audit_queue_and_integration(store: Arc<dyn Store>) {
+    assert_eq!(store.tree_state().await.unwrap(), TreeState::default());
+    assert!(store.latest_tree_head().await.unwrap().is_none());
+    let s = SubjectId::random();
+    store
+        .append_audit(vec![
+            audit("a", Some(s)),
+            audit("b", None),
+            audit("c", Some(s)),
+        ])
+        .await
+        .unwrap();
+    let q = store.queued_audit(2).await.unwrap();
+    assert_eq!(
+        q.iter().map(|r| r.audit.entry.clone()).collect::<Vec<_>>(),
+        [audit("a", None).entry, audit("b", None).entry],
+        "oldest first"
+    );
+    let leaves: Vec<LeafRow> = q
+        .iter()
+        .enumerate()
+        .map(|(i, r)| LeafRow {
+            index: i as u64,
+            subject_id: r.audit.subject_id,
+            entry: r.audit.entry.clone(),
+            leaf_hash: [i as u8; 32],
+        })
+        .collect();
+    let batch = Integration {
+        from_size: 0,
+        queue_ids: q.iter().map(|r| r.queue_id).collect(),
+        leaves,
+        state: TreeState {
+            size: 2,
+            peaks: vec![[9; 32]],
+        },
+        head: head(2),
+    };
+    store.integrate_audit(batch.clone()).await.unwrap();
+    // The same batch again: the tree has grown, so it is refused whole.
+    assert!(matches!(
+        store.integrate_audit(batch).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.tree_state().await.unwrap(),
+        TreeState {
+            size: 2,
+            peaks: vec![[9; 32]]
+        }
+    );
+    assert_eq!(store.latest_tree_head().await.unwrap(), Some(head(2)));
+    assert_eq!(store.tree_heads().await.unwrap(), vec![head(2)]);
+    let remaining = store.queued_audit(10).await.unwrap();
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0].audit.entry, audit("c", None).entry);
+    assert_eq!(store.leaves(0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.leaves(1, 2).await.unwrap()[0].entry,
+        audit("b", None).entry
+    );
+    let mine = store.subject_leaves(s).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].index, 0);
+}
+
+pub(crate) async fn api_keys(store: Arc<dyn Store>) {
+    let key = |name: &str, d: u8| ApiKeyRow {
+        name: name.into(),
+        role: "admin".into(),
+        digest: vec![d; 32],
+        created_ms: 5,
+        revoked_ms: None,
+    };
+    store
+        .insert_api_key(key("ops", 1), audit("k", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_api_key(key("ops", 2), audit("k", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .insert_api_key(key("other", 1), audit("k", None))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .api_key_by_digest(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "ops"
+    );
+    assert!(store.api_key_by_digest(&[2; 32]).await.unwrap().is_none());
+    store
+        .revoke_api_key("ops", 9, audit("r", None))
+        .await
+        .unwrap();
+    assert!(
+        store.api_key_by_digest(&[1; 32]).await.unwrap().is_none(),
+        "a revoked key no longer authenticates"
+    );
+    assert!(matches!(
+        store.revoke_api_key("ops", 10, audit("r", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.api_keys().await.unwrap()[0].revoked_ms, Some(9));
+}
+
+pub(crate) async fn vault_keys_are_written_once(store: Arc<dyn Store>) {
+    assert!(store.vault_key("index").await.unwrap().is_none());
+    store
+        .insert_vault_key("index", b"w1".to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_vault_key("index", b"w2".to_vec()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.vault_key("index").await.unwrap().unwrap(), b"w1");
+}
