@@ -19,7 +19,7 @@ impl Caller<'_> {
     pub fn may_use(&self, purpose: &Purpose) -> bool {
         match self {
             Caller::Admin => true,
-            Caller::Role(r) => r.purposes.iter().any(|p| *p == purpose.id),
+            Caller::Role(r) => r.purposes.contains(&purpose.id),
         }
     }
 

@@ -385,14 +385,13 @@ pub fn validate_record(
         }
         out.insert(name.clone(), Some(normalise(name, decl, raw, ctx)?));
     }
-    if mode == Mode::Create {
-        if let Some((name, _)) = coll
+    if mode == Mode::Create
+        && let Some((name, _)) = coll
             .fields
             .iter()
             .find(|(n, d)| d.required && !fields.contains_key(*n))
-        {
-            return Err(fail(name, "required", "is required"));
-        }
+    {
+        return Err(fail(name, "required", "is required"));
     }
     Ok(out)
 }

@@ -12,10 +12,13 @@ use axum::response::Response;
 
 use crate::AppState;
 
-/// Counters per (method, route, status).
+/// A request series: method, route template, status.
+type Series = (String, String, u16);
+
+/// Counters per series: requests answered and seconds spent.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: Mutex<BTreeMap<Series, (u64, f64)>>,
 }
 
 impl Metrics {

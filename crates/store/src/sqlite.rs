@@ -225,9 +225,7 @@ fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
 const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
      r.updated_ms, k.wrapped FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
-fn record_with_key(
-    row: &Row<'_>,
-) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>)> {
+fn record_with_key(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -240,6 +238,7 @@ fn record_with_key(
     ))
 }
 
+/// A record row as read: id, subject, collection, fields, version, created, updated, wrapped key.
 type RawRecord = (String, String, String, Vec<u8>, i64, i64, i64, Vec<u8>);
 
 fn to_record(raw: RawRecord) -> Result<RecordWithKey, StoreError> {
@@ -258,11 +257,14 @@ fn to_record(raw: RawRecord) -> Result<RecordWithKey, StoreError> {
     })
 }
 
-fn leaf(row: &Row<'_>) -> rusqlite::Result<(i64, Option<String>, Vec<u8>, Vec<u8>)> {
+/// A leaf row as read: index, subject, entry, leaf hash.
+type RawLeaf = (i64, Option<String>, Vec<u8>, Vec<u8>);
+
+fn leaf(row: &Row<'_>) -> rusqlite::Result<RawLeaf> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
-fn to_leaf(raw: (i64, Option<String>, Vec<u8>, Vec<u8>)) -> Result<LeafRow, StoreError> {
+fn to_leaf(raw: RawLeaf) -> Result<LeafRow, StoreError> {
     Ok(LeafRow {
         index: raw.0 as u64,
         subject_id: raw.1.map(parse_id).transpose()?,

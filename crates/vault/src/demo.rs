@@ -98,12 +98,12 @@ pub fn demo_customer(i: usize) -> serde_json::Map<String, Value> {
             "postal_code": "SW1A 1AA",
             "country": "GB"
         },
-        "vip": m.next() % 10 == 0,
+        "vip": m.next().is_multiple_of(10),
     });
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         c["phone"] = json!(format!("020 7946 {:04}", i % 1000));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         c["notes"] = json!("Prefers contact by email.");
     }
     match c {

@@ -139,41 +139,43 @@ impl Vault {
         }
     }
 
+    /// Sets (encrypting under `key`, bound to the record) or removes each validated field of
+    /// `record`, and returns the blind-index entries of the searchable fields set.
     fn encrypt(
         &self,
         key: &DataKey,
         coll: &Collection,
-        collection: &str,
-        id: RecordId,
+        record: &mut RecordRow,
         values: &Validated,
-        into: &mut BTreeMap<String, Vec<u8>>,
-        index: &mut Vec<IndexEntry>,
-    ) {
+    ) -> Vec<IndexEntry> {
+        let mut index = Vec::new();
         for (name, v) in values {
-            match v {
-                Some(n) => {
-                    let plain = zeroize::Zeroizing::new(
-                        serde_json::to_vec(&n.value).expect("JSON values serialise"),
-                    );
-                    let at = FieldBinding {
-                        record: id,
-                        collection,
-                        field: name,
-                    };
-                    into.insert(name.clone(), key.encrypt_field(at, &plain));
-                    if coll.fields[name].searchable {
-                        let digest = self.keys.index.digest(collection, name, &n.index_form);
-                        index.push(IndexEntry {
-                            field: name.clone(),
-                            digest: digest.to_vec(),
-                        });
-                    }
-                }
-                None => {
-                    into.remove(name);
-                }
+            let Some(n) = v else {
+                record.fields.remove(name);
+                continue;
+            };
+            let plain = zeroize::Zeroizing::new(
+                serde_json::to_vec(&n.value).expect("JSON values serialise"),
+            );
+            let at = FieldBinding {
+                record: record.id,
+                collection: &record.collection,
+                field: name,
+            };
+            let ct = key.encrypt_field(at, &plain);
+            record.fields.insert(name.clone(), ct);
+            if coll.fields[name].searchable {
+                let digest = self
+                    .keys
+                    .index
+                    .digest(&record.collection, name, &n.index_form);
+                index.push(IndexEntry {
+                    field: name.clone(),
+                    digest: digest.to_vec(),
+                });
             }
         }
+        index
     }
 
     /// Creates a record: validates every field against the inventory, encrypts each with the
@@ -224,20 +226,18 @@ impl Vault {
             }
         };
         let id = RecordId::random();
-        let mut enc = BTreeMap::new();
-        let mut index = Vec::new();
-        self.encrypt(&key, coll, collection, id, &values, &mut enc, &mut index);
-        let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
-        audit.fields = values.keys().cloned().collect();
-        let record = RecordRow {
+        let mut record = RecordRow {
             id,
             subject_id,
             collection: collection.to_owned(),
-            fields: enc,
+            fields: BTreeMap::new(),
             version: 1,
             created_ms: now,
             updated_ms: now,
         };
+        let index = self.encrypt(&key, coll, &mut record, &values);
+        let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
+        audit.fields = values.keys().cloned().collect();
         self.store
             .insert_record(NewRecord {
                 record,
@@ -472,10 +472,7 @@ impl Vault {
                 &rec.wrapped_key,
             )?;
             let mut record = rec.record;
-            let mut index = Vec::new();
-            let mut enc = std::mem::take(&mut record.fields);
-            self.encrypt(&key, coll, collection, id, &values, &mut enc, &mut index);
-            record.fields = enc;
+            let index = self.encrypt(&key, coll, &mut record, &values);
             record.updated_ms = self.now_ms();
             let reindexed_fields = values
                 .keys()

@@ -319,7 +319,16 @@ async fn bad_bodies_change_nothing() {
     let huge = json!({"fields": {"email": "a@example.com", "notes": "x".repeat(2 * 1024 * 1024)}})
         .to_string();
     let long = json!({"fields": {"email": "a@example.com", "notes": "x".repeat(4001)}}).to_string();
-    let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str, Option<&str>)> = vec![
+    // (method, uri, body, status, error code, field at fault)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<u8>,
+        StatusCode,
+        &'a str,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
         ("POST", post, b"{\"fields\": {".to_vec(), StatusCode::BAD_REQUEST, "malformed_json", None),
         ("POST", post, b"not json".to_vec(), StatusCode::BAD_REQUEST, "malformed_json", None),
         ("POST", post, deep.into_bytes(), StatusCode::BAD_REQUEST, "malformed_json", None),
