@@ -100,7 +100,7 @@ impl Vault {
         p: &Principal,
         caller: Caller<'a>,
         purpose: Option<&str>,
-        collection: &str,
+        collection: Option<&str>,
     ) -> Result<&'a Purpose, VaultError> {
         let id = purpose.filter(|s| !s.is_empty()).ok_or_else(|| {
             VaultError::bad_request(
@@ -117,7 +117,7 @@ impl Vault {
         })?;
         if !caller.may_use(purpose) {
             let mut e = AuditEntry::new(&p.actor, Action::RecordRead, Outcome::Denied);
-            e.collection = Some(collection.to_owned());
+            e.collection = collection.map(str::to_owned);
             e.purpose = Some(purpose.id.clone());
             self.store.append_audit(vec![queued(&e)]).await?;
             return Err(VaultError::Forbidden(format!(
@@ -350,7 +350,9 @@ impl Vault {
     ) -> Result<RecordView, VaultError> {
         self.collection(collection)?;
         let caller = self.caller(p)?;
-        let purpose = self.purpose_for(p, caller, purpose, collection).await?;
+        let purpose = self
+            .purpose_for(p, caller, purpose, Some(collection))
+            .await?;
         let rec = self
             .store
             .record(collection, id)
@@ -384,7 +386,9 @@ impl Vault {
     ) -> Result<Vec<RecordView>, VaultError> {
         let coll = self.collection(collection)?;
         let caller = self.caller(p)?;
-        let purpose = self.purpose_for(p, caller, purpose, collection).await?;
+        let purpose = self
+            .purpose_for(p, caller, purpose, Some(collection))
+            .await?;
         let decl = coll.fields.get(field).ok_or_else(|| {
             VaultError::invalid(
                 field,
@@ -431,7 +435,7 @@ impl Vault {
         purpose: Option<&str>,
     ) -> Result<Vec<RecordView>, VaultError> {
         let caller = self.caller(p)?;
-        let purpose = self.purpose_for(p, caller, purpose, "*").await?;
+        let purpose = self.purpose_for(p, caller, purpose, None).await?;
         let recs = self.store.subject_records(subject).await?;
         if recs.is_empty() && self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
