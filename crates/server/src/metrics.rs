@@ -10,7 +10,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::AppState;
+use axum::response::IntoResponse;
+
+use crate::{ApiError, AppState};
 
 /// A request series: method, route template, status.
 type Series = (String, String, u16);
@@ -58,7 +60,8 @@ impl Metrics {
     }
 }
 
-/// Counts and logs every request by its route template.
+/// Counts and logs every request by its route template, and answers 503 in the usual error
+/// shape when one takes longer than [`crate::REQUEST_TIMEOUT`].
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
@@ -66,7 +69,15 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let resp = next.run(req).await;
+    let resp = match tokio::time::timeout(crate::REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long; try again",
+        )
+        .into_response(),
+    };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     state.metrics.record(&method, &route, status, elapsed);
