@@ -162,8 +162,9 @@ impl Vault {
         Ok(self.store.ping().await?)
     }
 
-    /// Runs the audit sequencer until `stop` resolves: integrates queued entries into the
-    /// tree and signs a head after each batch.
+    /// Runs the audit sequencer until its task is aborted: integrates queued entries into the
+    /// tree every `interval` (at once again while a full batch was waiting), signing a head
+    /// after each batch.
     pub async fn run_sequencer(self: Arc<Self>, interval: Duration) {
         loop {
             match self.sequence_audit().await {
