@@ -189,62 +189,33 @@ async fn search_normalises_like_storage() {
         assert_eq!(recs.len(), 1, "{q}: {}", r.text);
         assert_eq!(recs[0]["id"], ada.as_str());
     }
-    let r = t
-        .call(
-            "GET",
-            "/v1/collections/customers/records?purpose=support&name=Ada",
-            Some(&t.support),
-            None,
-        )
-        .await;
-    assert_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        Some("name"),
-    );
-    let r = t
-        .call(
-            "GET",
-            "/v1/collections/customers/records?purpose=support",
-            Some(&t.support),
-            None,
-        )
-        .await;
-    assert_error(
-        &r,
-        StatusCode::BAD_REQUEST,
-        "malformed_request",
-        Some("query"),
-    );
-    let r = t
-        .call(
-            "GET",
-            "/v1/collections/customers/records?purpose=support&email=a@b.example&phone=1",
-            Some(&t.support),
-            None,
-        )
-        .await;
-    assert_error(
-        &r,
-        StatusCode::BAD_REQUEST,
-        "malformed_request",
-        Some("query"),
-    );
-    let r = t
-        .call(
-            "GET",
-            "/v1/collections/customers/records?purpose=support&email=nobody",
-            Some(&t.support),
-            None,
-        )
-        .await;
-    assert_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        Some("email"),
-    );
+    // (query, status, error code, field at fault)
+    let refused = [
+        (
+            "name=Ada",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "name",
+        ),
+        ("", StatusCode::BAD_REQUEST, "malformed_request", "query"),
+        (
+            "email=a@b.example&phone=1",
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "query",
+        ),
+        (
+            "email=nobody",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "email",
+        ),
+    ];
+    for (q, status, code, field) in refused {
+        let uri = format!("/v1/collections/customers/records?purpose=support&{q}");
+        let r = t.call("GET", &uri, Some(&t.support), None).await;
+        assert_error(&r, status, code, Some(field));
+    }
 }
 
 #[tokio::test]
