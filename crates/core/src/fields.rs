@@ -45,6 +45,29 @@ pub struct Normalised {
     pub index_form: String,
 }
 
+/// `s`, when it is safe to repeat in an error: a lower snake_case identifier, as every name an
+/// inventory declares is. Anything else a caller sent as a name could be a personal value.
+pub fn echoable(s: &str) -> Option<&str> {
+    crate::inventory::is_identifier(s).then_some(s)
+}
+
+/// The error for a name the inventory does not declare, found in `container` (the request's
+/// `fields`, an address, the query). The name is repeated only when [`echoable`].
+pub fn undeclared_field(name: &str, container: &str) -> FieldError {
+    match echoable(name) {
+        Some(n) => fail(
+            n,
+            "undeclared_field",
+            "is not declared in the inventory for this collection",
+        ),
+        None => fail(
+            container,
+            "undeclared_field",
+            "names a field that is not declared in the inventory, and could not be: names are lower snake_case",
+        ),
+    }
+}
+
 fn fail(field: &str, rule: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.to_owned(),
@@ -278,10 +301,11 @@ fn postal_address(name: &str, raw: &Value) -> Result<Value, FieldError> {
             key.as_str(),
             "lines" | "locality" | "region" | "postal_code" | "country"
         ) {
+            let at = echoable(key).map_or_else(|| name.to_owned(), |k| format!("{name}.{k}"));
             return Err(fail(
-                &format!("{name}.{key}"),
+                &at,
                 "postal_address",
-                "is not part of a postal address: use lines, locality, region, postal_code and country",
+                "names a part that is not part of a postal address: use lines, locality, region, postal_code and country",
             ));
         }
     }
@@ -362,11 +386,7 @@ pub fn validate_record(
     names.sort();
     for name in names {
         let Some(decl) = coll.fields.get(name) else {
-            return Err(fail(
-                name,
-                "undeclared_field",
-                "is not declared in the inventory for this collection",
-            ));
+            return Err(undeclared_field(name, "fields"));
         };
         let raw = &fields[name];
         if raw.is_null() {
@@ -591,6 +611,23 @@ mod tests {
             Mode::Create,
             Err(("address", "postal_address")),
         );
+    }
+
+    #[test]
+    fn names_that_could_be_values_are_not_echoed() {
+        use serde_json::json;
+        check(
+            json!({"email": "a@b.example", "ada@example.com": "x"}),
+            Mode::Create,
+            Err(("fields", "undeclared_field")),
+        );
+        check(
+            json!({"email": "a@b.example", "address": {"lines": ["x"], "country": "GB", "Ada Lovelace": "1"}}),
+            Mode::Create,
+            Err(("address", "postal_address")),
+        );
+        assert_eq!(echoable("ssn"), Some("ssn"));
+        assert_eq!(echoable("Ada@Example.COM"), None);
     }
 
     #[test]

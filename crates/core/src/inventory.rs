@@ -474,7 +474,7 @@ struct RawField {
 }
 
 /// Whether `s` is a lower snake_case identifier: what ids and names must be.
-fn is_identifier(s: &str) -> bool {
+pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))

@@ -310,7 +310,6 @@ fn queue(conn: &Connection, audit: &QueuedAudit) -> Result<(), StoreError> {
 
 fn insert_index(
     conn: &Connection,
-    collection: &str,
     rec: &RecordRow,
     entries: &[crate::IndexEntry],
 ) -> Result<(), StoreError> {
@@ -321,7 +320,7 @@ fn insert_index(
         .map_err(backend)?;
     for e in entries {
         s.execute(params![
-            collection,
+            rec.collection,
             e.field,
             e.digest,
             id_text(rec.id),
@@ -500,7 +499,7 @@ impl Store for SqliteStore {
                 StoreError::Conflict(_) => StoreError::Conflict("the record id or subject is unknown or taken".into()),
                 other => other,
             })?;
-            insert_index(c, &r.collection, r, &new.index)?;
+            insert_index(c, r, &new.index)?;
             queue(c, &new.audit)
         })
         .await
@@ -535,7 +534,7 @@ impl Store for SqliteStore {
             for f in &change.reindexed_fields {
                 del.execute(params![id_text(r.id), f]).map_err(backend)?;
             }
-            insert_index(c, &r.collection, r, &change.index)?;
+            insert_index(c, r, &change.index)?;
             queue(c, &change.audit)
         })
         .await

@@ -95,6 +95,15 @@ fn head_view(
 }
 
 impl Vault {
+    fn require_admin(&self, p: &Principal, what: &str) -> Result<(), VaultError> {
+        match self.caller(p)? {
+            custos_core::access::Caller::Admin => Ok(()),
+            custos_core::access::Caller::Role(_) => {
+                Err(VaultError::Forbidden(format!("only admin may {what}")))
+            }
+        }
+    }
+
     /// Integrates queued entries into the tree: one batch, in queue order. Returns how many.
     ///
     /// # Errors
@@ -176,11 +185,13 @@ impl Vault {
         Ok(head_view(&sth, &self.keys.signer.verifying_key()))
     }
 
-    /// An inclusion proof of entry `index` against the newest signed head.
+    /// An inclusion proof of entry `index` against the newest signed head. Admin only: the
+    /// proof carries the entry.
     ///
     /// # Errors
-    /// `NotFound` when the index is not in the signed tree.
-    pub async fn audit_proof(&self, index: u64) -> Result<AuditProof, VaultError> {
+    /// `Forbidden` for any role but admin; `NotFound` when the index is not in the signed tree.
+    pub async fn audit_proof(&self, p: &Principal, index: u64) -> Result<AuditProof, VaultError> {
+        self.require_admin(p, "read audit entries")?;
         self.sequence_audit().await?;
         let sth = self
             .store

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use custos_core::crypto::RootKey;
 use custos_core::inventory::{EXAMPLE, Inventory};
 
-use crate::keys::{read_root_key, write_root_key};
+use crate::keys::write_root_key;
 use crate::{Paths, SystemClock, Vault, VaultError};
 
 /// What `init` created.
@@ -47,7 +47,6 @@ pub async fn init(dir: &Path) -> Result<InitReport, VaultError> {
     let inventory = Inventory::from_toml(&text)
         .map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
     let store = custos_store::open(&paths.database).await?;
-    let root = read_root_key(&paths.root_key)?;
     Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
     let custos_store::Location::Sqlite(db) = paths.database;
     Ok(InitReport {

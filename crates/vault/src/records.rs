@@ -79,10 +79,11 @@ fn queued(e: &AuditEntry) -> QueuedAudit {
 impl Vault {
     fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
         self.inventory.collection(name).ok_or_else(|| {
+            let named = fields::echoable(name).map_or_else(String::new, |n| format!(" {n:?}"));
             VaultError::invalid(
                 "collection",
                 "unknown_collection",
-                format!("no collection {name:?} is declared in the inventory"),
+                format!("no collection{named} is declared in the inventory"),
             )
         })
     }
@@ -109,23 +110,30 @@ impl Vault {
             )
         })?;
         let purpose = self.inventory.purpose(id).ok_or_else(|| {
+            let named = fields::echoable(id).map_or_else(String::new, |n| format!(" {n:?}"));
             VaultError::invalid(
                 "purpose",
                 "unknown_purpose",
-                format!("no purpose {id:?} is declared in the inventory"),
+                format!("no purpose{named} is declared in the inventory"),
             )
         })?;
         if !caller.may_use(purpose) {
+            let why = format!("role {:?} may not use purpose {:?}", p.role, purpose.id);
             let mut e = AuditEntry::new(&p.actor, Action::RecordRead, Outcome::Denied);
             e.collection = collection.map(str::to_owned);
-            e.purpose = Some(purpose.id.clone());
-            self.store.append_audit(vec![queued(&e)]).await?;
-            return Err(VaultError::Forbidden(format!(
-                "role {:?} may not use purpose {:?}",
-                p.role, purpose.id
-            )));
+            return Err(self.refuse(e, purpose, why).await);
         }
         Ok(purpose)
+    }
+
+    /// Audits a refused read of personal data, then returns the refusal: attempts are
+    /// accounted for as well as reads.
+    async fn refuse(&self, mut denied: AuditEntry, purpose: &Purpose, why: String) -> VaultError {
+        denied.purpose = Some(purpose.id.clone());
+        match self.store.append_audit(vec![queued(&denied)]).await {
+            Ok(()) => VaultError::Forbidden(why),
+            Err(e) => e.into(),
+        }
     }
 
     fn require_write(&self, p: &Principal) -> Result<(), VaultError> {
@@ -389,13 +397,10 @@ impl Vault {
         let purpose = self
             .purpose_for(p, caller, purpose, Some(collection))
             .await?;
-        let decl = coll.fields.get(field).ok_or_else(|| {
-            VaultError::invalid(
-                field,
-                "undeclared_field",
-                "is not declared in the inventory for this collection",
-            )
-        })?;
+        let decl = coll
+            .fields
+            .get(field)
+            .ok_or_else(|| fields::undeclared_field(field, "query"))?;
         if !decl.searchable {
             return Err(VaultError::invalid(
                 field,
@@ -404,10 +409,14 @@ impl Vault {
             ));
         }
         if !decl.serves(&purpose.id) {
-            return Err(VaultError::Forbidden(format!(
+            let why = format!(
                 "field {field:?} is not declared for purpose {:?}, so it cannot be searched for it",
                 purpose.id
-            )));
+            );
+            let mut e = AuditEntry::new(&p.actor, Action::RecordSearch, Outcome::Denied);
+            e.collection = Some(collection.to_owned());
+            e.fields = vec![field.to_owned()];
+            return Err(self.refuse(e, purpose, why).await);
         }
         let n = fields::normalise(
             field,

@@ -369,6 +369,7 @@ async fn errors_never_echo_a_personal_value() {
         json!({"fields": {"email": "a@example.com", "phone": canary}}),
         json!({"fields": {"email": "a@example.com", "birth_date": canary}}),
         json!({"fields": {"email": "a@example.com", "ssn": canary}}),
+        json!({"fields": {"email": "a@example.com", canary: "1"}}),
         json!({"fields": {"email": "a@example.com", "address": {"lines": [canary], "country": canary}}}),
         json!({"fields": {"email": "a@example.com", "vip": canary}}),
         json!({"fields": {"email": {"nested": canary}}}),
@@ -403,6 +404,18 @@ async fn errors_never_echo_a_personal_value() {
         "{}",
         r.text
     );
+    for uri in [
+        format!("/v1/collections/customers/records?purpose=support&{canary}=1"),
+        format!("/v1/collections/customers/records?purpose={canary}&email=a@example.com"),
+        format!("/v1/collections/{canary}/records?purpose=support&email=a@example.com"),
+    ] {
+        let r = t.call("GET", &uri, Some(&t.support), None).await;
+        assert!(
+            r.status.is_client_error() && !r.text.contains(canary),
+            "{uri}: {}",
+            r.text
+        );
+    }
 }
 
 #[tokio::test]

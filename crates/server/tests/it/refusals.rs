@@ -162,9 +162,40 @@ async fn refused_reads_are_audited() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     t.vault.sequence_audit().await.unwrap();
     let head = t.vault.audit_head().await.unwrap();
-    let last = t.vault.audit_proof(head.size - 1).await.unwrap();
+    let last = t
+        .vault
+        .audit_proof(&custos_vault::Principal::cli(), head.size - 1)
+        .await
+        .unwrap();
     let entry: serde_json::Value = serde_json::from_str(&last.entry).unwrap();
     assert_eq!(entry["outcome"], "denied");
     assert_eq!(entry["actor"], "apikey:support");
     assert_eq!(entry["purpose"], "billing");
+
+    // A search on a field not declared for the purpose is refused and audited too.
+    let r = t
+        .call(
+            "GET",
+            "/v1/collections/customers/records?purpose=marketing&phone=02079460000",
+            Some(&t.marketer),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let head = t.vault.audit_head().await.unwrap();
+    let last = t
+        .vault
+        .audit_proof(&custos_vault::Principal::cli(), head.size - 1)
+        .await
+        .unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&last.entry).unwrap();
+    assert_eq!(
+        (entry["action"].as_str(), entry["outcome"].as_str()),
+        (Some("record.search"), Some("denied"))
+    );
+    assert_eq!(entry["fields"], serde_json::json!(["phone"]));
+    assert!(
+        !last.entry.contains("02079460000"),
+        "the searched value is not in the entry"
+    );
 }
