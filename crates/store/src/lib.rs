@@ -12,8 +12,10 @@ use custos_core::audit::SignedTreeHead;
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::merkle::Hash;
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresStore, SchemaVersion};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage. Messages name the operation, never a stored value.
@@ -42,6 +44,17 @@ pub enum StoreError {
         /// The newest version this binary knows.
         supported: i64,
     },
+    /// The database's schema is older than this binary and this backend does not migrate
+    /// by itself.
+    #[error(
+        "the database schema is version {found}, older than this binary's {supported}: run `custos migrate`"
+    )]
+    SchemaTooOld {
+        /// The database's version.
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
     /// Any other backend failure.
     #[error("storage failed: {0}")]
     Backend(String),
@@ -49,14 +62,63 @@ pub enum StoreError {
 
 /// Where a store lives, parsed from a URL. An unknown scheme is an error, never a silently
 /// created file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// An SQLite database file.
     Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database, by its `postgres://` URL (which may hold a password).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Shows the location with any password in a URL replaced by `***`.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Location::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/db` becomes `scheme://user:***@host/db`; a `password=`
+/// query parameter is hidden too.
+fn redact_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl Location {
-    /// Parses `sqlite://PATH` (or `sqlite:PATH`).
+    /// Parses `sqlite://PATH` (or `sqlite:PATH`), or `postgres://...` / `postgresql://...`.
     ///
     /// # Errors
     /// [`StoreError::Backend`] naming the schemes understood.
@@ -70,20 +132,46 @@ impl Location {
             }
             return Ok(Location::Sqlite(path.into()));
         }
-        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_owned()));
+        }
+        let scheme = url.split_once(':').map_or("", |(s, _)| s);
         Err(StoreError::Backend(format!(
-            "unknown database URL scheme {scheme:?}: use sqlite://PATH"
+            "unknown database URL scheme {:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE",
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+            {
+                scheme
+            } else {
+                "?"
+            }
         )))
     }
 }
 
-/// Opens the store at a location, creating an SQLite file and applying migrations.
+/// Opens the store at a location. An SQLite file is created and migrated; a PostgreSQL
+/// database must already be at this binary's schema (`custos migrate`), since several
+/// instances may start at once.
 ///
 /// # Errors
-/// When the database cannot be opened or its schema is newer than this binary.
+/// When the database cannot be opened or its schema is not this binary's.
 pub async fn open(location: &Location) -> Result<Arc<dyn Store>, StoreError> {
     match location {
         Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        Location::Postgres(url) => Ok(Arc::new(PostgresStore::open(url).await?)),
+    }
+}
+
+/// Applies the schema migrations a database lacks (forward-only, each in a transaction).
+///
+/// # Errors
+/// When the database cannot be reached, a migration fails, or the schema is newer than this
+/// binary.
+pub async fn migrate(location: &Location) -> Result<SchemaVersion, StoreError> {
+    match location {
+        Location::Sqlite(path) => SqliteStore::migrate(path).await,
+        Location::Postgres(url) => PostgresStore::migrate(url).await,
     }
 }
 
@@ -304,6 +392,16 @@ pub trait Store: Send + Sync + 'static {
         audit: QueuedAudit,
     ) -> Result<(), StoreError>;
 
+    /// Takes or renews the background sequencer's lease for `holder` until `now_ms + ttl_ms`;
+    /// false while another holder's lease is live. Correctness does not rest on the lease
+    /// ([`Store::integrate_audit`] checks the tree size); it keeps instances from racing.
+    async fn sequencer_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -384,5 +482,29 @@ mod tests {
         assert!(e.contains("unknown database URL scheme \"mysql\""), "{e}");
         assert!(Location::parse("custos.db").is_err());
         assert!(Location::parse("sqlite://").is_err());
+        assert_eq!(
+            Location::parse("postgres://u@h/db").unwrap(),
+            Location::Postgres("postgres://u@h/db".into())
+        );
+    }
+
+    #[test]
+    fn a_location_never_shows_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://u:s3cret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgresql://u:s3cret@h", "postgresql://u:***@h"),
+            (
+                "postgres://u@h/db?password=s3cret&x=1",
+                "postgres://u@h/db?password=***&x=1",
+            ),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+        ] {
+            let l = Location::parse(url).unwrap();
+            assert_eq!(l.to_string(), shown);
+            assert!(!format!("{l:?}").contains("s3cret"));
+        }
     }
 }

@@ -23,7 +23,8 @@ use crate::{
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE vault_keys (
     name TEXT PRIMARY KEY,
     wrapped BLOB NOT NULL
@@ -90,7 +91,15 @@ CREATE TABLE api_keys (
     created_ms INTEGER NOT NULL,
     revoked_ms INTEGER
 );
-"#];
+"#,
+    r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+"#,
+];
 
 /// Read connections kept open; more are opened when all are in use, and closed after.
 const READERS: usize = 4;
@@ -138,7 +147,7 @@ fn pragmas(conn: &Connection) -> Result<(), StoreError> {
     .map_err(backend)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection) -> Result<crate::SchemaVersion, StoreError> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend)?;
@@ -156,7 +165,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
-    Ok(())
+    Ok(crate::SchemaVersion {
+        found: current,
+        supported,
+    })
 }
 
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
@@ -343,17 +355,25 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
+    /// Creates the file if need be and applies the migrations it lacks.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, a migration fails, or the schema is newer than this
+    /// binary.
+    pub async fn migrate(path: &Path) -> Result<crate::SchemaVersion, StoreError> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            create_private(&path)?;
+            let mut conn = Connection::open(&path).map_err(backend)?;
+            pragmas(&conn)?;
+            migrate(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
     fn open_blocking(path: &Path) -> Result<Self, StoreError> {
-        if !path.exists() {
-            // Only the vault's own user may read the database (and so its WAL and journal,
-            // which SQLite creates with the database's mode).
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
-        }
+        create_private(path)?;
         let mut conn = Connection::open(path).map_err(backend)?;
         pragmas(&conn)?;
         migrate(&mut conn)?;
@@ -425,6 +445,20 @@ impl SqliteStore {
         }
         out
     }
+}
+
+/// Creates the database file when absent, so that only the vault's own user may read it (and
+/// so its WAL and journal, which SQLite creates with the database's mode).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -838,6 +872,25 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound);
             }
             queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn sequencer_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(crate::postgres::LEASE_SQL)
+                .and_then(|mut s| {
+                    s.query(params![holder, now_ms, ttl_ms])?
+                        .next()
+                        .map(|r| r.is_some())
+                })
+                .map_err(backend)
         })
         .await
     }

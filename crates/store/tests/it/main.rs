@@ -7,18 +7,36 @@ use std::sync::Arc;
 
 use custos_store::{Location, Store};
 
-/// A store in a fresh place, and what keeps that place alive.
+mod pg;
+
+/// A store in a fresh place, and what removes that place afterwards.
 pub(crate) struct Fresh {
     pub(crate) store: Arc<dyn Store>,
-    _guard: tempfile::TempDir,
+    _guard: Box<dyn Send>,
 }
 
-async fn sqlite() -> Fresh {
+async fn sqlite() -> Option<Fresh> {
     let dir = tempfile::tempdir().unwrap();
     let store = custos_store::open(&Location::Sqlite(dir.path().join("t.db")))
         .await
         .unwrap();
-    Fresh { store, _guard: dir }
+    Some(Fresh {
+        store,
+        _guard: Box::new(dir),
+    })
+}
+
+/// A migrated PostgreSQL store in a schema of its own, so tests run in parallel; `None` (the
+/// test is skipped, loudly) only when `CUSTOS_TEST_POSTGRES_URL` is unset. `.ci/run` sets it.
+async fn postgres() -> Option<Fresh> {
+    let schema = pg::Schema::create().await?;
+    let location = Location::Postgres(schema.url.clone());
+    custos_store::migrate(&location).await.unwrap();
+    let store = custos_store::open(&location).await.unwrap();
+    Some(Fresh {
+        store,
+        _guard: Box::new(schema),
+    })
 }
 
 macro_rules! conformance {
@@ -28,41 +46,76 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread")]
             async fn records_round_trip() {
-                suite::records_round_trip(crate::$backend().await.store).await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::records_round_trip(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn stale_updates_conflict_and_indexes_follow() {
-                suite::stale_updates_conflict_and_indexes_follow(crate::$backend().await.store)
-                    .await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::stale_updates_conflict_and_indexes_follow(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn deletes_take_their_index_entries() {
-                suite::deletes_take_their_index_entries(crate::$backend().await.store).await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::deletes_take_their_index_entries(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn a_failed_write_changes_nothing_and_spares_its_neighbours() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
                 suite::a_failed_write_changes_nothing_and_spares_its_neighbours(
-                    crate::$backend().await.store,
+                    fresh.store.clone(),
                 )
                 .await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn audit_queue_and_integration() {
-                suite::audit_queue_and_integration(crate::$backend().await.store).await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::audit_queue_and_integration(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn api_keys() {
-                suite::api_keys(crate::$backend().await.store).await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::api_keys(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sequencer_lease_is_exclusive_until_it_lapses() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::sequencer_lease_is_exclusive_until_it_lapses(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn concurrent_writers_and_racing_integrations() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::concurrent_writers_and_racing_integrations(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn vault_keys_are_written_once() {
-                suite::vault_keys_are_written_once(crate::$backend().await.store).await;
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::vault_keys_are_written_once(fresh.store.clone()).await;
             }
         }
     };
 }
 
 conformance!(sqlite);
+conformance!(postgres);
 
 #[tokio::test]
 async fn sqlite_refuses_a_schema_newer_than_the_binary() {
