@@ -1,13 +1,14 @@
 //! `custos`: flags and glue over the vault and the server.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use custos_core::inventory::Inventory;
+use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, Paths, Principal, Vault, demo_customer};
 
 #[derive(Parser)]
@@ -25,6 +26,15 @@ struct Cli {
         default_value = "./custos-data"
     )]
     data_dir: PathBuf,
+    /// The database, when not custos.db in the data directory (nor custos.toml's `database`):
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DATABASE.
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTOS_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +43,8 @@ struct Cli {
 enum Command {
     /// Create a data directory: an example custos.toml, a new root key (mode 0600), an empty database.
     Init,
+    /// Apply the database schema migrations this binary has and the database lacks.
+    Migrate,
     /// Serve the HTTP API.
     Serve {
         /// The address to listen on.
@@ -128,9 +140,14 @@ fn init_logging() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let dir = cli.data_dir;
+    let mut paths = Paths::in_dir(&dir);
+    if let Some(url) = &cli.database {
+        let location = Location::parse(url).context("--database (CUSTOS_DATABASE_URL)")?;
+        paths = paths.with_database(location);
+    }
     match cli.command {
         Command::Init => {
-            let r = custos_vault::init(&dir).await?;
+            let r = custos_vault::init(&paths).await?;
             let (inv, wrote) = r.inventory;
             eprintln!("initialised {}", dir.display());
             eprintln!(
@@ -146,16 +163,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "  root key   {} (mode 0600: back it up; without it the data cannot be read)",
                 r.root_key.display()
             );
-            eprintln!("  database   {}", r.database.display());
+            eprintln!("  database   {}", r.database);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let (location, v) = custos_vault::migrate(&paths).await?;
+            if v.found == v.supported {
+                println!(
+                    "{location}: schema is at version {}, nothing to do",
+                    v.supported
+                );
+            } else {
+                println!(
+                    "{location}: schema migrated from version {} to {}",
+                    v.found, v.supported
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve {
             listen,
             demo,
             demo_records,
-        } => serve(&dir, listen, demo.then_some(demo_records)).await,
+        } => serve(&paths, listen, demo.then_some(demo_records)).await,
         Command::Apikey { command } => {
-            let vault = open(&dir).await?;
+            let vault = open(&paths).await?;
             match command {
                 ApikeyCommand::Create { name, role } => {
                     let k = vault
@@ -189,7 +221,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let vault = open(&dir).await?;
+            let vault = open(&paths).await?;
             match vault.verify_audit().await? {
                 Ok(r) => {
                     println!(
@@ -237,20 +269,23 @@ fn time(ms: i64) -> String {
     custos_core::audit::format_time_ms(ms)
 }
 
-async fn open(dir: &Path) -> Result<Arc<Vault>> {
-    let vault = Vault::open(&Paths::in_dir(dir))
+async fn open(paths: &Paths) -> Result<Arc<Vault>> {
+    let vault = Vault::open(paths)
         .await
-        .with_context(|| format!("opening the vault in {}", dir.display()))?;
+        .with_context(|| format!("opening the vault in {}", paths.dir.display()))?;
     Ok(Arc::new(vault))
 }
 
-async fn serve(dir: &Path, listen: SocketAddr, demo: Option<usize>) -> Result<ExitCode> {
-    let fresh = !Paths::in_dir(dir).root_key.exists();
+async fn serve(paths: &Paths, listen: SocketAddr, demo: Option<usize>) -> Result<ExitCode> {
+    let fresh = !paths.root_key.exists();
     if demo.is_some() && fresh {
-        custos_vault::init(dir).await?;
-        eprintln!("initialised {} with the example inventory", dir.display());
+        custos_vault::init(paths).await?;
+        eprintln!(
+            "initialised {} with the example inventory",
+            paths.dir.display()
+        );
     }
-    let vault = open(dir).await?;
+    let vault = open(paths).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -27,6 +27,10 @@ pub const DEFAULT_TEXT_LENGTH: usize = 1_000;
 /// A validated inventory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inventory {
+    /// Where the vault's data lives (`sqlite://PATH`, `postgres://...`), when not the
+    /// embedded default. Never serialised: a URL may hold a password.
+    #[serde(skip)]
+    pub database: Option<String>,
     /// Who the controller is.
     pub organization: Organization,
     /// The declared purposes, in file order.
@@ -402,6 +406,7 @@ impl fmt::Display for InventoryError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventory {
+    database: Option<Spanned<String>>,
     organization: Option<Spanned<RawOrganization>>,
     #[serde(default)]
     purposes: Vec<Spanned<RawPurpose>>,
@@ -525,6 +530,24 @@ impl Inventory {
             text,
             problems: Vec::new(),
         };
+
+        let database = raw.database.and_then(|d| {
+            let line = Some(c.line_of(d.span()));
+            let url = d.into_inner();
+            if ["sqlite://", "sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p) && url.len() > p.len())
+            {
+                Some(url)
+            } else {
+                c.report(
+                    line,
+                    "database",
+                    "the database is not a URL this binary understands: use sqlite://PATH or postgres://USER@HOST/DATABASE",
+                );
+                None
+            }
+        });
 
         let organization = match raw.organization {
             None => {
@@ -828,6 +851,7 @@ impl Inventory {
 
         match organization {
             Some(organization) if c.problems.is_empty() => Ok(Inventory {
+                database,
                 organization,
                 purposes,
                 processors,
@@ -889,6 +913,25 @@ mod tests {
             LegalBasis::LegitimateInterests
         );
         assert_eq!(inv.role("marketer").unwrap().purposes, ["marketing"]);
+    }
+
+    #[test]
+    fn the_database_is_named_by_a_url_we_understand() {
+        let inv = Inventory::from_toml(&format!(
+            "database = \"postgres://custos@db/custos\"\n{EXAMPLE}"
+        ))
+        .unwrap();
+        assert_eq!(inv.database.as_deref(), Some("postgres://custos@db/custos"));
+        assert!(Inventory::from_toml(EXAMPLE).unwrap().database.is_none());
+        for bad in ["mysql://db/x", "custos.db", "postgres://", ""] {
+            let e = Inventory::from_toml(&format!("database = \"{bad}\"\n{EXAMPLE}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("line 1: database: the database is not a URL"),
+                "{e}"
+            );
+        }
     }
 
     /// Replaces `from` in the example with `to`, and returns the messages of the problems.

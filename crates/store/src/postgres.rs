@@ -320,7 +320,7 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let options = format!(
-            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c client_min_messages=warning",
             config.get_options().unwrap_or_default()
         );
         config.options(options.trim());
@@ -713,7 +713,7 @@ impl Store for PostgresStore {
             .first()
             .ok_or_else(|| StoreError::Corrupt("the tree state row is missing".into()))?;
         let peaks: Vec<u8> = row.get(1);
-        if peaks.len() % 32 != 0 {
+        if !peaks.len().is_multiple_of(32) {
             return Err(StoreError::Corrupt(
                 "the tree state's peaks are not whole hashes".into(),
             ));

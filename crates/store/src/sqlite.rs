@@ -747,7 +747,7 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(backend)?;
-            if peaks.len() % 32 != 0 {
+            if !peaks.len().is_multiple_of(32) {
                 return Err(StoreError::Corrupt(
                     "the tree state's peaks are not whole hashes".into(),
                 ));

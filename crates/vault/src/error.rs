@@ -89,7 +89,9 @@ impl From<StoreError> for VaultError {
             StoreError::Conflict(m) => VaultError::Conflict(m),
             StoreError::Unavailable(m) => VaultError::Unavailable(m),
             StoreError::Corrupt(m) => VaultError::Integrity(m),
-            StoreError::SchemaTooNew { .. } => VaultError::Setup(e.to_string()),
+            StoreError::SchemaTooNew { .. } | StoreError::SchemaTooOld { .. } => {
+                VaultError::Setup(e.to_string())
+            }
             other => VaultError::Internal(other.to_string()),
         }
     }

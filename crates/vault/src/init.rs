@@ -2,11 +2,11 @@
 //! database.
 
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use custos_core::crypto::RootKey;
-use custos_core::inventory::{EXAMPLE, Inventory};
+use custos_core::inventory::EXAMPLE;
 
 use crate::keys::write_root_key;
 use crate::{Paths, SystemClock, Vault, VaultError};
@@ -19,21 +19,22 @@ pub struct InitReport {
     /// The new root key file.
     pub root_key: PathBuf,
     /// The database.
-    pub database: PathBuf,
+    pub database: custos_store::Location,
 }
 
 /// Initialises a data directory. An existing inventory is kept; an existing root key is never
-/// overwritten, so `init` refuses to run twice.
+/// overwritten, so `init` refuses to run twice. The database is migrated (a PostgreSQL one
+/// too: `init` is where a vault begins).
 ///
 /// # Errors
 /// [`VaultError::Setup`] when a root key exists already or a file cannot be written.
-pub async fn init(dir: &Path) -> Result<InitReport, VaultError> {
+pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
+    let dir = paths.dir.as_path();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| VaultError::Setup(format!("creating {}: {e}", dir.display())))?;
-    let paths = Paths::in_dir(dir);
     let root = RootKey::generate(1)?;
     write_root_key(&paths.root_key, &root)?;
     let wrote_inventory = !paths.inventory.exists();
@@ -42,16 +43,14 @@ pub async fn init(dir: &Path) -> Result<InitReport, VaultError> {
             VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
         })?;
     }
-    let text = std::fs::read_to_string(&paths.inventory)
-        .map_err(|e| VaultError::Setup(format!("reading {}: {e}", paths.inventory.display())))?;
-    let inventory = Inventory::from_toml(&text)
-        .map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
-    let store = custos_store::open(&paths.database).await?;
+    let inventory = paths.read_inventory()?;
+    let location = paths.location(&inventory)?;
+    custos_store::migrate(&location).await?;
+    let store = custos_store::open(&location).await?;
     Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
-    let custos_store::Location::Sqlite(db) = paths.database;
     Ok(InitReport {
-        inventory: (paths.inventory, wrote_inventory),
-        root_key: paths.root_key,
-        database: db,
+        inventory: (paths.inventory.clone(), wrote_inventory),
+        root_key: paths.root_key.clone(),
+        database: location,
     })
 }

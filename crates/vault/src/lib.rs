@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use custos_core::access::Caller;
 use custos_core::inventory::{ADMIN_ROLE, Inventory};
-use custos_store::{Location, Store};
+use custos_store::Store;
 use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
-pub use custos_store::StoreError;
+pub use custos_store::{Location, SchemaVersion, StoreError};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use error::VaultError;
 pub use init::{InitReport, init};
@@ -39,24 +39,85 @@ pub const DATABASE_FILE: &str = "custos.db";
 /// Where a vault's files are.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// The data directory.
+    pub dir: PathBuf,
     /// The inventory.
     pub inventory: PathBuf,
     /// The root key file.
     pub root_key: PathBuf,
-    /// The database.
-    pub database: Location,
+    /// The database when given on the command line; otherwise the inventory's `database`, or
+    /// else the embedded file in the data directory.
+    pub database: Option<Location>,
 }
 
 impl Paths {
     /// The usual layout inside a data directory.
     pub fn in_dir(dir: &Path) -> Self {
         Self {
+            dir: dir.to_owned(),
             inventory: dir.join(INVENTORY_FILE),
             root_key: dir.join(ROOT_KEY_FILE),
-            database: Location::Sqlite(dir.join(DATABASE_FILE)),
+            database: None,
         }
     }
+
+    /// The same layout with the database given explicitly (`--database`).
+    pub fn with_database(mut self, database: Location) -> Self {
+        self.database = Some(database);
+        self
+    }
+
+    /// Where the database is: the explicit location, else the inventory's `database` (an
+    /// SQLite path there is read relative to the data directory), else `custos.db` in the
+    /// data directory.
+    ///
+    /// # Errors
+    /// [`VaultError::Setup`] when the inventory's URL cannot be read.
+    pub fn location(&self, inventory: &Inventory) -> Result<Location, VaultError> {
+        if let Some(l) = &self.database {
+            return Ok(l.clone());
+        }
+        match inventory.database.as_deref() {
+            None => Ok(Location::Sqlite(self.dir.join(DATABASE_FILE))),
+            Some(url) => match Location::parse(url).map_err(|e| {
+                VaultError::Setup(format!("{}: database: {e}", self.inventory.display()))
+            })? {
+                Location::Sqlite(p) => Ok(Location::Sqlite(self.dir.join(p))),
+                other => Ok(other),
+            },
+        }
+    }
+
+    /// Reads and checks the inventory.
+    ///
+    /// # Errors
+    /// [`VaultError::Setup`] listing every problem.
+    pub fn read_inventory(&self) -> Result<Inventory, VaultError> {
+        let text = std::fs::read_to_string(&self.inventory).map_err(|e| {
+            VaultError::Setup(format!(
+                "reading the inventory {}: {e}",
+                self.inventory.display()
+            ))
+        })?;
+        Inventory::from_toml(&text)
+            .map_err(|e| VaultError::Setup(format!("{}: {e}", self.inventory.display())))
+    }
 }
+
+/// Applies the schema migrations the vault's database lacks; says where it is and which
+/// versions it went from and to.
+///
+/// # Errors
+/// When the inventory is invalid, the database cannot be reached, a migration fails or the
+/// schema is newer than this binary.
+pub async fn migrate(paths: &Paths) -> Result<(Location, custos_store::SchemaVersion), VaultError> {
+    let location = paths.location(&paths.read_inventory()?)?;
+    let version = custos_store::migrate(&location).await?;
+    Ok((location, version))
+}
+
+/// How long a server's hold on the audit sequencer outlives its last renewal.
+pub const SEQUENCER_LEASE: Duration = Duration::from_secs(3);
 
 /// A source of the current time; tests pass their own.
 pub trait Clock: Send + Sync + 'static {
@@ -116,16 +177,9 @@ impl Vault {
     /// When the inventory has problems (all listed), the root key file is missing, readable by
     /// others or malformed, or the store cannot be opened.
     pub async fn open(paths: &Paths) -> Result<Vault, VaultError> {
-        let text = std::fs::read_to_string(&paths.inventory).map_err(|e| {
-            VaultError::Setup(format!(
-                "reading the inventory {}: {e}",
-                paths.inventory.display()
-            ))
-        })?;
-        let inventory = Inventory::from_toml(&text)
-            .map_err(|e| VaultError::Setup(format!("{}: {e}", paths.inventory.display())))?;
+        let inventory = paths.read_inventory()?;
         let root = keys::read_root_key(&paths.root_key)?;
-        let store = custos_store::open(&paths.database).await?;
+        let store = custos_store::open(&paths.location(&inventory)?).await?;
         Self::with_store(store, inventory, root, Arc::new(SystemClock)).await
     }
 
@@ -165,12 +219,42 @@ impl Vault {
     /// Runs the audit sequencer until its task is aborted: integrates queued entries into the
     /// tree every `interval` (at once again while a full batch was waiting), signing a head
     /// after each batch.
+    ///
+    /// Several servers may share one database; the one holding the store's sequencer lease
+    /// sequences, renewing it each round, and another takes over within
+    /// [`SEQUENCER_LEASE`] of the holder's death. Correctness does not rest on the lease: an
+    /// integration computed on a stale tree is refused by the store.
     pub async fn run_sequencer(self: Arc<Self>, interval: Duration) {
+        // Unique per server, and says which process holds the lease when someone looks.
+        let nonce = custos_core::crypto::random_bytes(8)
+            .map(hex::encode)
+            .unwrap_or_default();
+        let holder = format!("pid {} {nonce}", std::process::id());
+        let ttl = SEQUENCER_LEASE.as_millis() as i64;
+        let mut held = false;
         loop {
-            match self.sequence_audit().await {
-                Ok(n) if n >= audit::BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "audit sequencing failed; retrying"),
+            match self
+                .store
+                .sequencer_lease(&holder, self.now_ms(), ttl)
+                .await
+            {
+                Ok(now_held) => {
+                    if now_held != held {
+                        tracing::info!(holder = %holder, held = now_held, "audit sequencer lease");
+                    }
+                    held = now_held;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing the audit sequencer lease failed");
+                    held = false;
+                }
+            }
+            if held {
+                match self.sequence_audit().await {
+                    Ok(n) if n >= audit::BATCH => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "audit sequencing failed; retrying"),
+                }
             }
             tokio::time::sleep(interval).await;
         }
