@@ -14,6 +14,8 @@ use custos_core::merkle::Hash;
 
 mod postgres;
 mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use postgres::{PostgresStore, SchemaVersion};
 pub use sqlite::SqliteStore;

@@ -4,6 +4,7 @@ mod architecture;
 mod audit;
 mod commands;
 mod durability;
+mod postgres;
 mod secrecy;
 
 use std::path::{Path, PathBuf};

@@ -25,7 +25,9 @@ pub(crate) struct TestApp {
 
 pub(crate) async fn spawn() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    custos_vault::init(&Paths::in_dir(dir.path())).await.unwrap();
+    custos_vault::init(&Paths::in_dir(dir.path()))
+        .await
+        .unwrap();
     let vault = Arc::new(Vault::open(&Paths::in_dir(dir.path())).await.unwrap());
     let key = |name: &'static str, role: &'static str| {
         let v = Arc::clone(&vault);

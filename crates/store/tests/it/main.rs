@@ -29,7 +29,7 @@ async fn sqlite() -> Option<Fresh> {
 /// A migrated PostgreSQL store in a schema of its own, so tests run in parallel; `None` (the
 /// test is skipped, loudly) only when `CUSTOS_TEST_POSTGRES_URL` is unset. `.ci/run` sets it.
 async fn postgres() -> Option<Fresh> {
-    let schema = pg::Schema::create().await?;
+    let schema = custos_store::testing::Schema::create().await?;
     let location = Location::Postgres(schema.url.clone());
     custos_store::migrate(&location).await.unwrap();
     let store = custos_store::open(&location).await.unwrap();

@@ -1,64 +1,7 @@
-//! PostgreSQL test databases: one schema per test, dropped afterwards, and the tests that
-//! only PostgreSQL needs (its migrations are not automatic).
+//! The tests only PostgreSQL needs: its migrations are not automatic.
 
+use custos_store::testing::{Schema, connect};
 use custos_store::{Location, StoreError};
-
-/// The variable that names the PostgreSQL server for tests.
-pub(crate) const URL_VAR: &str = "CUSTOS_TEST_POSTGRES_URL";
-
-/// A schema of one test's own; `url` selects it through `search_path`.
-pub(crate) struct Schema {
-    base: String,
-    name: String,
-    pub(crate) url: String,
-}
-
-impl Schema {
-    /// `None` when the variable is unset. When it is set, an unreachable server fails the test.
-    pub(crate) async fn create() -> Option<Schema> {
-        let Ok(base) = std::env::var(URL_VAR) else {
-            eprintln!("SKIPPED: {URL_VAR} is not set, so this PostgreSQL test did not run");
-            return None;
-        };
-        let name = format!("custos_t_{}", uuid::Uuid::new_v4().simple());
-        let client = connect(&base).await;
-        client
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-        Some(Schema { base, name, url })
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        // Drop runs outside any runtime we may block; a thread of its own does the work.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let client = connect(&base).await;
-                let _ = client
-                    .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-                    .await;
-            });
-        })
-        .join();
-    }
-}
-
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("{URL_VAR} is set but PostgreSQL is not reachable: {e}"));
-    tokio::spawn(conn);
-    client
-}
 
 #[tokio::test]
 async fn postgres_is_migrated_by_command_never_by_opening() {
