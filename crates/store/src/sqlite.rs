@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
-    RecordWithKey, Store, StoreError, TreeState, decode_fields, encode_fields,
+    ApiKeyRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
+    RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields,
+    encode_fields,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
@@ -218,6 +219,16 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+/// The tree state's peaks, stored concatenated.
+pub(crate) fn split_peaks(peaks: &[u8]) -> Result<Vec<Hash>, StoreError> {
+    if !peaks.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt(
+            "the tree state's peaks are not whole hashes".into(),
+        ));
+    }
+    peaks.chunks(32).map(|c| hash32(c.to_vec())).collect()
 }
 
 fn id_text<T: std::fmt::Display>(id: T) -> String {
@@ -747,15 +758,7 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(backend)?;
-            if !peaks.len().is_multiple_of(32) {
-                return Err(StoreError::Corrupt(
-                    "the tree state's peaks are not whole hashes".into(),
-                ));
-            }
-            let peaks = peaks
-                .chunks(32)
-                .map(|c| hash32(c.to_vec()))
-                .collect::<Result<_, _>>()?;
+            let peaks = split_peaks(&peaks)?;
             Ok(TreeState {
                 size: size as u64,
                 peaks,
@@ -891,6 +894,204 @@ impl Store for SqliteStore {
                         .map(|r| r.is_some())
                 })
                 .map_err(backend)
+        })
+        .await
+    }
+
+    async fn count(&self, table: Table) -> Result<(u64, u64), StoreError> {
+        self.read(move |c| {
+            let one = |sql: &str| -> Result<u64, StoreError> {
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(backend)
+            };
+            Ok(match table {
+                Table::VaultKeys => (one("SELECT count(*) FROM vault_keys")?, 0),
+                Table::Subjects => (one("SELECT count(*) FROM subjects")?, 0),
+                Table::Records => (
+                    one("SELECT count(*) FROM records")?,
+                    one("SELECT count(*) FROM blind_index")?,
+                ),
+                Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
+                Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
+                Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
+                Table::AuditState => (1, 0),
+            })
+        })
+        .await
+    }
+
+    async fn export(
+        &self,
+        table: Table,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<CopyRow>, StoreError> {
+        let (key, number) = match after {
+            None => (String::new(), -1),
+            Some(Cursor::Key(k)) => (k, -1),
+            Some(Cursor::Number(n)) => (String::new(), n),
+        };
+        let limit = limit as i64;
+        self.read(move |c| {
+            match table {
+                Table::VaultKeys => {
+                    let mut s = c.prepare_cached("SELECT name, wrapped FROM vault_keys WHERE name > ?1 ORDER BY name LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![key, limit], |r| Ok(CopyRow::VaultKey { name: r.get(0)?, wrapped: r.get(1)? })).map_err(backend)?;
+                    it.map(|r| r.map_err(backend)).collect()
+                }
+                Table::Subjects => {
+                    let mut s = c.prepare_cached("SELECT id, status, created_ms FROM subjects WHERE id > ?1 ORDER BY id LIMIT ?2").map_err(backend)?;
+                    let heads = s
+                        .query_map(params![key, limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                        .map_err(backend)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(backend)?;
+                    let mut k = c.prepare_cached("SELECT version, wrapped FROM subject_keys WHERE subject_id = ?1 ORDER BY version").map_err(backend)?;
+                    heads
+                        .into_iter()
+                        .map(|(id, status, created_ms)| {
+                            let keys = k
+                                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .map_err(backend)?
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(backend)?;
+                            Ok(CopyRow::Subject { id: parse_id(id)?, status, created_ms, keys })
+                        })
+                        .collect()
+                }
+                Table::Records => {
+                    let mut s = c
+                        .prepare_cached(
+                            "SELECT id, subject_id, collection, fields, version, created_ms, updated_ms \
+                             FROM records WHERE id > ?1 ORDER BY id LIMIT ?2",
+                        )
+                        .map_err(backend)?;
+                    let raws = s
+                        .query_map(params![key, limit], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, Vec::new()))
+                        })
+                        .map_err(backend)?
+                        .collect::<Result<Vec<RawRecord>, _>>()
+                        .map_err(backend)?;
+                    let mut ix = c.prepare_cached("SELECT field, digest FROM blind_index WHERE record_id = ?1 ORDER BY field, digest").map_err(backend)?;
+                    raws.into_iter()
+                        .map(|raw| {
+                            let index = ix
+                                .query_map([&raw.0], |r| Ok(crate::IndexEntry { field: r.get(0)?, digest: r.get(1)? }))
+                                .map_err(backend)?
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(backend)?;
+                            Ok(CopyRow::Record { record: to_record(raw)?.record, index })
+                        })
+                        .collect()
+                }
+                Table::ApiKeys => {
+                    let mut s = c.prepare_cached("SELECT name, role, digest, created_ms, revoked_ms FROM api_keys WHERE name > ?1 ORDER BY name LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![key, limit], api_key).map_err(backend)?;
+                    it.map(|r| r.map_err(backend).map(CopyRow::ApiKey)).collect()
+                }
+                Table::AuditLeaves => {
+                    let mut s = c.prepare_cached("SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves WHERE idx > ?1 ORDER BY idx LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![number, limit], leaf).map_err(backend)?;
+                    it.map(|r| r.map_err(backend).and_then(to_leaf).map(CopyRow::Leaf)).collect()
+                }
+                Table::AuditHeads => {
+                    let mut s = c.prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads WHERE size > ?1 ORDER BY size LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![number, limit], head).map_err(backend)?;
+                    it.map(|r| r.map_err(backend).and_then(to_head).map(CopyRow::Head)).collect()
+                }
+                Table::AuditState => {
+                    if number >= 1 {
+                        return Ok(Vec::new());
+                    }
+                    let (size, peaks): (i64, Vec<u8>) = c
+                        .query_row("SELECT size, peaks FROM audit_state WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map_err(backend)?;
+                    Ok(vec![CopyRow::State(TreeState { size: size as u64, peaks: split_peaks(&peaks)? })])
+                }
+            }
+        })
+        .await
+    }
+
+    async fn import(&self, rows: Vec<CopyRow>) -> Result<(), StoreError> {
+        self.write(move |c| {
+            for row in &rows {
+                match row {
+                    CopyRow::VaultKey { name, wrapped } => {
+                        c.prepare_cached("INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                            .and_then(|mut s| s.execute(params![name, wrapped]))
+                            .map_err(backend)?;
+                    }
+                    CopyRow::Subject { id, status, created_ms, keys } => {
+                        c.prepare_cached("INSERT INTO subjects (id, status, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                            .and_then(|mut s| s.execute(params![id_text(id), status, created_ms]))
+                            .map_err(backend)?;
+                        let mut s = c
+                            .prepare_cached("INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                            .map_err(backend)?;
+                        for (v, w) in keys {
+                            s.execute(params![id_text(id), v, w]).map_err(backend)?;
+                        }
+                    }
+                    CopyRow::Record { record: r, index } => {
+                        c.prepare_cached(
+                            "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                id_text(r.id),
+                                id_text(r.subject_id),
+                                r.collection,
+                                encode_fields(&r.fields),
+                                r.version,
+                                r.created_ms,
+                                r.updated_ms
+                            ])
+                        })
+                        .map_err(backend)?;
+                        let mut s = c
+                            .prepare_cached(
+                                "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                            )
+                            .map_err(backend)?;
+                        for e in index {
+                            s.execute(params![r.collection, e.field, e.digest, id_text(r.id), id_text(r.subject_id)])
+                                .map_err(backend)?;
+                        }
+                    }
+                    CopyRow::ApiKey(k) => {
+                        c.prepare_cached(
+                            "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut s| s.execute(params![k.name, k.role, k.digest, k.created_ms, k.revoked_ms]))
+                        .map_err(backend)?;
+                    }
+                    CopyRow::Leaf(l) => {
+                        c.prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
+                            .and_then(|mut s| s.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec()]))
+                            .map_err(backend)?;
+                    }
+                    CopyRow::Head(h) => {
+                        c.prepare_cached(
+                            "INSERT INTO audit_heads (size, root, timestamp_ms, signature) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![h.head.size as i64, h.head.root.to_vec(), h.head.timestamp_ms as i64, h.signature.to_vec()])
+                        })
+                        .map_err(backend)?;
+                    }
+                    CopyRow::State(t) => {
+                        c.execute("UPDATE audit_state SET size = ?1, peaks = ?2 WHERE id = 1", params![t.size as i64, t.peaks.concat()])
+                            .map_err(backend)?;
+                    }
+                }
+            }
+            Ok(())
         })
         .await
     }

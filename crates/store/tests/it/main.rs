@@ -104,6 +104,15 @@ macro_rules! conformance {
                 suite::concurrent_writers_and_racing_integrations(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
+            async fn export_and_import_copy_every_row_once() {
+                let (Some(from), Some(to)) = (crate::$backend().await, crate::$backend().await)
+                else {
+                    return;
+                };
+                suite::export_and_import_copy_every_row_once(from.store.clone(), to.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
             async fn vault_keys_are_written_once() {
                 let Some(fresh) = crate::$backend().await else {
                     return;
