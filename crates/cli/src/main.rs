@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Move the vault between databases.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Work with inventories.
     Inventory {
         #[command(subcommand)]
@@ -99,6 +104,18 @@ enum ApikeyCommand {
 enum AuditCommand {
     /// Recompute the Merkle tree over every entry and check every signed head.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy the whole vault (records as ciphertext, keys wrapped, the audit log with its root)
+    /// into another database, then check counts and the audit root on both sides. Stop the
+    /// servers first. Safe to run again after an interruption.
+    Copy {
+        /// The target: postgres://USER@HOST:PORT/DATABASE or sqlite://PATH.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -236,6 +253,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Db {
+            command: DbCommand::Copy { to },
+        } => {
+            let to = Location::parse(&to).context("--to")?;
+            let report = copy_with_progress(&paths, &to).await?;
+            for (table, (rows, index)) in &report.tables {
+                if *table == custos_vault::Table::AuditState {
+                    continue;
+                }
+                let extra = if *table == custos_vault::Table::Records {
+                    format!(" ({index} blind-index entries)")
+                } else {
+                    String::new()
+                };
+                println!("{:<14} {rows:>10}{extra}", table.name());
+            }
+            println!(
+                "ok: copied to {to}; both sides hold {} audit entries with root {}",
+                report.audit_size, report.root_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inventory {
             command: InventoryCommand::Check { file },
         } => {
@@ -263,6 +302,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+async fn copy_with_progress(paths: &Paths, to: &Location) -> Result<custos_vault::CopyReport> {
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:>14} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+    )?
+    .progress_chars("=> ");
+    let mut bar: Option<(custos_vault::Table, indicatif::ProgressBar)> = None;
+    let report = custos_vault::copy_database(paths, to, |p| {
+        if bar.as_ref().is_none_or(|(t, _)| *t != p.table) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(p.total).with_style(style.clone());
+            b.set_message(p.table.name());
+            bar = Some((p.table, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_length(p.total.max(p.done));
+            b.set_position(p.done);
+        }
+    })
+    .await;
+    if let Some((_, b)) = bar {
+        b.finish();
+    }
+    Ok(report.with_context(|| format!("copying the vault to {to}"))?)
 }
 
 fn time(ms: i64) -> String {

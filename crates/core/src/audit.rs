@@ -38,6 +38,9 @@ pub enum Action {
     /// The audit trail of a subject was read.
     #[serde(rename = "audit.read")]
     AuditRead,
+    /// The whole vault was copied to another database.
+    #[serde(rename = "database.copy")]
+    DatabaseCopy,
 }
 
 /// How it ended.

@@ -4,6 +4,7 @@
 
 mod apikeys;
 mod audit;
+mod copy;
 mod demo;
 mod error;
 mod init;
@@ -21,7 +22,8 @@ use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
-pub use custos_store::{Location, SchemaVersion, StoreError};
+pub use copy::{CopyProgress, CopyReport, copy_database};
+pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use error::VaultError;
 pub use init::{InitReport, init};

@@ -363,3 +363,141 @@ fn custos_with_database(dir: &Path, url: &str, args: &[&str]) -> std::process::O
         .output()
         .unwrap()
 }
+
+fn last_line(o: &std::process::Output) -> String {
+    stdout(o).lines().last().unwrap_or_default().to_owned()
+}
+
+/// The root a `db copy` or `audit verify` printed.
+fn root_of(line: &str) -> String {
+    line.split("root ")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn db_copy_moves_a_vault_to_postgres_and_back_and_survives_an_interruption() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--demo", "--demo-records", "3000"]);
+    let out = std::fs::read_to_string(&server.out).unwrap();
+    let key = out
+        .split("Demo admin API key (shown once): ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    server.stop();
+
+    // Interrupted: killed once the first records have landed in the target.
+    let mut copy = std::process::Command::new(crate::BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["db", "copy", "--to", &schema.url])
+        .env("CUSTOS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pg = custos_store::testing::connect(&schema.url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let landed = match pg.query_one("SELECT count(*) FROM records", &[]).await {
+            Ok(r) => r.get::<_, i64>(0),
+            Err(_) => 0, // not migrated yet
+        };
+        if landed > 0 || copy.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the copy wrote nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let interrupted = copy.try_wait().unwrap().is_none();
+    let _ = copy.kill();
+    let _ = copy.wait();
+    eprintln!("the first copy was interrupted: {interrupted}");
+
+    // Run again: it finishes, with every row once and the same root on both sides.
+    let o = custos(dir.path(), &["db", "copy", "--to", &schema.url]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("records              3000 ("),
+        "{}",
+        stdout(&o)
+    );
+    let copied_root = root_of(&last_line(&o));
+    assert_eq!(copied_root.len(), 64, "{}", stdout(&o));
+    let v = custos(dir.path(), &["audit", "verify"]);
+    assert_eq!(root_of(&last_line(&v)), copied_root, "the source's root");
+    let v = custos_with_database(dir.path(), &schema.url, &["audit", "verify"]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert_eq!(root_of(&last_line(&v)), copied_root, "the target's root");
+
+    // The vault works on PostgreSQL: same keys, same records, searchable.
+    std::fs::write(
+        dir.path().join("custos.toml"),
+        format!("database = \"{}\"\n{EXAMPLE}", schema.url),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = client();
+    let email = custos_vault_demo_email();
+    let found: Value = http
+        .get(server.url(&format!(
+            "/v1/collections/customers/records?purpose=support&email={email}"
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found["records"].as_array().map(Vec::len),
+        Some(1),
+        "{found}"
+    );
+    server.stop();
+
+    // And back to a new SQLite file.
+    let back = dir.path().join("back.db");
+    let o = custos(
+        dir.path(),
+        &[
+            "db",
+            "copy",
+            "--to",
+            &format!("sqlite://{}", back.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let root = root_of(&last_line(&o));
+    let v = custos_with_database(
+        dir.path(),
+        &format!("sqlite://{}", back.display()),
+        &["audit", "verify"],
+    );
+    assert_eq!(root_of(&last_line(&v)), root);
+
+    // A different vault is never merged into this one.
+    let other = tempfile::tempdir().unwrap();
+    assert!(custos(other.path(), &["init"]).status.success());
+    let o = custos(other.path(), &["db", "copy", "--to", &schema.url]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("holds another vault"), "{}", stderr(&o));
+}
+
+fn custos_vault_demo_email() -> String {
+    custos_vault::demo_customer(0)["email"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
