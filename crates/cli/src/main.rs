@@ -328,7 +328,7 @@ async fn copy_with_progress(paths: &Paths, to: &Location) -> Result<custos_vault
     if let Some((_, b)) = bar {
         b.finish();
     }
-    Ok(report.with_context(|| format!("copying the vault to {to}"))?)
+    report.with_context(|| format!("copying the vault to {to}"))
 }
 
 fn time(ms: i64) -> String {
