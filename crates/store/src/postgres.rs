@@ -17,6 +17,7 @@ use custos_core::audit::{SignedTreeHead, TreeHead};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::merkle::Hash;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
@@ -121,6 +122,61 @@ const STATEMENT_TIMEOUT_MS: u32 = 15_000;
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool,
+    appender: mpsc::Sender<Append>,
+}
+
+/// Audit entries to queue, and who to tell when they are.
+type Append = (Vec<QueuedAudit>, oneshot::Sender<Result<(), StoreError>>);
+
+/// Entries queued by one appender statement at most.
+const APPEND_BATCH: usize = 2048;
+
+/// Queues the audit entries of reads. Every read queues one entry before it answers; alone,
+/// each would be a commit of its own. This task takes whatever callers are waiting and queues
+/// all their entries in one statement (group commit, as the SQLite writer does), so a busy
+/// server pays one commit per batch. Each caller's entries stay together and in order; a
+/// failed statement fails every caller in it, and none of their entries is queued.
+async fn append_loop(pool: Pool, mut rx: mpsc::Receiver<Append>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut n = batch[0].0.len();
+        while n < APPEND_BATCH {
+            match rx.try_recv() {
+                Ok(more) => {
+                    n += more.0.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let subjects: Vec<Option<Uuid>> = batch
+            .iter()
+            .flat_map(|(e, _)| e.iter().map(|e| e.subject_id.map(|s| s.as_uuid())))
+            .collect();
+        let entries: Vec<&[u8]> = batch
+            .iter()
+            .flat_map(|(e, _)| e.iter().map(|e| e.entry.as_slice()))
+            .collect();
+        let result = async {
+            let client = pool.get().await.map_err(pool_error)?;
+            let st = client
+                .prepare_cached(
+                    "INSERT INTO audit_queue (subject_id, entry) \
+                     SELECT s, e FROM unnest($1::uuid[], $2::bytea[]) WITH ORDINALITY AS u(s, e, n) ORDER BY n",
+                )
+                .await
+                .map_err(backend)?;
+            client
+                .execute(&st, &[&subjects, &entries])
+                .await
+                .map(drop)
+                .map_err(backend)
+        }
+        .await;
+        for (_, done) in batch {
+            let _ = done.send(result.clone());
+        }
+    }
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
@@ -341,7 +397,9 @@ impl PostgresStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}")))?;
-        Ok(Self { pool })
+        let (appender, rx) = mpsc::channel(4096);
+        tokio::spawn(append_loop(pool.clone(), rx));
+        Ok(Self { pool, appender })
     }
 
     /// Applies the migrations this database lacks, each in its own transaction, under a lock
@@ -433,50 +491,54 @@ impl Store for PostgresStore {
     }
 
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        if let Some(s) = &new.new_subject {
-            let st = tx
-                .prepare_cached(
-                    "WITH s AS (INSERT INTO subjects (id, created_ms) VALUES ($1, $2)) \
-                     INSERT INTO subject_keys (subject_id, version, wrapped) VALUES ($1, 1, $3)",
-                )
-                .await
-                .map_err(backend)?;
-            tx.execute(&st, &[&s.id.as_uuid(), &s.created_ms, &s.wrapped_key])
-                .await
-                .map_err(backend)?;
-        }
+        // One statement, so one round trip and an implicit transaction: the subject, its key,
+        // the record, its index entries and its audit entry commit together or not at all.
+        // Foreign keys are checked at the statement's end, when every part is in.
+        const SQL: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
+             k AS (INSERT INTO subject_keys (subject_id, version, wrapped) SELECT $1, 1, $4 WHERE $3), \
+             r AS (INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+                   VALUES ($5, $6, $7, $8, $9, $10, $11)), \
+             b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
+                   SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d)) \
+             INSERT INTO audit_queue (subject_id, entry) VALUES ($14, $15)";
         let r = &new.record;
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let (subject, created_ms, wrapped) = match &new.new_subject {
+            Some(s) => (s.id.as_uuid(), s.created_ms, s.wrapped_key.as_slice()),
+            None => (r.subject_id.as_uuid(), 0, &[][..]),
+        };
+        let fields: Vec<&str> = new.index.iter().map(|e| e.field.as_str()).collect();
+        let digests: Vec<&[u8]> = new.index.iter().map(|e| e.digest.as_slice()).collect();
+        let client = self.client().await?;
+        let st = client.prepare_cached(SQL).await.map_err(backend)?;
+        client
+            .execute(
+                &st,
+                &[
+                    &subject,
+                    &created_ms,
+                    &new.new_subject.is_some(),
+                    &wrapped,
+                    &r.id.as_uuid(),
+                    &r.subject_id.as_uuid(),
+                    &r.collection,
+                    &encode_fields(&r.fields),
+                    &r.version,
+                    &r.created_ms,
+                    &r.updated_ms,
+                    &fields,
+                    &digests,
+                    &new.audit.subject_id.map(|s| s.as_uuid()),
+                    &new.audit.entry,
+                ],
             )
             .await
-            .map_err(backend)?;
-        tx.execute(
-            &st,
-            &[
-                &r.id.as_uuid(),
-                &r.subject_id.as_uuid(),
-                &r.collection,
-                &encode_fields(&r.fields),
-                &r.version,
-                &r.created_ms,
-                &r.updated_ms,
-            ],
-        )
-        .await
-        .map_err(|e| match backend(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("the record id or subject is unknown or taken".into())
-            }
-            other => other,
-        })?;
-        insert_index(&tx, r, &new.index).await?;
-        queue(&tx, &new.audit).await?;
-        tx.commit().await.map_err(backend)
+            .map(drop)
+            .map_err(|e| match backend(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict("the record id or subject is unknown or taken".into())
+                }
+                other => other,
+            })
     }
 
     async fn update_record(&self, change: RecordChange) -> Result<(), StoreError> {
@@ -605,19 +667,13 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
-        let subjects: Vec<Option<Uuid>> = entries
-            .iter()
-            .map(|e| e.subject_id.map(|s| s.as_uuid()))
-            .collect();
-        let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry.as_slice()).collect();
-        // One statement: the entries are queued together or not at all, in the given order.
-        self.query(
-            "INSERT INTO audit_queue (subject_id, entry) \
-             SELECT s, e FROM unnest($1::uuid[], $2::bytea[]) WITH ORDINALITY AS u(s, e, n) ORDER BY n",
-            &[&subjects, &bytes],
-        )
-        .await
-        .map(drop)
+        let (tx, rx) = oneshot::channel();
+        self.appender
+            .send((entries, tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit appender has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the audit appender has stopped".into()))?
     }
 
     async fn queued_audit(&self, limit: usize) -> Result<Vec<QueuedRow>, StoreError> {
