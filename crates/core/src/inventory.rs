@@ -922,6 +922,9 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(inv.database.as_deref(), Some("postgres://custos@db/custos"));
+        // The inventory is served at /v1/inventory; the URL (which may hold a password) is not.
+        let served = serde_json::to_string(&inv).unwrap();
+        assert!(!served.contains("postgres"), "{served}");
         assert!(Inventory::from_toml(EXAMPLE).unwrap().database.is_none());
         for bad in ["mysql://db/x", "custos.db", "postgres://", ""] {
             let e = Inventory::from_toml(&format!("database = \"{bad}\"\n{EXAMPLE}"))

@@ -501,3 +501,71 @@ fn custos_vault_demo_email() -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Canary values stored through the API appear nowhere in the PostgreSQL tables, neither as
+/// text nor as the hex that `bytea` columns print as.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_personal_value_reaches_postgres_in_plaintext() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let (dir, admin) = initialised_on(&schema.url);
+    let server = Server::start(dir.path(), &[]);
+    let http = client();
+    let canaries = [
+        "canarypgname7731",
+        "canary.pg.7731@example.org",
+        "canary pg note 7731 with words",
+    ];
+    let r = http
+        .post(server.url("/v1/collections/customers/records"))
+        .bearer_auth(&admin)
+        .json(&json!({"fields": {"name": canaries[0], "email": canaries[1], "notes": canaries[2]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = read(&http, &server.base, &admin, &id).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["fields"]["notes"],
+        canaries[2]
+    );
+    let log = server.stop();
+
+    let pg = custos_store::testing::connect(&schema.url).await;
+    let tables: Vec<String> = pg
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.contains(&"records".to_owned()), "{tables:?}");
+    let mut scanned = 0;
+    for t in &tables {
+        for row in pg
+            .query(&format!("SELECT t::text FROM {t} t"), &[])
+            .await
+            .unwrap()
+        {
+            let text: String = row.get(0);
+            scanned += text.len();
+            for c in canaries {
+                for form in [c.to_owned(), hex::encode(c), hex::encode(&c[..12])] {
+                    assert!(!text.contains(&form), "{form:?} found in table {t}");
+                }
+            }
+        }
+    }
+    assert!(scanned > 1_000, "the tables were scanned: {scanned} bytes");
+    for c in canaries {
+        assert!(!log.contains(c), "{c:?} in the server's log");
+    }
+}
