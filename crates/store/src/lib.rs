@@ -88,22 +88,44 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// A `scheme://[userinfo@]host[/path][?query]` URL cut into its parts, without decoding.
+pub(crate) struct UrlParts<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) userinfo: Option<&'a str>,
+    pub(crate) host: &'a str,
+    /// The path and query, from the first `/` or `?` on.
+    pub(crate) tail: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    pub(crate) fn split(url: &'a str) -> Self {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        Self {
+            scheme,
+            userinfo,
+            host,
+            tail,
+        }
+    }
+}
+
 /// `scheme://user:secret@host/db` becomes `scheme://user:***@host/db`; a `password=`
 /// query parameter is hidden too.
 fn redact_password(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_owned(),
+    let u = UrlParts::split(url);
+    let userinfo = match u.userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{info}@"),
         },
-        None => authority.to_owned(),
+        None => String::new(),
     };
-    let tail = match tail.split_once('?') {
+    let tail = match u.tail.split_once('?') {
         Some((path, query)) => {
             let query: Vec<String> = query
                 .split('&')
@@ -114,9 +136,9 @@ fn redact_password(url: &str) -> String {
                 .collect();
             format!("{path}?{}", query.join("&"))
         }
-        None => tail.to_owned(),
+        None => u.tail.to_owned(),
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{}://{userinfo}{}{tail}", u.scheme, u.host)
 }
 
 impl Location {

@@ -932,6 +932,12 @@ impl Store for SqliteStore {
             Some(Cursor::Key(k)) => (k, -1),
             Some(Cursor::Number(n)) => (String::new(), n),
         };
+        if table == Table::AuditLeaves {
+            // Leaf indexes are dense, so a page is an index range.
+            let from = (number + 1) as u64;
+            let leaves = self.leaves(from, from + limit as u64).await?;
+            return Ok(leaves.into_iter().map(CopyRow::Leaf).collect());
+        }
         let limit = limit as i64;
         self.read(move |c| {
             match table {
@@ -991,11 +997,7 @@ impl Store for SqliteStore {
                     let it = s.query_map(params![key, limit], api_key).map_err(backend)?;
                     it.map(|r| r.map_err(backend).map(CopyRow::ApiKey)).collect()
                 }
-                Table::AuditLeaves => {
-                    let mut s = c.prepare_cached("SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves WHERE idx > ?1 ORDER BY idx LIMIT ?2").map_err(backend)?;
-                    let it = s.query_map(params![number, limit], leaf).map_err(backend)?;
-                    it.map(|r| r.map_err(backend).and_then(to_leaf).map(CopyRow::Leaf)).collect()
-                }
+                Table::AuditLeaves => unreachable!("paged through leaves() above"),
                 Table::AuditHeads => {
                     let mut s = c.prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads WHERE size > ?1 ORDER BY size LIMIT ?2").map_err(backend)?;
                     let it = s.query_map(params![number, limit], head).map_err(backend)?;

@@ -37,24 +37,15 @@ impl Schema {
     }
 
     /// The schema's URL with its host and port replaced, for a proxy in front of the server.
-    ///
-    /// # Panics
-    /// When the base URL is not `postgres://[USER@]HOST[:PORT]/DATABASE[?...]`.
     pub fn url_via(&self, host_port: &str) -> String {
-        let (scheme, rest) = self.url.split_once("://").expect("a postgres:// URL");
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
-        format!("{scheme}://{}{host_port}{tail}", user.unwrap_or_default())
+        let u = crate::UrlParts::split(&self.url);
+        let user = u.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        format!("{}://{user}{host_port}{}", u.scheme, u.tail)
     }
 
     /// The server's `HOST:PORT` from the base URL (5432 when it names none).
-    ///
-    /// # Panics
-    /// As [`Schema::url_via`].
     pub fn server_addr(&self) -> String {
-        let rest = self.base.split_once("://").expect("a postgres:// URL").1;
-        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = crate::UrlParts::split(&self.base).host;
         if host.contains(':') {
             host.to_owned()
         } else {

@@ -51,8 +51,7 @@ pub async fn copy_database(
     to: &Location,
     mut progress: impl FnMut(CopyProgress),
 ) -> Result<CopyReport, VaultError> {
-    let from = paths.location(&paths.read_inventory()?)?;
-    let source = Vault::open(paths).await?;
+    let (source, from) = Vault::open_located(paths).await?;
     if from == *to {
         return Err(VaultError::Setup(format!(
             "the source and the target are both {to}"

@@ -179,10 +179,17 @@ impl Vault {
     /// When the inventory has problems (all listed), the root key file is missing, readable by
     /// others or malformed, or the store cannot be opened.
     pub async fn open(paths: &Paths) -> Result<Vault, VaultError> {
+        Ok(Self::open_located(paths).await?.0)
+    }
+
+    /// [`Vault::open`], also saying where the database is.
+    pub(crate) async fn open_located(paths: &Paths) -> Result<(Vault, Location), VaultError> {
         let inventory = paths.read_inventory()?;
         let root = keys::read_root_key(&paths.root_key)?;
-        let store = custos_store::open(&paths.location(&inventory)?).await?;
-        Self::with_store(store, inventory, root, Arc::new(SystemClock)).await
+        let location = paths.location(&inventory)?;
+        let store = custos_store::open(&location).await?;
+        let vault = Self::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
+        Ok((vault, location))
     }
 
     /// Builds a vault over an open store; creates the vault's own keys on first use.

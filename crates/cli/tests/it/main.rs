@@ -15,11 +15,17 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// Runs `custos --data-dir DIR ARGS...` to completion.
 pub(crate) fn custos(dir: &Path, args: &[&str]) -> Output {
+    custos_env(dir, args, &[])
+}
+
+/// [`custos`] with extra environment variables.
+pub(crate) fn custos_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .env("CUSTOS_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }

@@ -354,14 +354,7 @@ async fn serve_asks_for_migrate_on_an_unmigrated_database() {
 }
 
 fn custos_with_database(dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(crate::BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("CUSTOS_DATABASE_URL", url)
-        .env("CUSTOS_LOG", "warn")
-        .output()
-        .unwrap()
+    crate::custos_env(dir, args, &[("CUSTOS_DATABASE_URL", url)])
 }
 
 fn last_line(o: &std::process::Output) -> String {
