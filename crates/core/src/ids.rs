@@ -71,6 +71,11 @@ id_type!(
     RecordId,
     "record id"
 );
+id_type!(
+    /// One event of the consent ledger: a grant, a withdrawal, an objection or a restriction.
+    EventId,
+    "event id"
+);
 
 /// A string that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

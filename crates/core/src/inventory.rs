@@ -65,6 +65,10 @@ pub struct Purpose {
     pub legal_basis: LegalBasis,
     /// Processors that receive data for this purpose.
     pub recipients: Vec<String>,
+    /// For a consent-based purpose, how long a grant holds before the customer must be asked
+    /// again; lapsed consent counts as none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_lapses_after: Option<Period>,
 }
 
 /// The GDPR Art. 6(1) legal bases.
@@ -238,15 +242,88 @@ impl FromStr for FieldType {
     }
 }
 
+/// A length of time in calendar units, as written in the inventory: `"30d"`, `"6w"`, `"13m"`,
+/// `"2y"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// How many units.
+    pub amount: u32,
+    /// Which unit.
+    pub unit: PeriodUnit,
+}
+
+impl Period {
+    /// The instant this period after `ms` (milliseconds since the epoch, UTC). Months and
+    /// years are calendar months and years; a day that the target month lacks becomes its last
+    /// day (31 January + 1 month = 28 or 29 February). `None` past the calendar's range.
+    pub fn after(&self, ms: i64) -> Option<i64> {
+        use chrono::{Days, Months};
+        let t = chrono::DateTime::from_timestamp_millis(ms)?;
+        let t = match self.unit {
+            PeriodUnit::Days => t.checked_add_days(Days::new(u64::from(self.amount)))?,
+            PeriodUnit::Weeks => t.checked_add_days(Days::new(7 * u64::from(self.amount)))?,
+            PeriodUnit::Months => t.checked_add_months(Months::new(self.amount))?,
+            PeriodUnit::Years => t.checked_add_months(Months::new(self.amount.checked_mul(12)?))?,
+        };
+        Some(t.timestamp_millis())
+    }
+}
+
+/// A period that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "period {0:?} is not understood: write a number and a unit, d (days), w (weeks), m (months) \
+     or y (years), such as \"30d\" or \"13m\""
+)]
+pub struct ParsePeriodError(String);
+
+impl FromStr for Period {
+    type Err = ParsePeriodError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParsePeriodError(s.to_owned());
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+        let (digits, unit) = s.split_at(split);
+        let amount: u32 = digits.parse().map_err(|_| err())?;
+        let unit = match unit {
+            "d" => PeriodUnit::Days,
+            "w" => PeriodUnit::Weeks,
+            "m" => PeriodUnit::Months,
+            "y" => PeriodUnit::Years,
+            _ => return Err(err()),
+        };
+        if amount == 0 || amount > 100 * 366 {
+            return Err(err());
+        }
+        Ok(Period { amount, unit })
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = match self.unit {
+            PeriodUnit::Days => "d",
+            PeriodUnit::Weeks => "w",
+            PeriodUnit::Months => "m",
+            PeriodUnit::Years => "y",
+        };
+        write!(f, "{}{u}", self.amount)
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// How long data is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
     /// A period counted from an event.
     Period {
-        /// How many units.
-        amount: u32,
-        /// Which unit.
-        unit: PeriodUnit,
+        /// How long.
+        period: Period,
         /// From which event.
         anchor: Anchor,
     },
@@ -254,7 +331,7 @@ pub enum Retention {
     UntilConsentWithdrawn,
 }
 
-/// The unit of a retention period.
+/// The unit of a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeriodUnit {
     /// Days.
@@ -308,24 +385,8 @@ impl FromStr for Retention {
             ),
             _ => return Err(err()),
         };
-        let split = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-        let (digits, unit) = period.split_at(split);
-        let amount: u32 = digits.parse().map_err(|_| err())?;
-        let unit = match unit {
-            "d" => PeriodUnit::Days,
-            "w" => PeriodUnit::Weeks,
-            "m" => PeriodUnit::Months,
-            "y" => PeriodUnit::Years,
-            _ => return Err(err()),
-        };
-        if amount == 0 || amount > 100 * 366 {
-            return Err(err());
-        }
-        Ok(Retention::Period {
-            amount,
-            unit,
-            anchor,
-        })
+        let period = period.parse::<Period>().map_err(|_| err())?;
+        Ok(Retention::Period { period, anchor })
     }
 }
 
@@ -333,23 +394,13 @@ impl fmt::Display for Retention {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Retention::UntilConsentWithdrawn => f.write_str("until consent withdrawn"),
-            Retention::Period {
-                amount,
-                unit,
-                anchor,
-            } => {
-                let u = match unit {
-                    PeriodUnit::Days => "d",
-                    PeriodUnit::Weeks => "w",
-                    PeriodUnit::Months => "m",
-                    PeriodUnit::Years => "y",
-                };
+            Retention::Period { period, anchor } => {
                 let a = match anchor {
                     Anchor::Created => "created",
                     Anchor::Updated => "updated",
                     Anchor::LastActivity => "last_activity",
                 };
-                write!(f, "{amount}{u} after {a}")
+                write!(f, "{period} after {a}")
             }
         }
     }
@@ -434,6 +485,7 @@ struct RawPurpose {
     legal_basis: Option<String>,
     #[serde(default)]
     recipients: Vec<String>,
+    consent_lapses_after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -681,12 +733,30 @@ impl Inventory {
                     );
                 }
             }
+            let consent_lapses_after = match p.consent_lapses_after.as_deref() {
+                None => None,
+                Some(_) if basis.is_some_and(|b| b != LegalBasis::Consent) => {
+                    c.report(
+                        line,
+                        format!("{path}.consent_lapses_after"),
+                        "only a purpose whose legal basis is consent can have its consent lapse",
+                    );
+                    None
+                }
+                Some(s) => s
+                    .parse::<Period>()
+                    .map_err(|e| {
+                        c.report(line, format!("{path}.consent_lapses_after"), e.to_string())
+                    })
+                    .ok(),
+            };
             if let Some(legal_basis) = basis {
                 purposes.push(Purpose {
                     id: p.id,
                     description,
                     legal_basis,
                     recipients: p.recipients,
+                    consent_lapses_after,
                 });
             }
         }

@@ -1,10 +1,12 @@
 //! The Custos domain, pure: the inventory, field types, envelope encryption and blind
-//! indexes, access decisions, and the RFC 6962 Merkle tree behind the audit log.
+//! indexes, the consent ledger's events and the state they add up to, access decisions, and
+//! the RFC 6962 Merkle tree behind the audit log.
 //!
 //! This crate does no IO and knows nothing of HTTP, SQL or async runtimes.
 
 pub mod access;
 pub mod audit;
+pub mod consent;
 pub mod countries;
 pub mod crypto;
 pub mod fields;
