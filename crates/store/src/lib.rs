@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use custos_core::audit::SignedTreeHead;
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{EventId, RecordId, SubjectId};
 use custos_core::merkle::Hash;
 
 mod postgres;
@@ -346,6 +346,20 @@ pub struct ApiKeyRow {
     pub revoked_ms: Option<i64>,
 }
 
+/// One event of the consent ledger as stored: its audit entry's bytes, which the audit log
+/// holds too, so that a changed or deleted event is found by `custos audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The order the ledger recorded it in, ascending.
+    pub seq: i64,
+    /// The event.
+    pub id: EventId,
+    /// Its subject.
+    pub subject_id: SubjectId,
+    /// The audit entry that carries the event.
+    pub entry: Vec<u8>,
+}
+
 /// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
 /// records, leaves before heads, and the tree's right edge last, so that an interrupted copy
 /// never claims a tree it does not hold.
@@ -357,6 +371,8 @@ pub enum Table {
     Subjects,
     /// Records with their blind-index entries.
     Records,
+    /// The consent ledger.
+    ConsentEvents,
     /// API key digests.
     ApiKeys,
     /// Integrated audit entries.
@@ -369,10 +385,11 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
+        Table::ConsentEvents,
         Table::ApiKeys,
         Table::AuditLeaves,
         Table::AuditHeads,
@@ -385,6 +402,7 @@ impl Table {
             Table::VaultKeys => "vault keys",
             Table::Subjects => "subjects",
             Table::Records => "records",
+            Table::ConsentEvents => "consent events",
             Table::ApiKeys => "api keys",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
@@ -421,6 +439,8 @@ pub enum CopyRow {
         /// Its index entries.
         index: Vec<IndexEntry>,
     },
+    /// An event of the consent ledger.
+    Consent(ConsentRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
     /// An integrated audit entry.
@@ -447,6 +467,7 @@ impl CopyRow {
             CopyRow::VaultKey { name, .. } => Cursor::Key(name.clone()),
             CopyRow::Subject { id, .. } => Cursor::Key(id.to_string()),
             CopyRow::Record { record, .. } => Cursor::Key(record.id.to_string()),
+            CopyRow::Consent(e) => Cursor::Number(e.seq),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),
@@ -493,6 +514,17 @@ pub trait Store: Send + Sync + 'static {
     async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError>;
     /// The number of records in a collection.
     async fn count_records(&self, collection: &str) -> Result<u64, StoreError>;
+
+    /// Records an event of the consent ledger and queues `entry`, the same bytes, as its
+    /// audit entry, in one transaction; `NotFound` when the subject does not exist.
+    async fn insert_consent_event(
+        &self,
+        id: EventId,
+        subject_id: SubjectId,
+        entry: Vec<u8>,
+    ) -> Result<(), StoreError>;
+    /// A subject's consent ledger, in the order it was recorded.
+    async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError>;
 
     /// Queues audit entries (reads, administrative acts) durably.
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError>;

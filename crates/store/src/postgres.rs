@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use custos_core::audit::{SignedTreeHead, TreeHead};
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{EventId, RecordId, SubjectId};
 use custos_core::merkle::Hash;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +23,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
     RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields,
     encode_fields,
 };
@@ -105,6 +105,15 @@ CREATE TABLE leases (
     holder TEXT NOT NULL,
     expires_ms BIGINT NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE consent_events (
+    seq BIGSERIAL PRIMARY KEY,
+    id UUID NOT NULL UNIQUE,
+    subject_id UUID NOT NULL REFERENCES subjects(id),
+    entry BYTEA NOT NULL
+);
+CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
 "#,
 ];
 
@@ -269,6 +278,15 @@ fn to_api_key(row: &Row) -> ApiKeyRow {
 }
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+fn to_consent(r: &Row) -> ConsentRow {
+    ConsentRow {
+        seq: r.get(0),
+        id: EventId::from(r.get::<_, Uuid>(1)),
+        subject_id: SubjectId::from(r.get::<_, Uuid>(2)),
+        entry: r.get(3),
+    }
+}
 
 async fn queue(tx: &Tx<'_>, audit: &QueuedAudit) -> Result<(), StoreError> {
     let st = tx
@@ -666,6 +684,40 @@ impl Store for PostgresStore {
         Ok(rows[0].get::<_, i64>(0) as u64)
     }
 
+    async fn insert_consent_event(
+        &self,
+        id: EventId,
+        subject_id: SubjectId,
+        entry: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        // One statement: the event and its audit entry commit together, or neither does.
+        let rows = self
+            .query(
+                "WITH e AS (INSERT INTO consent_events (id, subject_id, entry) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM subjects WHERE id = $2) \
+                 RETURNING subject_id, entry) \
+                 INSERT INTO audit_queue (subject_id, entry) SELECT subject_id, entry FROM e \
+                 RETURNING queue_id",
+                &[&id.as_uuid(), &subject_id.as_uuid(), &entry],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT seq, id, subject_id, entry FROM consent_events WHERE subject_id = $1 \
+                 ORDER BY seq",
+                &[&subject.as_uuid()],
+            )
+            .await?;
+        Ok(rows.iter().map(to_consent).collect())
+    }
+
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.appender
@@ -901,6 +953,7 @@ impl Store for PostgresStore {
                 one("SELECT count(*) FROM records").await?,
                 one("SELECT count(*) FROM blind_index").await?,
             ),
+            Table::ConsentEvents => (one("SELECT count(*) FROM consent_events").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
@@ -1002,6 +1055,16 @@ impl Store for PostgresStore {
                     })
                     .collect()
             }
+            Table::ConsentEvents => Ok(self
+                .query(
+                    "SELECT seq, id, subject_id, entry FROM consent_events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&number, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::Consent(to_consent(r)))
+                .collect()),
             Table::ApiKeys => Ok(self
                 .query(
                     "SELECT name, role, digest, created_ms, revoked_ms FROM api_keys \
@@ -1127,6 +1190,15 @@ impl Store for PostgresStore {
                     .await
                     .map_err(backend)?;
                 }
+                CopyRow::Consent(e) => {
+                    tx.execute(
+                        "INSERT INTO consent_events (seq, id, subject_id, entry) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        &[&e.seq, &e.id.as_uuid(), &e.subject_id.as_uuid(), &e.entry],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
                 CopyRow::ApiKey(k) => {
                     tx.execute(
                         "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \
@@ -1179,6 +1251,16 @@ impl Store for PostgresStore {
                     .map_err(backend)?;
                 }
             }
+        }
+        if rows.iter().any(|r| matches!(r, CopyRow::Consent(_))) {
+            // Events copied in keep their order; the sequence must issue after them.
+            tx.execute(
+                "SELECT setval(pg_get_serial_sequence('consent_events', 'seq'), \
+                 (SELECT max(seq) FROM consent_events))",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }

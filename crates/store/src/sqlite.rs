@@ -12,13 +12,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use custos_core::audit::{SignedTreeHead, TreeHead};
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{EventId, RecordId, SubjectId};
 use custos_core::merkle::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
     RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields,
     encode_fields,
 };
@@ -99,6 +99,15 @@ CREATE TABLE leases (
     holder TEXT NOT NULL,
     expires_ms INTEGER NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE consent_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    entry BLOB NOT NULL
+);
+CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
 "#,
 ];
 
@@ -293,6 +302,22 @@ fn to_leaf(raw: RawLeaf) -> Result<LeafRow, StoreError> {
         subject_id: raw.1.map(parse_id).transpose()?,
         entry: raw.2,
         leaf_hash: hash32(raw.3)?,
+    })
+}
+
+/// A consent row as read: seq, id, subject, entry.
+type RawConsent = (i64, String, String, Vec<u8>);
+
+fn consent_row(row: &Row<'_>) -> rusqlite::Result<RawConsent> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn to_consent(raw: RawConsent) -> Result<ConsentRow, StoreError> {
+    Ok(ConsentRow {
+        seq: raw.0,
+        id: parse_id(raw.1)?,
+        subject_id: parse_id(raw.2)?,
+        entry: raw.3,
     })
 }
 
@@ -694,6 +719,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn insert_consent_event(
+        &self,
+        id: EventId,
+        subject_id: SubjectId,
+        entry: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let known: Option<i64> = c
+                .prepare_cached("SELECT 1 FROM subjects WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id_text(subject_id)], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            if known.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            c.prepare_cached(
+                "INSERT INTO consent_events (id, subject_id, entry) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![id_text(id), id_text(subject_id), entry]))
+            .map_err(backend)?;
+            queue(
+                c,
+                &QueuedAudit {
+                    subject_id: Some(subject_id),
+                    entry,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT seq, id, subject_id, entry FROM consent_events WHERE subject_id = ?1 \
+                     ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([id_text(subject)], consent_row)
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_consent))
+                .collect()
+        })
+        .await
+    }
+
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         self.write(move |c| entries.iter().try_for_each(|e| queue(c, e)))
             .await
@@ -912,6 +984,7 @@ impl Store for SqliteStore {
                     one("SELECT count(*) FROM records")?,
                     one("SELECT count(*) FROM blind_index")?,
                 ),
+                Table::ConsentEvents => (one("SELECT count(*) FROM consent_events")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
@@ -997,6 +1070,11 @@ impl Store for SqliteStore {
                     let it = s.query_map(params![key, limit], api_key).map_err(backend)?;
                     it.map(|r| r.map_err(backend).map(CopyRow::ApiKey)).collect()
                 }
+                Table::ConsentEvents => {
+                    let mut s = c.prepare_cached("SELECT seq, id, subject_id, entry FROM consent_events WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![number, limit], consent_row).map_err(backend)?;
+                    it.map(|r| r.map_err(backend).and_then(to_consent).map(CopyRow::Consent)).collect()
+                }
                 Table::AuditLeaves => unreachable!("paged through leaves() above"),
                 Table::AuditHeads => {
                     let mut s = c.prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads WHERE size > ?1 ORDER BY size LIMIT ?2").map_err(backend)?;
@@ -1064,6 +1142,11 @@ impl Store for SqliteStore {
                             s.execute(params![r.collection, e.field, e.digest, id_text(r.id), id_text(r.subject_id)])
                                 .map_err(backend)?;
                         }
+                    }
+                    CopyRow::Consent(e) => {
+                        c.prepare_cached("INSERT INTO consent_events (seq, id, subject_id, entry) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
+                            .and_then(|mut s| s.execute(params![e.seq, id_text(e.id), id_text(e.subject_id), e.entry]))
+                            .map_err(backend)?;
                     }
                     CopyRow::ApiKey(k) => {
                         c.prepare_cached(

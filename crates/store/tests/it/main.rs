@@ -113,6 +113,13 @@ macro_rules! conformance {
                     .await;
             }
             #[tokio::test(flavor = "multi_thread")]
+            async fn consent_ledger_keeps_order_and_audits_each_event() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::consent_ledger_keeps_order_and_audits_each_event(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
             async fn vault_keys_are_written_once() {
                 let Some(fresh) = crate::$backend().await else {
                     return;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use custos_core::audit::{SignedTreeHead, TreeHead};
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{EventId, RecordId, SubjectId};
 use custos_store::{
     ApiKeyRow, EncryptedFields, IndexEntry, Integration, LeafRow, NewRecord, NewSubject,
     QueuedAudit, RecordChange, RecordRow, Store, StoreError, TreeState,
@@ -514,6 +514,11 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     )
     .await
     .unwrap();
+    for (i, r) in rows.iter().enumerate().take(4) {
+        from.insert_consent_event(EventId::random(), r.subject_id, format!("c{i}").into_bytes())
+            .await
+            .unwrap();
+    }
     let q = from.queued_audit(100).await.unwrap();
     let n = q.len() as u64;
     from.integrate_audit(Integration {
@@ -564,6 +569,15 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     );
     let moved = to.record("customers", rows[0].id).await.unwrap().unwrap();
     assert_eq!(moved.record, rows[0]);
+    // The copy's ledger goes on where the original's stopped.
+    let later = EventId::random();
+    to.insert_consent_event(later, rows[0].subject_id, b"after".to_vec())
+        .await
+        .unwrap();
+    let ledger = to.consent_events(rows[0].subject_id).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[1].id, later);
+    assert!(ledger[0].seq < ledger[1].seq);
     assert_eq!(
         to.find_by_digest("customers", "email", &digest(5))
             .await
@@ -571,4 +585,51 @@ pub(crate) async fn export_and_import_copy_every_row_once(
             .len(),
         1
     );
+}
+
+/// The ledger keeps a subject's events in the order recorded, each with its audit entry
+/// queued in the same transaction; an unknown subject's event is refused and leaves nothing.
+pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<dyn Store>) {
+    let a = insert(store.as_ref(), 1).await.subject_id;
+    let b = insert(store.as_ref(), 2).await.subject_id;
+    let before = store.queued_audit(100).await.unwrap().len();
+    let mut ids = Vec::new();
+    for (i, s) in [a, b, a, a].into_iter().enumerate() {
+        let id = EventId::random();
+        store
+            .insert_consent_event(id, s, format!("event {i}").into_bytes())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let ledger = store.consent_events(a).await.unwrap();
+    assert_eq!(
+        ledger.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2], ids[3]]
+    );
+    assert!(ledger.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(ledger[1].entry, b"event 2");
+    assert!(ledger.iter().all(|e| e.subject_id == a));
+    let queued = store.queued_audit(100).await.unwrap();
+    assert_eq!(queued.len(), before + 4);
+    assert_eq!(queued.last().unwrap().audit.entry, b"event 3");
+    assert_eq!(queued.last().unwrap().audit.subject_id, Some(a));
+
+    let stranger = SubjectId::random();
+    assert!(matches!(
+        store
+            .insert_consent_event(EventId::random(), stranger, b"x".to_vec())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.consent_events(stranger).await.unwrap().is_empty());
+    assert_eq!(store.queued_audit(100).await.unwrap().len(), before + 4);
+    // An event is recorded once.
+    assert!(
+        store
+            .insert_consent_event(ids[0], a, b"again".to_vec())
+            .await
+            .is_err()
+    );
+    assert_eq!(store.consent_events(a).await.unwrap().len(), 3);
 }
