@@ -7,6 +7,7 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::access::WithholdReason;
+use crate::consent::ConsentEvent;
 use crate::ids::{RecordId, SubjectId};
 use crate::merkle::Hash;
 
@@ -41,6 +42,12 @@ pub enum Action {
     /// The whole vault was copied to another database.
     #[serde(rename = "database.copy")]
     DatabaseCopy,
+    /// A subject's choice was recorded in the consent ledger: the entry carries the event.
+    #[serde(rename = "consent.record")]
+    ConsentRecord,
+    /// A subject's consent ledger was read.
+    #[serde(rename = "consent.read")]
+    ConsentRead,
 }
 
 /// How it ended.
@@ -96,6 +103,9 @@ pub struct AuditEntry {
     /// A non-personal detail, such as the name of an API key created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The consent-ledger event this entry records, whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentEvent>,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -123,6 +133,7 @@ impl AuditEntry {
             fields: Vec::new(),
             withheld: Vec::new(),
             detail: None,
+            consent: None,
             outcome,
         }
     }

@@ -50,6 +50,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_record, search_records))
         .routes(routes!(get_record, update_record, delete_record))
         .routes(routes!(subject_records))
+        .routes(routes!(
+            crate::consents::record_consent,
+            crate::consents::consents
+        ))
         .routes(routes!(audit_trail))
         .routes(routes!(audit_head))
         .routes(routes!(audit_proof))
@@ -75,7 +79,7 @@ async fn openapi_json() -> Response {
 /// Path segments, with rejections in our error format.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-struct PathParts<T>(T);
+pub(crate) struct PathParts<T>(pub(crate) T);
 
 /// The query string, with rejections in our error format.
 struct QueryParams(BTreeMap<String, String>);
@@ -94,7 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 /// A JSON body read from bytes: size-limited, and with errors that never quote the body.
-struct JsonBody<T>(T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -124,7 +128,7 @@ impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> FromRequest<S> f
 }
 
 /// What a body should look like, for error messages.
-trait Expected {
+pub(crate) trait Expected {
     const EXPECTED: &'static str;
 }
 
@@ -133,7 +137,7 @@ fn record_id(s: &str) -> Result<RecordId, ApiError> {
         .map_err(|_| ApiError::bad_request("id", "the record id is not a UUID"))
 }
 
-fn subject_id(s: &str, field: &str) -> Result<SubjectId, ApiError> {
+pub(crate) fn subject_id(s: &str, field: &str) -> Result<SubjectId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request(field, "the subject id is not a UUID"))
 }
@@ -180,7 +184,8 @@ struct Created {
 struct WithheldField {
     /// The field.
     field: String,
-    /// Why: `purpose_not_declared`, `role_not_allowed`.
+    /// Why: `role_not_allowed`, `purpose_not_declared`, `restricted`, `no_consent`,
+    /// `consent_withdrawn` or `objection`.
     reason: String,
 }
 

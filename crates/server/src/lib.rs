@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod consents;
 mod error;
 mod metrics;
 

@@ -23,9 +23,9 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
-    RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields,
-    encode_fields,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit,
+    QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
+    decode_fields, encode_fields,
 };
 
 /// The schema, one forward-only migration per entry, each applied in its own transaction;

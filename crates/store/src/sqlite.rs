@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit, QueuedRow,
-    RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields,
-    encode_fields,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit,
+    QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
+    decode_fields, encode_fields,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.

@@ -7,9 +7,11 @@
 //! and sequencing, so the log never serialises the write path.
 
 use custos_core::audit::{Action, AuditEntry, Outcome, TreeHead};
-use custos_core::ids::SubjectId;
+use std::collections::HashMap;
+
+use custos_core::ids::{EventId, SubjectId};
 use custos_core::merkle::{self, CompactRange, Hash};
-use custos_store::{Integration, LeafRow, StoreError, TreeState};
+use custos_store::{CopyRow, Integration, LeafRow, StoreError, Table, TreeState};
 use serde::Serialize;
 
 use crate::{Principal, Vault, VaultError};
@@ -285,6 +287,8 @@ impl Vault {
         let mut heads_iter = heads.iter().peekable();
         let mut last_checked = 0u64;
         let fault = |index: u64, what: String| Ok(Err(AuditFault { index, what }));
+        // Every consent event the log holds: its entry as queued (index cleared), hashed.
+        let mut ledger: HashMap<EventId, (u64, Hash)> = HashMap::new();
         let mut from = 0u64;
         loop {
             let page = self.store.leaves(from, from + PAGE).await?;
@@ -300,7 +304,12 @@ impl Vault {
                     return fault(i, "changed: its bytes no longer match its leaf hash".into());
                 }
                 match AuditEntry::from_bytes(&l.entry) {
-                    Ok(e) if e.index == Some(i) => {}
+                    Ok(mut e) if e.index == Some(i) => {
+                        if let Some(id) = e.consent.as_ref().map(|c| c.id) {
+                            e.index = None;
+                            ledger.insert(id, (i, merkle::leaf_hash(&e.to_bytes())));
+                        }
+                    }
                     Ok(e) => {
                         return fault(
                             i,
@@ -359,6 +368,9 @@ impl Vault {
                 "the stored tree state does not match the stored entries".into(),
             );
         }
+        if let Some(f) = self.verify_ledger(ledger, size).await? {
+            return Ok(Err(f));
+        }
         Ok(Ok(VerifyReport {
             size,
             root_hash: hex::encode(range.root()),
@@ -368,6 +380,79 @@ impl Vault {
 }
 
 impl Vault {
+    /// Checks the consent ledger against the log: every stored event is, byte for byte, the
+    /// event of an audit entry, and every event the log holds is still in the ledger. So an
+    /// event changed or deleted in the ledger's table is found like a changed log entry.
+    async fn verify_ledger(
+        &self,
+        mut logged: HashMap<EventId, (u64, Hash)>,
+        size: u64,
+    ) -> Result<Option<AuditFault>, VaultError> {
+        let canonical = |entry: &[u8]| {
+            AuditEntry::from_bytes(entry)
+                .ok()
+                .map(|e| merkle::leaf_hash(&e.to_bytes()))
+        };
+        let mut unlogged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .export(Table::ConsentEvents, after, PAGE as usize)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.cursor());
+            for row in page {
+                let CopyRow::Consent(row) = row else { continue };
+                let hash = canonical(&row.entry);
+                match logged.remove(&row.id) {
+                    Some((_, h)) if Some(h) == hash => {}
+                    Some((index, _)) => {
+                        return Ok(Some(AuditFault {
+                            index,
+                            what: format!(
+                                "consent event {} in the ledger was changed: it no longer matches its audit entry",
+                                row.id
+                            ),
+                        }));
+                    }
+                    None => unlogged.push((row.id, hash)),
+                }
+            }
+        }
+        if let Some((id, (index, _))) = logged.into_iter().min_by_key(|(_, (i, _))| *i) {
+            return Ok(Some(AuditFault {
+                index,
+                what: format!("consent event {id} was deleted from the ledger"),
+            }));
+        }
+        if !unlogged.is_empty() {
+            // Recorded while this check ran: its entry is queued or just sequenced.
+            let mut recent: Vec<Hash> = Vec::new();
+            for q in self.store.queued_audit(usize::MAX >> 1).await? {
+                recent.extend(canonical(&q.audit.entry));
+            }
+            for l in self.store.leaves(size, size + PAGE).await? {
+                if let Ok(mut e) = AuditEntry::from_bytes(&l.entry) {
+                    e.index = None;
+                    recent.push(merkle::leaf_hash(&e.to_bytes()));
+                }
+            }
+            if let Some((id, _)) = unlogged
+                .iter()
+                .find(|(_, h)| h.is_none_or(|h| !recent.contains(&h)))
+            {
+                return Ok(Some(AuditFault {
+                    index: size,
+                    what: format!(
+                        "consent event {id} has no audit entry: it was added outside the ledger"
+                    ),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// The number of entries integrated into the tree.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 
 mod apikeys;
 mod audit;
+mod consent;
 mod copy;
 mod demo;
 mod error;
@@ -22,6 +23,7 @@ use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
+pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
@@ -184,11 +186,24 @@ impl Vault {
 
     /// [`Vault::open`], also saying where the database is.
     pub(crate) async fn open_located(paths: &Paths) -> Result<(Vault, Location), VaultError> {
+        Self::open_with_clock(paths, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the vault with its own clock: what the vault takes for "now" when it decides
+    /// whether consent has lapsed or data is due for deletion. Tests move it; `--as-of`
+    /// fixes it.
+    ///
+    /// # Errors
+    /// As [`Vault::open`].
+    pub async fn open_with_clock(
+        paths: &Paths,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Vault, Location), VaultError> {
         let inventory = paths.read_inventory()?;
         let root = keys::read_root_key(&paths.root_key)?;
         let location = paths.location(&inventory)?;
         let store = custos_store::open(&location).await?;
-        let vault = Self::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
+        let vault = Self::with_store(store, inventory, root, clock).await?;
         Ok((vault, location))
     }
 

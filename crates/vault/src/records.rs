@@ -136,7 +136,7 @@ impl Vault {
         }
     }
 
-    fn require_write(&self, p: &Principal) -> Result<(), VaultError> {
+    pub(crate) fn require_write(&self, p: &Principal) -> Result<(), VaultError> {
         if self.caller(p)?.may_write() {
             Ok(())
         } else {
@@ -266,6 +266,7 @@ impl Vault {
         purpose: &Purpose,
         action: Action,
         rec: &RecordWithKey,
+        subject: &SubjectState,
     ) -> Result<(RecordView, AuditEntry), VaultError> {
         let r = &rec.record;
         let coll = self.collection(&r.collection)?;
@@ -273,14 +274,13 @@ impl Vault {
             .keys
             .root
             .unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
-        let subject = SubjectState::default();
         let mut fields = Map::new();
         let mut withheld = Vec::new();
         let mut audit = audit_for(p, action, &r.collection, r.id, r.subject_id);
         audit.purpose = Some(purpose.id.clone());
         for (name, ct) in &r.fields {
             let decision = match coll.fields.get(name) {
-                Some(decl) => decide(caller, purpose, decl, &subject),
+                Some(decl) => decide(caller, purpose, decl, subject),
                 // A field dropped from the inventory since it was written is never returned.
                 None => Decision::Withhold(WithholdReason::PurposeNotDeclared),
             };
@@ -331,8 +331,18 @@ impl Vault {
     ) -> Result<Vec<RecordView>, VaultError> {
         let mut views = Vec::with_capacity(recs.len());
         let mut audits = Vec::with_capacity(recs.len());
+        // Each subject's choices, read once however many of its records are returned.
+        let mut states: Vec<(SubjectId, SubjectState)> = Vec::new();
         for rec in recs {
-            let (v, a) = self.view(p, caller, purpose, action, rec)?;
+            let subject = rec.record.subject_id;
+            let at = match states.iter().position(|(s, _)| *s == subject) {
+                Some(i) => i,
+                None => {
+                    states.push((subject, self.subject_state(subject).await?));
+                    states.len() - 1
+                }
+            };
+            let (v, a) = self.view(p, caller, purpose, action, rec, &states[at].1)?;
             views.push(v);
             audits.push(queued(&a));
         }

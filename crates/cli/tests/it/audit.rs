@@ -11,6 +11,7 @@ async fn populated() -> (tempfile::TempDir, String, Vec<String>) {
     let server = Server::start(dir.path(), &[]);
     let http = client();
     let mut ids = Vec::new();
+    let mut subjects = Vec::new();
     for i in 0..12 {
         let r = http
             .post(server.url("/v1/collections/customers/records"))
@@ -19,12 +20,28 @@ async fn populated() -> (tempfile::TempDir, String, Vec<String>) {
             .send()
             .await
             .unwrap();
-        ids.push(
-            r.json::<serde_json::Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        let created = r.json::<serde_json::Value>().await.unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+        subjects.push(created["subject_id"].as_str().unwrap().to_owned());
+    }
+    // A ledger to tamper with, after the records: a grant each for three subjects, and for
+    // the first its withdrawal.
+    for (i, subject) in subjects.iter().take(3).enumerate() {
+        let choices: &[&str] = if i == 0 {
+            &["grant", "withdraw"]
+        } else {
+            &["grant"]
+        };
+        for choice in choices {
+            let r = http
+                .post(server.url(&format!("/v1/subjects/{subject}/consents")))
+                .bearer_auth(&key)
+                .json(&json!({"choice": choice, "purpose": "marketing"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+        }
     }
     let r = http
         .get(server.url("/v1/audit/head"))
@@ -95,6 +112,51 @@ async fn a_changed_entry_with_a_recomputed_hash_breaks_the_signed_head() {
             .unwrap(),
     );
     assert!(a <= 6 && 6 < b, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consent_event_changed_in_the_ledger_is_named() {
+    let (dir, _, _) = populated().await;
+    // Turn the withdrawal into a grant, in the ledger's own table.
+    let n = db(dir.path())
+        .execute(
+            "UPDATE consent_events SET entry = CAST(replace(CAST(entry AS TEXT), '\"choice\":\"withdraw\"', '\"choice\":\"grant\"') AS BLOB) \
+             WHERE CAST(entry AS TEXT) LIKE '%\"choice\":\"withdraw\"%'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    verify_fails_at(
+        dir.path(),
+        "was changed: it no longer matches its audit entry",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consent_event_deleted_from_the_ledger_is_named() {
+    let (dir, _, _) = populated().await;
+    db(dir.path())
+        .execute(
+            "DELETE FROM consent_events WHERE seq = (SELECT max(seq) FROM consent_events)",
+            [],
+        )
+        .unwrap();
+    verify_fails_at(dir.path(), "was deleted from the ledger");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consent_event_slipped_into_the_ledger_is_named() {
+    let (dir, _, _) = populated().await;
+    // A copy of a real grant under a new id: it has no audit entry of its own.
+    db(dir.path())
+        .execute(
+            "INSERT INTO consent_events (id, subject_id, entry) \
+             SELECT '0190b5a6-0000-7000-8000-000000000001', subject_id, entry FROM consent_events \
+             WHERE seq = (SELECT min(seq) FROM consent_events)",
+            [],
+        )
+        .unwrap();
+    verify_fails_at(dir.path(), "has no audit entry");
 }
 
 #[tokio::test(flavor = "multi_thread")]

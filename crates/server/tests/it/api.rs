@@ -49,6 +49,33 @@ async fn create_read_patch_delete() {
         ]
     );
 
+    // Marketing rests on consent: nothing until it is given.
+    let r = t
+        .call(
+            "GET",
+            &format!("{rec}?purpose=marketing"),
+            Some(&t.marketer),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["fields"], json!({}), "{}", r.text);
+    assert!(
+        r.body["withheld"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "email", "reason": "no_consent"})),
+        "{}",
+        r.text
+    );
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/subjects/{subject}/consents"),
+            Some(&t.admin),
+            Some(json!({"choice": "grant", "purpose": "marketing"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = t
         .call(
             "GET",

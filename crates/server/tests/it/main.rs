@@ -1,15 +1,17 @@
 //! HTTP tests of the API through `oneshot`, without a socket.
 
 mod api;
+mod consents;
 mod refusals;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use custos_server::{AppState, Metrics, app};
-use custos_vault::{Paths, Principal, Vault};
+use custos_vault::{Clock, Paths, Principal, SystemClock, Vault};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -20,15 +22,42 @@ pub(crate) struct TestApp {
     pub(crate) support: String,
     pub(crate) marketer: String,
     pub(crate) billing: String,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug, Default)]
+pub(crate) struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub(crate) fn at(ms: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(ms)))
+    }
+
+    pub(crate) fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 pub(crate) async fn spawn() -> TestApp {
+    spawn_with_clock(Arc::new(SystemClock)).await
+}
+
+pub(crate) async fn spawn_with_clock(clock: Arc<dyn Clock>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     custos_vault::init(&Paths::in_dir(dir.path()))
         .await
         .unwrap();
-    let vault = Arc::new(Vault::open(&Paths::in_dir(dir.path())).await.unwrap());
+    let (vault, _) = Vault::open_with_clock(&Paths::in_dir(dir.path()), clock)
+        .await
+        .unwrap();
+    let vault = Arc::new(vault);
     let key = |name: &'static str, role: &'static str| {
         let v = Arc::clone(&vault);
         async move {
@@ -55,7 +84,7 @@ pub(crate) async fn spawn() -> TestApp {
         support,
         marketer,
         billing,
-        _dir: dir,
+        dir,
     }
 }
 

@@ -29,6 +29,8 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
         ("GET", "/v1/audit/head".to_owned()),
         ("GET", "/v1/audit/proof/0".to_owned()),
         ("GET", "/v1/inventory".to_owned()),
+        ("POST", format!("/v1/subjects/{subject}/consents")),
+        ("GET", format!("/v1/subjects/{subject}/consents")),
     ];
     t.vault
         .revoke_api_key(&custos_vault::Principal::cli(), "billing")
@@ -198,4 +200,26 @@ async fn refused_reads_are_audited() {
         !last.entry.contains("02079460000"),
         "the searched value is not in the entry"
     );
+}
+
+#[tokio::test]
+async fn the_consent_ledger_is_refused_to_roles_that_may_not_write() {
+    let t = spawn().await;
+    let (_, subject) = t.create(json!({"email": "ledger@example.com"})).await;
+    let uri = format!("/v1/subjects/{subject}/consents");
+    for key in [&t.marketer, &t.support, &t.billing] {
+        let r = t
+            .call(
+                "POST",
+                &uri,
+                Some(key),
+                Some(json!({"choice": "grant", "purpose": "marketing"})),
+            )
+            .await;
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden", None);
+        let r = t.call("GET", &uri, Some(key), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    let r = t.call("GET", &uri, Some(&t.admin), None).await;
+    assert_eq!(r.body["history"], json!([]), "nothing was recorded");
 }

@@ -515,9 +515,13 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     .await
     .unwrap();
     for (i, r) in rows.iter().enumerate().take(4) {
-        from.insert_consent_event(EventId::random(), r.subject_id, format!("c{i}").into_bytes())
-            .await
-            .unwrap();
+        from.insert_consent_event(
+            EventId::random(),
+            r.subject_id,
+            format!("c{i}").into_bytes(),
+        )
+        .await
+        .unwrap();
     }
     let q = from.queued_audit(100).await.unwrap();
     let n = q.len() as u64;

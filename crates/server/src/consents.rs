@@ -1,0 +1,181 @@
+//! The consent ledger over HTTP: record a subject's choice, read the ledger.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use custos_core::consent::{Choice, ConsentEvent, Source};
+use custos_vault::{LedgerView, NewChoice};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::{Expected, JsonBody, PathParts, subject_id};
+use crate::auth::Auth;
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// What shows the choice was made.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvidenceBody {
+    /// The page, form or campaign the choice was collected on.
+    collection_point: Option<String>,
+    /// The customer's browser user agent.
+    user_agent: Option<String>,
+    /// The customer's IP address: kept only as a keyed hash.
+    ip_address: Option<String>,
+}
+
+/// A choice to record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentBody {
+    /// `grant`, `withdraw`, `object`, `withdraw_objection`, `restrict` or `lift_restriction`.
+    choice: String,
+    /// The purpose it is about; none for `restrict` and `lift_restriction`.
+    purpose: Option<String>,
+    /// `web_form`, `api` (the default), `import`, `email_link` or `gpc`.
+    source: Option<String>,
+    /// The version of the privacy notice the customer was shown.
+    notice_version: Option<String>,
+    #[serde(default)]
+    evidence: EvidenceBody,
+    /// For a grant: when it ends by itself, RFC 3339.
+    expires_at: Option<String>,
+    /// For an objection or a restriction: why.
+    reason: Option<String>,
+}
+
+impl Expected for ConsentBody {
+    const EXPECTED: &'static str = "{\"choice\": string, \"purpose\"?: string, \"source\"?: string, \
+        \"notice_version\"?: string, \"evidence\"?: {\"collection_point\"?, \"user_agent\"?, \"ip_address\"?}, \
+        \"expires_at\"?: string, \"reason\"?: string}";
+}
+
+const CHOICES: [(&str, Choice); 6] = [
+    ("grant", Choice::Grant),
+    ("withdraw", Choice::Withdraw),
+    ("object", Choice::Object),
+    ("withdraw_objection", Choice::WithdrawObjection),
+    ("restrict", Choice::Restrict),
+    ("lift_restriction", Choice::LiftRestriction),
+];
+
+fn invalid(field: &str, rule: &str, message: String) -> ApiError {
+    custos_vault::VaultError::Invalid {
+        field: Some(field.into()),
+        rule: rule.into(),
+        message,
+    }
+    .into()
+}
+
+impl ConsentBody {
+    fn into_choice(self) -> Result<NewChoice, ApiError> {
+        let choice = CHOICES
+            .iter()
+            .find(|(n, _)| *n == self.choice)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| {
+                invalid(
+                    "choice",
+                    "one_of",
+                    "choose grant, withdraw, object, withdraw_objection, restrict or lift_restriction"
+                        .into(),
+                )
+            })?;
+        let source = match self.source.as_deref() {
+            None => Source::Api,
+            Some(s) => Source::ALL
+                .iter()
+                .find(|(n, _)| *n == s)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    invalid(
+                        "source",
+                        "one_of",
+                        "choose web_form, api, import, email_link or gpc".into(),
+                    )
+                })?,
+        };
+        Ok(NewChoice {
+            choice,
+            purpose: self.purpose,
+            source,
+            notice_version: self.notice_version,
+            collection_point: self.evidence.collection_point,
+            user_agent: self.evidence.user_agent,
+            ip: self.evidence.ip_address,
+            expires_at: self.expires_at,
+            reason: self.reason,
+        })
+    }
+}
+
+/// One event of the consent ledger, as recorded: also the payload of its audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub(crate) struct Event(ConsentEvent);
+
+/// A subject's consent ledger: each declared purpose's state now, and every event, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub(crate) struct Ledger(LedgerView);
+
+/// Record a subject's choice: grant or withdraw consent, object or withdraw an objection, or
+/// restrict processing or lift the restriction.
+///
+/// Withdrawing is one call, as easy as granting. The event is appended to the ledger and to the
+/// audit log in one transaction, and is never changed after.
+#[utoipa::path(
+    post,
+    path = "/v1/subjects/{id}/consents",
+    params(("id" = String, Path, description = "The subject id")),
+    request_body = ConsentBody,
+    responses(
+        (status = 201, description = "Recorded", body = Event),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The role may not write", body = ErrorBody),
+        (status = 404, description = "No such subject", body = ErrorBody),
+        (status = 422, description = "Field and rule named: an unknown purpose, a purpose whose basis is not consent, an expiry in the past", body = ErrorBody),
+    ),
+    tag = "consent"
+)]
+pub(crate) async fn record_consent(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    PathParts(id): PathParts<String>,
+    JsonBody(body): JsonBody<ConsentBody>,
+) -> Result<Response, ApiError> {
+    let id = subject_id(&id, "id")?;
+    let choice = body.into_choice()?;
+    let event = s.vault.record_choice(&p, id, choice).await?;
+    Ok((StatusCode::CREATED, Json(Event(event))).into_response())
+}
+
+/// A subject's consent ledger: the state of every declared purpose now (usable or not, and
+/// why), and the full history of choices, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/subjects/{id}/consents",
+    params(("id" = String, Path, description = "The subject id")),
+    responses(
+        (status = 200, body = Ledger),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    tag = "consent"
+)]
+pub(crate) async fn consents(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    PathParts(id): PathParts<String>,
+) -> Result<Json<Ledger>, ApiError> {
+    let id = subject_id(&id, "id")?;
+    Ok(Json(Ledger(s.vault.consents(&p, id).await?)))
+}
