@@ -78,6 +78,25 @@ enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
+    /// Work with consent receipts.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Check a consent receipt offline, without the server or the data directory: its
+    /// signature, its signed tree head, and its event's inclusion in the audit log.
+    VerifyReceipt {
+        /// The receipt: the JSON from GET /v1/consents/{id}/receipt, or its bare JWS.
+        file: PathBuf,
+        /// The log's Ed25519 public key, hex, as published by GET /v1/audit/head. Without it,
+        /// the receipt is only checked against the key it carries.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +294,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Consent {
+            command: ConsentCommand::VerifyReceipt { file, public_key },
+        } => verify_receipt(&file, public_key.as_deref()),
         Command::Inventory {
             command: InventoryCommand::Check { file },
         } => {
@@ -433,5 +455,51 @@ async fn shutdown() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+fn verify_receipt(file: &std::path::Path, public_key: Option<&str>) -> Result<ExitCode> {
+    use custos_core::receipt;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // The API's response, or the bare JWS.
+    let jws = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => v["jws"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{}: a JSON receipt has a \"jws\" string", file.display()))?,
+        Err(_) => text.trim().to_owned(),
+    };
+    let pinned = public_key
+        .map(|k| receipt::parse_public_key(k).context("--public-key"))
+        .transpose()?;
+    match receipt::verify(&jws, pinned.as_ref()) {
+        Ok(r) => {
+            let about = r.event.purpose.as_deref().unwrap_or("every purpose");
+            println!(
+                "ok: receipt {}: consent {} for {about} by subject {} at {} ({:?}), \
+                 entry {} of the audit log of {} entries, root {}",
+                r.receipt_id,
+                r.state,
+                r.pii_principal_id,
+                r.consent_timestamp,
+                r.collection_method,
+                r.log.leaf_index,
+                r.log.tree_size,
+                r.log.root_hash
+            );
+            if pinned.is_none() {
+                println!(
+                    "note: checked against the key the receipt carries ({}); pass --public-key \
+                     with the log's published key to prove who signed it",
+                    r.public_key
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }

@@ -13,4 +13,5 @@ pub mod fields;
 pub mod ids;
 pub mod inventory;
 pub mod merkle;
+pub mod receipt;
 pub mod secret;

@@ -54,6 +54,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
             crate::consents::record_consent,
             crate::consents::consents
         ))
+        .routes(routes!(crate::consents::receipt))
         .routes(routes!(audit_trail))
         .routes(routes!(audit_head))
         .routes(routes!(audit_proof))

@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use custos_core::consent::{Choice, ConsentEvent, Source};
+use custos_core::ids::EventId;
+use custos_core::receipt::Receipt;
 use custos_vault::{LedgerView, NewChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -153,7 +155,13 @@ pub(crate) async fn record_consent(
     let id = subject_id(&id, "id")?;
     let choice = body.into_choice()?;
     let event = s.vault.record_choice(&p, id, choice).await?;
-    Ok((StatusCode::CREATED, Json(Event(event))).into_response())
+    let receipt = format!("/v1/consents/{}/receipt", event.id);
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, receipt)],
+        Json(Event(event)),
+    )
+        .into_response())
 }
 
 /// A subject's consent ledger: the state of every declared purpose now (usable or not, and
@@ -178,4 +186,47 @@ pub(crate) async fn consents(
 ) -> Result<Json<Ledger>, ApiError> {
     let id = subject_id(&id, "id")?;
     Ok(Json(Ledger(s.vault.consents(&p, id).await?)))
+}
+
+/// A signed consent receipt.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReceiptBody {
+    /// The receipt: ISO/IEC TS 27560-shaped fields, the event, and the audit inclusion proof of
+    /// its entry against a signed tree head.
+    #[schema(value_type = Object)]
+    receipt: Receipt,
+    /// The same receipt as a JWS (compact serialisation, EdDSA with the log's Ed25519 key):
+    /// what `custos consent verify-receipt` checks offline.
+    jws: String,
+}
+
+/// The signed receipt of one consent event, with the audit inclusion proof of its entry.
+///
+/// Save the response and check it anywhere, without the server:
+/// `custos consent verify-receipt receipt.json --public-key KEY`, with the log's key from
+/// `GET /v1/audit/head`.
+#[utoipa::path(
+    get,
+    path = "/v1/consents/{event_id}/receipt",
+    params(("event_id" = String, Path, description = "The event id, as returned when it was recorded")),
+    responses(
+        (status = 200, body = ReceiptBody),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The event is not in a signed tree head yet: retry", body = ErrorBody),
+    ),
+    tag = "consent"
+)]
+pub(crate) async fn receipt(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    PathParts(id): PathParts<String>,
+) -> Result<Json<ReceiptBody>, ApiError> {
+    let id: EventId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("event_id", "the event id is not a UUID"))?;
+    let (receipt, jws) = s.vault.consent_receipt(&p, id).await?;
+    Ok(Json(ReceiptBody { receipt, jws }))
 }

@@ -523,6 +523,8 @@ pub trait Store: Send + Sync + 'static {
         subject_id: SubjectId,
         entry: Vec<u8>,
     ) -> Result<(), StoreError>;
+    /// One event of the consent ledger.
+    async fn consent_event(&self, id: EventId) -> Result<Option<ConsentRow>, StoreError>;
     /// A subject's consent ledger, in the order it was recorded.
     async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError>;
 

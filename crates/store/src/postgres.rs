@@ -707,6 +707,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn consent_event(&self, id: EventId) -> Result<Option<ConsentRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT seq, id, subject_id, entry FROM consent_events WHERE id = $1",
+                &[&id.as_uuid()],
+            )
+            .await?;
+        Ok(rows.first().map(to_consent))
+    }
+
     async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
         let rows = self
             .query(

@@ -749,6 +749,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn consent_event(&self, id: EventId) -> Result<Option<ConsentRow>, StoreError> {
+        self.read(move |c| {
+            let raw = c
+                .prepare_cached(
+                    "SELECT seq, id, subject_id, entry FROM consent_events WHERE id = ?1",
+                )
+                .and_then(|mut s| s.query_row([id_text(id)], consent_row).optional())
+                .map_err(backend)?;
+            raw.map(to_consent).transpose()
+        })
+        .await
+    }
+
     async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
         self.read(move |c| {
             let mut s = c

@@ -195,6 +195,14 @@ impl Vault {
     pub async fn audit_proof(&self, p: &Principal, index: u64) -> Result<AuditProof, VaultError> {
         self.require_admin(p, "read audit entries")?;
         self.sequence_audit().await?;
+        Ok(self.proof_of(index).await?.0)
+    }
+
+    /// An inclusion proof of entry `index` against the newest signed head, and that head.
+    pub(crate) async fn proof_of(
+        &self,
+        index: u64,
+    ) -> Result<(AuditProof, custos_core::audit::SignedTreeHead), VaultError> {
         let sth = self
             .store
             .latest_tree_head()
@@ -224,14 +232,15 @@ impl Vault {
                 "the stored leaves do not match the signed head: run custos audit verify".into(),
             ));
         }
-        Ok(AuditProof {
+        let proof = AuditProof {
             index,
             tree_size: size,
             root_hash: hex::encode(sth.head.root),
             entry: String::from_utf8_lossy(&entry).into_owned(),
             leaf_hash: hex::encode(hashes[index as usize]),
             proof: proof.iter().map(hex::encode).collect(),
-        })
+        };
+        Ok((proof, sth))
     }
 
     /// The audit trail of one subject. Admin only; the reading is itself audited.

@@ -7,6 +7,7 @@ use custos_core::audit::{Action, AuditEntry, Outcome, format_time_ms};
 use custos_core::consent::{Choice, ConsentEvent, ConsentStatus, Evidence, Source, SubjectState};
 use custos_core::ids::{EventId, SubjectId};
 use custos_core::inventory::LegalBasis;
+use custos_core::receipt::{self, Controller, LogProof, RECEIPT_VERSION, Receipt, ReceiptPurpose};
 use serde::Serialize;
 
 use crate::{Principal, Vault, VaultError};
@@ -358,5 +359,134 @@ impl Vault {
             purposes,
             history,
         })
+    }
+
+    /// The signed receipt of one ledger event, with the audit inclusion proof of its entry:
+    /// the receipt and its JWS.
+    ///
+    /// # Errors
+    /// `Forbidden` for a role that may not write; `NotFound` for an unknown event;
+    /// `Unavailable` when its entry is not yet in a signed head (retry).
+    pub async fn consent_receipt(
+        &self,
+        p: &Principal,
+        id: EventId,
+    ) -> Result<(Receipt, String), VaultError> {
+        self.require_write(p)?;
+        let row = self
+            .store
+            .consent_event(id)
+            .await?
+            .ok_or(VaultError::NotFound("consent event"))?;
+        let event = AuditEntry::from_bytes(&row.entry)
+            .ok()
+            .and_then(|e| e.consent)
+            .filter(|e| e.id == id)
+            .ok_or_else(|| {
+                VaultError::Integrity(format!(
+                    "consent event {id} is not the event it claims to be"
+                ))
+            })?;
+        let mut index = None;
+        for _ in 0..2 {
+            index = self
+                .store
+                .subject_leaves(row.subject_id)
+                .await?
+                .into_iter()
+                .find(|l| {
+                    AuditEntry::from_bytes(&l.entry)
+                        .ok()
+                        .and_then(|e| e.consent)
+                        .is_some_and(|e| e.id == id)
+                })
+                .map(|l| l.index);
+            if index.is_some() {
+                break;
+            }
+            self.sequence_audit().await?;
+        }
+        let index = index.ok_or_else(|| {
+            VaultError::Unavailable("the event is not in the audit log yet: retry shortly".into())
+        })?;
+        let (proof, sth) = self.proof_of(index).await?;
+        let entry = AuditEntry::from_bytes(proof.entry.as_bytes())
+            .map_err(|_| VaultError::Integrity("an audit entry is unreadable".into()))?;
+        if entry.consent.as_ref() != Some(&event) {
+            return Err(VaultError::Integrity(format!(
+                "consent event {id} in the ledger differs from its audit entry: run custos audit verify"
+            )));
+        }
+        let org = &self.inventory.organization;
+        let purposes = event
+            .purpose
+            .as_deref()
+            .and_then(|id| self.inventory.purpose(id))
+            .map(|purpose| {
+                let mut categories: Vec<String> = self
+                    .inventory
+                    .collections
+                    .values()
+                    .flat_map(|c| c.fields.values())
+                    .filter(|f| f.serves(&purpose.id))
+                    .map(|f| f.category.clone())
+                    .collect();
+                categories.sort();
+                categories.dedup();
+                let names: Vec<String> = purpose
+                    .recipients
+                    .iter()
+                    .filter_map(|r| self.inventory.processors.iter().find(|p| p.id == *r))
+                    .map(|p| format!("{} ({})", p.name, p.country))
+                    .collect();
+                let termination = match (purpose.legal_basis, purpose.consent_lapses_after) {
+                    (LegalBasis::Consent, Some(l)) => {
+                        format!("when withdrawn, or {l} after it was given, whichever is first")
+                    }
+                    (LegalBasis::Consent, None) => "when withdrawn".to_owned(),
+                    _ => "when the subject objects".to_owned(),
+                };
+                ReceiptPurpose {
+                    purpose: purpose.id.clone(),
+                    description: purpose.description.clone(),
+                    legal_basis: purpose.legal_basis.as_str().to_owned(),
+                    pii_categories: categories,
+                    third_party_disclosure: !names.is_empty(),
+                    third_party_names: names,
+                    termination,
+                }
+            })
+            .into_iter()
+            .collect();
+        let receipt = Receipt {
+            version: RECEIPT_VERSION.to_owned(),
+            shaped_after: "ISO/IEC TS 27560:2023; Kantara Consent Receipt v1.1".to_owned(),
+            receipt_id: id,
+            issued_at: format_time_ms(self.now_ms()),
+            pii_principal_id: event.subject_id,
+            pii_controller: Controller {
+                name: org.name.clone(),
+                contact: org.contact.clone(),
+            },
+            policy_url: "/privacy".to_owned(),
+            notice_version: event.notice_version.clone(),
+            consent_timestamp: format_time_ms(event.at_ms),
+            collection_method: event.source,
+            state: receipt::state_of(event.choice).to_owned(),
+            purposes,
+            event,
+            log: LogProof {
+                leaf_index: index,
+                entry: proof.entry,
+                inclusion_proof: proof.proof,
+                tree_size: proof.tree_size,
+                root_hash: proof.root_hash,
+                timestamp_ms: sth.head.timestamp_ms,
+                signature: hex::encode(sth.signature),
+            },
+            public_key: hex::encode(self.keys.signer.verifying_key().to_bytes()),
+        };
+        let jws = receipt::sign(&receipt, &self.keys.signer);
+        Ok((receipt, jws))
     }
 }

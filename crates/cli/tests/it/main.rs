@@ -6,6 +6,7 @@ mod commands;
 mod durability;
 mod postgres;
 mod secrecy;
+mod walkthrough;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

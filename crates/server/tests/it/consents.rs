@@ -415,3 +415,61 @@ async fn the_ip_address_reaches_no_byte_on_disk() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_receipt_carries_the_event_and_its_proof_and_unknown_events_are_not_found() {
+    let t = spawn().await;
+    let (_, subject) = t.create(json!({"email": "rc@example.com"})).await;
+    let r = t
+        .choose(
+            &subject,
+            json!({"choice": "grant", "purpose": "marketing", "notice_version": "n-7"}),
+        )
+        .await;
+    let event = r.body["id"].as_str().unwrap().to_owned();
+    let r = t
+        .call(
+            "GET",
+            &format!("/v1/consents/{event}/receipt"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let receipt = &r.body["receipt"];
+    assert_eq!(receipt["receipt_id"], event.as_str());
+    assert_eq!(receipt["pii_principal_id"], subject.as_str());
+    assert_eq!(receipt["pii_controller"]["name"], "Example Shop Ltd");
+    assert_eq!(receipt["notice_version"], "n-7");
+    assert_eq!(receipt["purposes"][0]["purpose"], "marketing");
+    assert_eq!(
+        receipt["purposes"][0]["pii_categories"],
+        json!(["commercial", "contact"])
+    );
+    assert_eq!(
+        receipt["purposes"][0]["termination"],
+        "when withdrawn, or 13m after it was given, whichever is first"
+    );
+    let head = t.vault.audit_head().await.unwrap();
+    let key = custos_core::receipt::parse_public_key(&head.public_key).unwrap();
+    let checked =
+        custos_core::receipt::verify(r.body["jws"].as_str().unwrap(), Some(&key)).unwrap();
+    assert_eq!(serde_json::to_value(&checked).unwrap(), *receipt);
+
+    for (uri, status, code) in [
+        (
+            "/v1/consents/0190b5a6-0000-7000-8000-000000000000/receipt",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/consents/nope/receipt",
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+    ] {
+        let r = t.call("GET", uri, Some(&t.admin), None).await;
+        assert_eq!(r.status, status, "{}", r.text);
+        assert_eq!(r.body["error"]["code"], code, "{}", r.text);
+    }
+}

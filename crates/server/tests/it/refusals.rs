@@ -31,6 +31,10 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
         ("GET", "/v1/inventory".to_owned()),
         ("POST", format!("/v1/subjects/{subject}/consents")),
         ("GET", format!("/v1/subjects/{subject}/consents")),
+        (
+            "GET",
+            "/v1/consents/0190b5a6-0000-7000-8000-000000000000/receipt".to_owned(),
+        ),
     ];
     t.vault
         .revoke_api_key(&custos_vault::Principal::cli(), "billing")
@@ -222,4 +226,20 @@ async fn the_consent_ledger_is_refused_to_roles_that_may_not_write() {
     }
     let r = t.call("GET", &uri, Some(&t.admin), None).await;
     assert_eq!(r.body["history"], json!([]), "nothing was recorded");
+    // Receipts too: the refusal comes before the event is looked for.
+    let r = t
+        .call(
+            "POST",
+            &uri,
+            Some(&t.admin),
+            Some(json!({"choice": "grant", "purpose": "marketing"})),
+        )
+        .await;
+    let receipt = format!("/v1/consents/{}/receipt", r.body["id"].as_str().unwrap());
+    for key in [&t.marketer, &t.support, &t.billing] {
+        let r = t.call("GET", &receipt, Some(key), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    let r = t.call("GET", &receipt, Some(&t.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -613,6 +613,11 @@ pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<
     );
     assert!(ledger.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(ledger[1].entry, b"event 2");
+    assert_eq!(
+        store.consent_event(ids[2]).await.unwrap().as_ref(),
+        Some(&ledger[1])
+    );
+    assert_eq!(store.consent_event(EventId::random()).await.unwrap(), None);
     assert!(ledger.iter().all(|e| e.subject_id == a));
     let queued = store.queued_audit(100).await.unwrap();
     assert_eq!(queued.len(), before + 4);
