@@ -144,6 +144,14 @@ enum InventoryCommand {
         /// The inventory file.
         file: PathBuf,
     },
+    /// Tell what changes from one inventory to another, and which changes need customers'
+    /// fresh consent before they apply (no one's consent to a new purpose is assumed).
+    Diff {
+        /// The inventory in force.
+        old: PathBuf,
+        /// The proposed inventory.
+        new: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -297,6 +305,40 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Consent {
             command: ConsentCommand::VerifyReceipt { file, public_key },
         } => verify_receipt(&file, public_key.as_deref()),
+        Command::Inventory {
+            command: InventoryCommand::Diff { old, new },
+        } => {
+            let read = |f: &PathBuf| -> Result<Inventory> {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                Inventory::from_toml(&text).with_context(|| {
+                    format!("{}: run custos inventory check on it first", f.display())
+                })
+            };
+            let (old_inv, new_inv) = (read(&old)?, read(&new)?);
+            let changes = custos_core::notice::diff(&old_inv, &new_inv);
+            let (old_v, new_v) = (
+                custos_core::notice::Notice::from_inventory(&old_inv).version,
+                custos_core::notice::Notice::from_inventory(&new_inv).version,
+            );
+            if changes.is_empty() && old_v == new_v {
+                println!("no change: the privacy notice stays version {old_v}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for c in &changes {
+                let tag = if c.fresh_consent {
+                    "needs fresh consent"
+                } else {
+                    "notice update"
+                };
+                println!("{tag:<20} {}", c.what);
+            }
+            let fresh = changes.iter().filter(|c| c.fresh_consent).count();
+            println!(
+                "the privacy notice changes from version {old_v} to {new_v}; {fresh} change(s) need fresh consent"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inventory {
             command: InventoryCommand::Check { file },
         } => {

@@ -13,5 +13,6 @@ pub mod fields;
 pub mod ids;
 pub mod inventory;
 pub mod merkle;
+pub mod notice;
 pub mod receipt;
 pub mod secret;

@@ -55,6 +55,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
             crate::consents::consents
         ))
         .routes(routes!(crate::consents::receipt))
+        .routes(routes!(crate::notice::privacy_notice))
+        .route("/privacy", axum::routing::get(crate::notice::privacy_page))
         .routes(routes!(audit_trail))
         .routes(routes!(audit_head))
         .routes(routes!(audit_proof))

@@ -9,6 +9,7 @@ mod auth;
 mod consents;
 mod error;
 mod metrics;
+mod notice;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -24,7 +24,7 @@ pub struct NewChoice {
     pub purpose: Option<String>,
     /// Where it was made.
     pub source: Source,
-    /// The privacy notice version shown.
+    /// The privacy notice version shown; the current one when not given.
     pub notice_version: Option<String>,
     /// The page or form it was collected on.
     pub collection_point: Option<String>,
@@ -227,7 +227,9 @@ impl Vault {
             at_ms: now,
             expires_ms,
             source: new.source,
-            notice_version: text("notice_version", new.notice_version)?,
+            // Unless told otherwise, the customer saw the notice published now.
+            notice_version: text("notice_version", new.notice_version)?
+                .or_else(|| Some(self.notice.version.clone())),
             evidence: Evidence {
                 collection_point: text("evidence.collection_point", new.collection_point)?,
                 user_agent: text("evidence.user_agent", new.user_agent)?,

@@ -164,6 +164,7 @@ pub struct Vault {
     inventory: Arc<Inventory>,
     keys: KeyRing,
     clock: Arc<dyn Clock>,
+    notice: custos_core::notice::Notice,
     sequencer: Mutex<()>,
 }
 
@@ -220,6 +221,7 @@ impl Vault {
         let keys = KeyRing::load_or_create(store.as_ref(), root).await?;
         Ok(Vault {
             store,
+            notice: custos_core::notice::Notice::from_inventory(&inventory),
             inventory: Arc::new(inventory),
             keys,
             clock,
@@ -230,6 +232,11 @@ impl Vault {
     /// The inventory the vault enforces.
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    /// The privacy notice, generated from the inventory, with its version.
+    pub fn notice(&self) -> &custos_core::notice::Notice {
+        &self.notice
     }
 
     /// Whether the store answers.

@@ -95,6 +95,58 @@ fn inventory_check_names_every_problem_and_serve_refuses_the_same_inventory() {
 }
 
 #[test]
+fn inventory_diff_says_which_changes_need_fresh_consent() {
+    let (dir, _) = initialised();
+    let old = dir.path().join("custos.toml");
+    let text = std::fs::read_to_string(&old).unwrap();
+    let same = custos(
+        dir.path(),
+        &[
+            "inventory",
+            "diff",
+            old.to_str().unwrap(),
+            old.to_str().unwrap(),
+        ],
+    );
+    assert!(same.status.success());
+    assert!(stdout(&same).starts_with("no change"), "{}", stdout(&same));
+
+    let new = dir.path().join("next.toml");
+    std::fs::write(
+        &new,
+        text.replacen(
+            "# Processors:",
+            "[[purposes]]\nid = \"profiling\"\ndescription = \"Recommend products you may like\"\nlegal_basis = \"consent\"\n\n# Processors:",
+            1,
+        )
+        .replacen(
+            "category = \"commercial\"\npurposes = [\"support\", \"marketing\"]",
+            "category = \"commercial\"\npurposes = [\"support\", \"marketing\", \"profiling\"]",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = custos(
+        dir.path(),
+        &[
+            "inventory",
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+        ],
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    for want in [
+        "needs fresh consent  purpose \"profiling\" is new, on consent",
+        "needs fresh consent  customers.vip is now used for purpose \"profiling\"",
+        "2 change(s) need fresh consent",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
+
+#[test]
 fn serve_refuses_a_root_key_others_can_read() {
     let (dir, _) = initialised();
     let key = dir.path().join("root.key");

@@ -473,3 +473,66 @@ async fn a_receipt_carries_the_event_and_its_proof_and_unknown_events_are_not_fo
         assert_eq!(r.body["error"]["code"], code, "{}", r.text);
     }
 }
+
+#[tokio::test]
+async fn the_privacy_notice_lists_what_the_inventory_declares_and_consents_name_its_version() {
+    let t = spawn().await;
+    let r = t.call("GET", "/v1/privacy-notice", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let version = r.body["version"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["controller"]["contact"], "privacy@shop.example");
+
+    let req = axum::http::Request::builder()
+        .uri("/privacy")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(t.app.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    let html = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let inv = t.vault.inventory();
+    for p in &inv.purposes {
+        assert!(html.contains(&format!("<h3>{}</h3>", p.id)), "{}", p.id);
+        assert!(html.contains(&p.description), "{}", p.description);
+    }
+    for needle in [
+        "Example Payments Ltd (in IE)",
+        "privacy@shop.example",
+        "2y after created",
+        "3y after last_activity",
+        "We ask for your consent again after 13m",
+        "withdraw consent",
+        &version,
+    ] {
+        assert!(html.contains(needle), "{needle} missing");
+    }
+    for external in ["http://", "https://", "<script", "<link", "src=", "url("] {
+        assert!(!html.contains(external), "the page loads {external}");
+    }
+
+    // A consent recorded without a notice version names the one published now.
+    let (_, subject) = t.create(json!({"email": "notice@example.com"})).await;
+    let r = t
+        .choose(&subject, json!({"choice": "grant", "purpose": "analytics"}))
+        .await;
+    assert_eq!(r.body["notice_version"], version.as_str());
+}
