@@ -138,10 +138,10 @@ fn render(n: &Notice) -> String {
             esc(&r.how)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "</ul><p class=\"muted\">Notice version {}. It is generated from what our systems \
-         actually enforce, and changes when they do.</p></body></html>\n",
+         actually enforce, and changes when they do.</p></body></html>",
         esc(&n.version)
     );
     h
