@@ -519,13 +519,16 @@ fn verify_receipt(file: &std::path::Path, public_key: Option<&str>) -> Result<Ex
         Ok(r) => {
             let about = r.event.purpose.as_deref().unwrap_or("every purpose");
             println!(
-                "ok: receipt {}: consent {} for {about} by subject {} at {} ({:?}), \
+                "ok: receipt {}: consent {} for {about} by subject {} at {} (source {}), \
                  entry {} of the audit log of {} entries, root {}",
                 r.receipt_id,
                 r.state,
                 r.pii_principal_id,
                 r.consent_timestamp,
-                r.collection_method,
+                serde_json::to_value(r.collection_method)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 r.log.leaf_index,
                 r.log.tree_size,
                 r.log.root_hash
