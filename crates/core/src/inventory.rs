@@ -812,11 +812,25 @@ impl Inventory {
             }
             let retention = match coll.retention.as_deref() {
                 None => {
-                    c.report(
-                        line,
-                        format!("{path}.retention"),
-                        "the collection has no retention: say how long its records are kept",
-                    );
+                    // Every field says how long it is kept: its own rule, else its collection's.
+                    let mut bare = false;
+                    for (fname, f) in &coll.fields {
+                        if f.get_ref().retention.is_none() {
+                            bare = true;
+                            c.report(
+                                Some(c.line_of(f.span())),
+                                format!("{path}.fields.{fname}.retention"),
+                                "the field has no retention: give it one, or give its collection one",
+                            );
+                        }
+                    }
+                    if !bare {
+                        c.report(
+                            line,
+                            format!("{path}.retention"),
+                            "the collection has no retention: say how long its records are kept",
+                        );
+                    }
                     None
                 }
                 Some(r) => r
@@ -899,6 +913,22 @@ impl Inventory {
                             .ok()
                     })
                     .unwrap_or(None);
+                let until_withdrawn = field_retention
+                    .or(retention)
+                    .is_some_and(|r| r == Retention::UntilConsentWithdrawn);
+                if until_withdrawn
+                    && !f.purposes.iter().any(|p| {
+                        purposes
+                            .iter()
+                            .any(|d: &Purpose| d.id == *p && d.legal_basis == LegalBasis::Consent)
+                    })
+                {
+                    c.report(
+                        line,
+                        format!("{fpath}.retention"),
+                        "\"until consent withdrawn\" needs the field to serve a purpose whose legal basis is consent",
+                    );
+                }
                 if let Some(ty) = ty {
                     fields.insert(
                         fname,
@@ -1058,6 +1088,44 @@ mod tests {
             "id = \"marketer\"\npurposes = [\"marketing\"]",
             "id = \"marketer\"\npurposes = [\"advertising\"]",
             &["roles[2] (marketer).purposes: unknown purpose \"advertising\""],
+        );
+    }
+
+    #[test]
+    fn every_field_has_a_retention() {
+        // Without the collection's, each field without its own is named.
+        let got = problems_after("retention = \"3y after last_activity\"\n", "");
+        assert_eq!(got.len(), 7, "{got:#?}");
+        assert!(
+            got.iter()
+                .all(|p| p.contains(".retention: the field has no retention")),
+            "{got:#?}"
+        );
+        assert!(
+            !got.iter().any(|p| p.contains("fields.notes")),
+            "notes has its own"
+        );
+        check(
+            "category = \"commercial\"\npurposes = [\"support\", \"marketing\"]",
+            "category = \"commercial\"\npurposes = [\"support\"]\nretention = \"until consent withdrawn\"",
+            &[
+                "fields.vip.retention: \"until consent withdrawn\" needs the field to serve a purpose whose legal basis is consent",
+            ],
+        );
+        let mut ok = EXAMPLE.replacen(
+            "category = \"commercial\"\npurposes = [\"support\", \"marketing\"]",
+            "category = \"commercial\"\npurposes = [\"support\", \"marketing\"]\nretention = \"until consent withdrawn\"",
+            1,
+        );
+        assert!(Inventory::from_toml(&ok).is_ok());
+        ok = ok.replacen("retention = \"2y\"", "retention = \"7y after created\"", 1);
+        let inv = Inventory::from_toml(&ok).unwrap();
+        assert_eq!(
+            inv.collections["customers"].fields["notes"]
+                .retention
+                .unwrap()
+                .to_string(),
+            "7y after created"
         );
     }
 

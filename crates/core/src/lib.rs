@@ -15,4 +15,5 @@ pub mod inventory;
 pub mod merkle;
 pub mod notice;
 pub mod receipt;
+pub mod retention;
 pub mod secret;

@@ -360,6 +360,23 @@ pub struct ConsentRow {
     pub entry: Vec<u8>,
 }
 
+/// A legal hold on a record: while it stands, nothing deletes the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRow {
+    /// The record held.
+    pub record_id: RecordId,
+    /// Its collection.
+    pub collection: String,
+    /// Its subject.
+    pub subject_id: SubjectId,
+    /// Why, as the person who placed it wrote it.
+    pub reason: String,
+    /// Who placed it.
+    pub placed_by: String,
+    /// When, ms since the epoch.
+    pub placed_ms: i64,
+}
+
 /// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
 /// records, leaves before heads, and the tree's right edge last, so that an interrupted copy
 /// never claims a tree it does not hold.
@@ -373,6 +390,8 @@ pub enum Table {
     Records,
     /// The consent ledger.
     ConsentEvents,
+    /// Legal holds on records.
+    LegalHolds,
     /// API key digests.
     ApiKeys,
     /// Integrated audit entries.
@@ -385,11 +404,12 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
         Table::ConsentEvents,
+        Table::LegalHolds,
         Table::ApiKeys,
         Table::AuditLeaves,
         Table::AuditHeads,
@@ -403,6 +423,7 @@ impl Table {
             Table::Subjects => "subjects",
             Table::Records => "records",
             Table::ConsentEvents => "consent events",
+            Table::LegalHolds => "legal holds",
             Table::ApiKeys => "api keys",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
@@ -441,6 +462,8 @@ pub enum CopyRow {
     },
     /// An event of the consent ledger.
     Consent(ConsentRow),
+    /// A legal hold.
+    Hold(HoldRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
     /// An integrated audit entry.
@@ -468,6 +491,7 @@ impl CopyRow {
             CopyRow::Subject { id, .. } => Cursor::Key(id.to_string()),
             CopyRow::Record { record, .. } => Cursor::Key(record.id.to_string()),
             CopyRow::Consent(e) => Cursor::Number(e.seq),
+            CopyRow::Hold(h) => Cursor::Key(h.record_id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),
@@ -527,6 +551,14 @@ pub trait Store: Send + Sync + 'static {
     async fn consent_event(&self, id: EventId) -> Result<Option<ConsentRow>, StoreError>;
     /// A subject's consent ledger, in the order it was recorded.
     async fn consent_events(&self, subject: SubjectId) -> Result<Vec<ConsentRow>, StoreError>;
+
+    /// Places a legal hold, with its audit entry; a conflict when the record is already held,
+    /// `NotFound` when it does not exist.
+    async fn place_hold(&self, hold: HoldRow, audit: QueuedAudit) -> Result<(), StoreError>;
+    /// Releases a record's hold, with its audit entry; `NotFound` when it holds none.
+    async fn release_hold(&self, record: RecordId, audit: QueuedAudit) -> Result<(), StoreError>;
+    /// Every legal hold standing.
+    async fn holds(&self) -> Result<Vec<HoldRow>, StoreError>;
 
     /// Queues audit entries (reads, administrative acts) durably.
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError>;

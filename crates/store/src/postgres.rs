@@ -23,7 +23,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, HoldRow, Integration, LeafRow, NewRecord, QueuedAudit,
     QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
     decode_fields, encode_fields,
 };
@@ -114,6 +114,16 @@ CREATE TABLE consent_events (
     entry BYTEA NOT NULL
 );
 CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
+"#,
+    r#"
+CREATE TABLE legal_holds (
+    record_id UUID PRIMARY KEY,
+    collection TEXT NOT NULL,
+    subject_id UUID NOT NULL,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_ms BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -278,6 +288,17 @@ fn to_api_key(row: &Row) -> ApiKeyRow {
 }
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+fn to_hold(r: &Row) -> HoldRow {
+    HoldRow {
+        record_id: RecordId::from(r.get::<_, Uuid>(0)),
+        collection: r.get(1),
+        subject_id: SubjectId::from(r.get::<_, Uuid>(2)),
+        reason: r.get(3),
+        placed_by: r.get(4),
+        placed_ms: r.get(5),
+    }
+}
 
 fn to_consent(r: &Row) -> ConsentRow {
     ConsentRow {
@@ -728,6 +749,69 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(to_consent).collect())
     }
 
+    async fn place_hold(&self, hold: HoldRow, audit: QueuedAudit) -> Result<(), StoreError> {
+        // One statement: the hold and its audit entry commit together, or neither does.
+        let rows = self
+            .query(
+                "WITH h AS (INSERT INTO legal_holds \
+                 (record_id, collection, subject_id, reason, placed_by, placed_ms) \
+                 SELECT $1, $2, $3, $4, $5, $6 \
+                 WHERE EXISTS (SELECT 1 FROM records WHERE id = $1 AND collection = $2) \
+                 RETURNING record_id) \
+                 INSERT INTO audit_queue (subject_id, entry) SELECT $7, $8 FROM h RETURNING queue_id",
+                &[
+                    &hold.record_id.as_uuid(),
+                    &hold.collection,
+                    &hold.subject_id.as_uuid(),
+                    &hold.reason,
+                    &hold.placed_by,
+                    &hold.placed_ms,
+                    &audit.subject_id.map(|s| s.as_uuid()),
+                    &audit.entry,
+                ],
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict("the record is already under a legal hold".into())
+                }
+                e => e,
+            })?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn release_hold(&self, record: RecordId, audit: QueuedAudit) -> Result<(), StoreError> {
+        let rows = self
+            .query(
+                "WITH d AS (DELETE FROM legal_holds WHERE record_id = $1 RETURNING record_id) \
+                 INSERT INTO audit_queue (subject_id, entry) SELECT $2, $3 FROM d RETURNING queue_id",
+                &[
+                    &record.as_uuid(),
+                    &audit.subject_id.map(|s| s.as_uuid()),
+                    &audit.entry,
+                ],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn holds(&self) -> Result<Vec<HoldRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT record_id, collection, subject_id, reason, placed_by, placed_ms \
+                 FROM legal_holds ORDER BY record_id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(to_hold).collect())
+    }
+
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.appender
@@ -964,6 +1048,7 @@ impl Store for PostgresStore {
                 one("SELECT count(*) FROM blind_index").await?,
             ),
             Table::ConsentEvents => (one("SELECT count(*) FROM consent_events").await?, 0),
+            Table::LegalHolds => (one("SELECT count(*) FROM legal_holds").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
@@ -983,7 +1068,9 @@ impl Store for PostgresStore {
             Some(Cursor::Number(n)) => (String::new(), n),
         };
         // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
-        let id = if key.is_empty() || !matches!(table, Table::Subjects | Table::Records) {
+        let id = if key.is_empty()
+            || !matches!(table, Table::Subjects | Table::Records | Table::LegalHolds)
+        {
             Uuid::nil()
         } else {
             key.parse::<Uuid>()
@@ -1074,6 +1161,16 @@ impl Store for PostgresStore {
                 .await?
                 .iter()
                 .map(|r| CopyRow::Consent(to_consent(r)))
+                .collect()),
+            Table::LegalHolds => Ok(self
+                .query(
+                    "SELECT record_id, collection, subject_id, reason, placed_by, placed_ms \
+                     FROM legal_holds WHERE record_id > $1 ORDER BY record_id LIMIT $2",
+                    &[&id, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::Hold(to_hold(r)))
                 .collect()),
             Table::ApiKeys => Ok(self
                 .query(
@@ -1205,6 +1302,23 @@ impl Store for PostgresStore {
                         "INSERT INTO consent_events (seq, id, subject_id, entry) \
                          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                         &[&e.seq, &e.id.as_uuid(), &e.subject_id.as_uuid(), &e.entry],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Hold(h) => {
+                    tx.execute(
+                        "INSERT INTO legal_holds \
+                         (record_id, collection, subject_id, reason, placed_by, placed_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[
+                            &h.record_id.as_uuid(),
+                            &h.collection,
+                            &h.subject_id.as_uuid(),
+                            &h.reason,
+                            &h.placed_by,
+                            &h.placed_ms,
+                        ],
                     )
                     .await
                     .map_err(backend)?;

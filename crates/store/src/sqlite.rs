@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, Integration, LeafRow, NewRecord, QueuedAudit,
+    ApiKeyRow, ConsentRow, CopyRow, Cursor, HoldRow, Integration, LeafRow, NewRecord, QueuedAudit,
     QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
     decode_fields, encode_fields,
 };
@@ -108,6 +108,16 @@ CREATE TABLE consent_events (
     entry BLOB NOT NULL
 );
 CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
+"#,
+    r#"
+CREATE TABLE legal_holds (
+    record_id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_ms INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -319,6 +329,50 @@ fn to_consent(raw: RawConsent) -> Result<ConsentRow, StoreError> {
         subject_id: parse_id(raw.2)?,
         entry: raw.3,
     })
+}
+
+/// A hold as read: record, collection, subject, reason, placed by, placed at.
+type RawHold = (String, String, String, String, String, i64);
+
+fn hold_row(row: &Row<'_>) -> rusqlite::Result<RawHold> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn to_hold(raw: RawHold) -> Result<HoldRow, StoreError> {
+    Ok(HoldRow {
+        record_id: parse_id(raw.0)?,
+        collection: raw.1,
+        subject_id: parse_id(raw.2)?,
+        reason: raw.3,
+        placed_by: raw.4,
+        placed_ms: raw.5,
+    })
+}
+
+fn insert_hold(c: &Connection, h: &HoldRow) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO legal_holds (record_id, collection, subject_id, reason, placed_by, placed_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(h.record_id),
+            h.collection,
+            id_text(h.subject_id),
+            h.reason,
+            h.placed_by,
+            h.placed_ms
+        ])
+    })
+    .map(drop)
+    .map_err(backend)
 }
 
 fn head(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, Vec<u8>)> {
@@ -779,6 +833,61 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn place_hold(&self, hold: HoldRow, audit: QueuedAudit) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let exists: Option<i64> = c
+                .prepare_cached("SELECT 1 FROM records WHERE id = ?1 AND collection = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![id_text(hold.record_id), hold.collection], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            insert_hold(c, &hold).map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict("the record is already under a legal hold".into())
+                }
+                e => e,
+            })?;
+            queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn release_hold(&self, record: RecordId, audit: QueuedAudit) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM legal_holds WHERE record_id = ?1",
+                    [id_text(record)],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            queue(c, &audit)
+        })
+        .await
+    }
+
+    async fn holds(&self) -> Result<Vec<HoldRow>, StoreError> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT record_id, collection, subject_id, reason, placed_by, placed_ms \
+                     FROM legal_holds ORDER BY record_id",
+                )
+                .map_err(backend)?;
+            let rows = s.query_map([], hold_row).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_hold)).collect()
+        })
+        .await
+    }
+
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         self.write(move |c| entries.iter().try_for_each(|e| queue(c, e)))
             .await
@@ -998,6 +1107,7 @@ impl Store for SqliteStore {
                     one("SELECT count(*) FROM blind_index")?,
                 ),
                 Table::ConsentEvents => (one("SELECT count(*) FROM consent_events")?, 0),
+                Table::LegalHolds => (one("SELECT count(*) FROM legal_holds")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
@@ -1088,6 +1198,11 @@ impl Store for SqliteStore {
                     let it = s.query_map(params![number, limit], consent_row).map_err(backend)?;
                     it.map(|r| r.map_err(backend).and_then(to_consent).map(CopyRow::Consent)).collect()
                 }
+                Table::LegalHolds => {
+                    let mut s = c.prepare_cached("SELECT record_id, collection, subject_id, reason, placed_by, placed_ms FROM legal_holds WHERE record_id > ?1 ORDER BY record_id LIMIT ?2").map_err(backend)?;
+                    let it = s.query_map(params![key, limit], hold_row).map_err(backend)?;
+                    it.map(|r| r.map_err(backend).and_then(to_hold).map(CopyRow::Hold)).collect()
+                }
                 Table::AuditLeaves => unreachable!("paged through leaves() above"),
                 Table::AuditHeads => {
                     let mut s = c.prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads WHERE size > ?1 ORDER BY size LIMIT ?2").map_err(backend)?;
@@ -1161,6 +1276,10 @@ impl Store for SqliteStore {
                             .and_then(|mut s| s.execute(params![e.seq, id_text(e.id), id_text(e.subject_id), e.entry]))
                             .map_err(backend)?;
                     }
+                    CopyRow::Hold(h) => match insert_hold(c, h) {
+                        Ok(()) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    },
                     CopyRow::ApiKey(k) => {
                         c.prepare_cached(
                             "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5) \

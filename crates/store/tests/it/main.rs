@@ -120,6 +120,13 @@ macro_rules! conformance {
                 suite::consent_ledger_keeps_order_and_audits_each_event(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
+            async fn legal_holds_are_placed_and_released_once() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::legal_holds_are_placed_and_released_once(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
             async fn vault_keys_are_written_once() {
                 let Some(fresh) = crate::$backend().await else {
                     return;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use custos_core::audit::{SignedTreeHead, TreeHead};
 use custos_core::ids::{EventId, RecordId, SubjectId};
 use custos_store::{
-    ApiKeyRow, EncryptedFields, IndexEntry, Integration, LeafRow, NewRecord, NewSubject,
+    ApiKeyRow, EncryptedFields, HoldRow, IndexEntry, Integration, LeafRow, NewRecord, NewSubject,
     QueuedAudit, RecordChange, RecordRow, Store, StoreError, TreeState,
 };
 
@@ -514,6 +514,9 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     )
     .await
     .unwrap();
+    from.place_hold(hold(&rows[1]), audit("h", None))
+        .await
+        .unwrap();
     for (i, r) in rows.iter().enumerate().take(4) {
         from.insert_consent_event(
             EventId::random(),
@@ -573,6 +576,7 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     );
     let moved = to.record("customers", rows[0].id).await.unwrap().unwrap();
     assert_eq!(moved.record, rows[0]);
+    assert_eq!(to.holds().await.unwrap(), vec![hold(&rows[1])]);
     // The copy's ledger goes on where the original's stopped.
     let later = EventId::random();
     to.insert_consent_event(later, rows[0].subject_id, b"after".to_vec())
@@ -641,4 +645,61 @@ pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<
             .is_err()
     );
     assert_eq!(store.consent_events(a).await.unwrap().len(), 3);
+}
+
+fn hold(r: &RecordRow) -> HoldRow {
+    HoldRow {
+        record_id: r.id,
+        collection: r.collection.clone(),
+        subject_id: r.subject_id,
+        reason: "litigation: case 113".into(),
+        placed_by: "apikey:officer".into(),
+        placed_ms: 42,
+    }
+}
+
+/// A hold is placed once on a record that exists, lifted once, and each act is audited in
+/// its own transaction; failures leave nothing.
+pub(crate) async fn legal_holds_are_placed_and_released_once(store: Arc<dyn Store>) {
+    let r = insert(store.as_ref(), 1).await;
+    let before = store.queued_audit(100).await.unwrap().len();
+    store
+        .place_hold(hold(&r), audit("place", Some(r.subject_id)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.place_hold(hold(&r), audit("again", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut elsewhere = hold(&r);
+    elsewhere.collection = "orders".into();
+    elsewhere.record_id = RecordId::random();
+    assert!(matches!(
+        store.place_hold(elsewhere, audit("missing", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut wrong_collection = hold(&r);
+    wrong_collection.collection = "orders".into();
+    assert!(matches!(
+        store
+            .place_hold(wrong_collection, audit("wrong", None))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.holds().await.unwrap(), vec![hold(&r)]);
+    store
+        .release_hold(r.id, audit("release", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.release_hold(r.id, audit("again", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.holds().await.unwrap().is_empty());
+    let queued = store.queued_audit(100).await.unwrap();
+    let tags: Vec<String> = queued[before..]
+        .iter()
+        .map(|q| String::from_utf8(q.audit.entry.clone()).unwrap())
+        .collect();
+    assert_eq!(tags, ["{\"tag\":\"place\"}", "{\"tag\":\"release\"}"]);
 }
