@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use custos_core::inventory::Inventory;
 use custos_vault::Location;
-use custos_vault::{DEMO_CUSTOMERS, Paths, Principal, Vault, demo_customer};
+use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +58,15 @@ enum Command {
         /// How many synthetic customers --demo loads into an empty data directory.
         #[arg(long, default_value_t = DEMO_CUSTOMERS, requires = "demo")]
         demo_records: usize,
+        /// Seconds between retention sweeps (0: no sweep in this server; run
+        /// `custos retention run` from a scheduler instead).
+        #[arg(long, default_value_t = 3600)]
+        retention_interval: u64,
+    },
+    /// Delete what the inventory's retention rules say must go, and report what is due.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
     /// Manage API keys.
     Apikey {
@@ -82,6 +92,27 @@ enum Command {
     Consent {
         #[command(subcommand)]
         command: ConsentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete every record and field whose retention has run out (except under a legal hold),
+    /// each deletion an audit entry; print what was done per collection.
+    Run {
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply retention as of this date (YYYY-MM-DD, midnight UTC) or instant (RFC 3339)
+        /// instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Per collection: records overdue, due in the next 30 days, and held, and why.
+    Report {
+        /// As of this date or instant instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -229,7 +260,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             demo,
             demo_records,
-        } => serve(&paths, listen, demo.then_some(demo_records)).await,
+            retention_interval,
+        } => {
+            let sweep = (retention_interval > 0).then(|| Duration::from_secs(retention_interval));
+            serve(&paths, listen, demo.then_some(demo_records), sweep).await
+        }
+        Command::Retention { command } => {
+            let (dry_run, as_of, report) = match command {
+                RetentionCommand::Run { dry_run, as_of } => (dry_run, as_of, false),
+                RetentionCommand::Report { as_of } => (true, as_of, true),
+            };
+            let clock: Arc<dyn custos_vault::Clock> = match as_of.as_deref() {
+                Some(s) => Arc::new(FixedClock::parse("--as-of", s)?),
+                None => Arc::new(custos_vault::SystemClock),
+            };
+            let (vault, _) = Vault::open_with_clock(&paths, clock)
+                .await
+                .with_context(|| format!("opening the vault in {}", paths.dir.display()))?;
+            let r = vault.retention(&Principal::cli(), dry_run).await?;
+            print_retention(&r, report);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Apikey { command } => {
             let vault = open(&paths).await?;
             match command {
@@ -406,7 +457,67 @@ async fn open(paths: &Paths) -> Result<Arc<Vault>> {
     Ok(Arc::new(vault))
 }
 
-async fn serve(paths: &Paths, listen: SocketAddr, demo: Option<usize>) -> Result<ExitCode> {
+fn print_retention(r: &custos_vault::RetentionReport, report: bool) {
+    let mode = match (report, r.dry_run) {
+        (true, _) => "report",
+        (false, true) => "dry run: nothing deleted",
+        (false, false) => "run",
+    };
+    println!("retention as of {} ({mode})", r.as_of);
+    for (name, c) in &r.collections {
+        if report {
+            println!(
+                "{name}: {} records; {} overdue, {} due in the next 30 days, {} held",
+                c.records,
+                c.overdue,
+                c.due_soon,
+                c.held.len()
+            );
+        } else {
+            let (delete, erase) = if r.dry_run {
+                ("would delete", "would erase")
+            } else {
+                ("deleted", "erased")
+            };
+            println!(
+                "{name}: {} records; {delete} {} records, {erase} {} fields of others; {} held",
+                c.records,
+                c.deleted,
+                c.fields_erased,
+                c.held.len()
+            );
+        }
+        for (why, n) in &c.why {
+            println!("  due: {n} x {why}");
+        }
+        for h in &c.held {
+            println!(
+                "  held: {} since {} by {}: {}{}",
+                h.record_id,
+                h.placed_at,
+                h.placed_by,
+                h.reason,
+                h.due
+                    .as_ref()
+                    .map(|d| format!(" (due {d})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if r.retried_later > 0 {
+        println!(
+            "{} removals lost a race with a concurrent change; the next run takes them",
+            r.retried_later
+        );
+    }
+}
+
+async fn serve(
+    paths: &Paths,
+    listen: SocketAddr,
+    demo: Option<usize>,
+    retention: Option<Duration>,
+) -> Result<ExitCode> {
     let fresh = !paths.root_key.exists();
     if demo.is_some() && fresh {
         custos_vault::init(paths).await?;
@@ -428,7 +539,7 @@ async fn serve(paths: &Paths, listen: SocketAddr, demo: Option<usize>) -> Result
         print_demo(&vault, addr).await?;
     }
     eprintln!("custos listening on http://{addr}");
-    custos_server::serve(vault, listener, shutdown()).await?;
+    custos_server::serve(vault, listener, retention, shutdown()).await?;
     eprintln!("custos stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,18 @@ pub enum Action {
     /// A subject's consent ledger was read.
     #[serde(rename = "consent.read")]
     ConsentRead,
+    /// Retention deleted a record.
+    #[serde(rename = "retention.delete")]
+    RetentionDelete,
+    /// Retention erased some fields of a record.
+    #[serde(rename = "retention.erase")]
+    RetentionErase,
+    /// A legal hold was placed on a record.
+    #[serde(rename = "legal_hold.place")]
+    LegalHoldPlace,
+    /// A legal hold was released.
+    #[serde(rename = "legal_hold.release")]
+    LegalHoldRelease,
 }
 
 /// How it ended.

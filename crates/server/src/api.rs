@@ -55,6 +55,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
             crate::consents::consents
         ))
         .routes(routes!(crate::consents::receipt))
+        .routes(routes!(
+            crate::holds::place_hold,
+            crate::holds::release_hold
+        ))
         .routes(routes!(crate::notice::privacy_notice))
         .route("/privacy", axum::routing::get(crate::notice::privacy_page))
         .routes(routes!(audit_trail))
@@ -135,7 +139,7 @@ pub(crate) trait Expected {
     const EXPECTED: &'static str;
 }
 
-fn record_id(s: &str) -> Result<RecordId, ApiError> {
+pub(crate) fn record_id(s: &str) -> Result<RecordId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request("id", "the record id is not a UUID"))
 }

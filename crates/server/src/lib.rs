@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod consents;
 mod error;
+mod holds;
 mod metrics;
 mod notice;
 
@@ -55,16 +56,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, running the audit sequencer
-/// alongside.
+/// alongside, and the retention sweep every `retention` (none: not in this process).
 ///
 /// # Errors
 /// When the listener fails.
 pub async fn serve(
     vault: Arc<Vault>,
     listener: TcpListener,
+    retention: Option<Duration>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(50)));
+    let sweeper = retention.map(|every| tokio::spawn(Arc::clone(&vault).run_retention(every)));
     let state = AppState {
         vault,
         metrics: Arc::new(Metrics::default()),
@@ -76,5 +79,8 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     sequencer.abort();
+    if let Some(s) = sweeper {
+        s.abort();
+    }
     result
 }

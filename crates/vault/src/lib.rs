@@ -11,6 +11,7 @@ mod error;
 mod init;
 mod keys;
 mod records;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use error::VaultError;
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
+pub use retention::{CollectionRetention, HoldView, RetentionReport};
 
 use keys::KeyRing;
 
@@ -140,6 +142,40 @@ impl Clock for SystemClock {
 }
 
 /// Who is acting: an authenticated API key, or the operator at the command line.
+/// A clock stopped at one instant: what `--as-of` runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+impl FixedClock {
+    /// The clock at a date (`YYYY-MM-DD`, midnight UTC) or an RFC 3339 instant.
+    ///
+    /// # Errors
+    /// `Invalid` naming `field` when it is neither.
+    pub fn parse(field: &str, s: &str) -> Result<FixedClock, VaultError> {
+        let s = s.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Ok(FixedClock(t.timestamp_millis()));
+        }
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| FixedClock(t.and_utc().timestamp_millis()))
+            .ok_or_else(|| {
+                VaultError::invalid(
+                    field,
+                    "date",
+                    "is not a date (2029-11-23) or an RFC 3339 instant (2029-11-23T12:00:00Z)",
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Who, as written in audit entries: `apikey:NAME` or `cli`.

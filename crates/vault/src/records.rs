@@ -537,6 +537,12 @@ impl Vault {
             .record(collection, id)
             .await?
             .ok_or(VaultError::NotFound("record"))?;
+        if let Some(h) = self.hold(id).await? {
+            return Err(VaultError::Conflict(format!(
+                "the record is under a legal hold ({}); release it first",
+                h.reason
+            )));
+        }
         let audit = audit_for(
             p,
             Action::RecordDelete,

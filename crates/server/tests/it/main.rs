@@ -3,6 +3,7 @@
 mod api;
 mod consents;
 mod refusals;
+mod retention;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -35,6 +35,14 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
             "GET",
             "/v1/consents/0190b5a6-0000-7000-8000-000000000000/receipt".to_owned(),
         ),
+        (
+            "POST",
+            format!("/v1/collections/customers/records/{id}/legal-hold"),
+        ),
+        (
+            "DELETE",
+            format!("/v1/collections/customers/records/{id}/legal-hold"),
+        ),
     ];
     t.vault
         .revoke_api_key(&custos_vault::Principal::cli(), "billing")
