@@ -159,18 +159,22 @@ mod tests {
         admin           support    name email phone notes vip
         admin           marketing  email vip
         admin           analytics  birth_date country
+        admin           advertising email
         support_agent   billing    -
         support_agent   support    name email phone notes vip
         support_agent   marketing  -
         support_agent   analytics  -
+        support_agent   advertising -
         billing_service billing    name email phone country address
         billing_service support    -
         billing_service marketing  -
         billing_service analytics  -
+        billing_service advertising -
         marketer        billing    -
         marketer        support    -
         marketer        marketing  email vip
         marketer        analytics  -
+        marketer        advertising -
     ";
 
     /// A subject who consented to every purpose that asks for it, and objects to nothing.
@@ -299,6 +303,7 @@ mod tests {
                     legal_basis: basis.parse().unwrap(),
                     recipients: vec![],
                     consent_lapses_after: None,
+                    sale_or_sharing: false,
                 };
                 let got = match basis_holds(&purpose, &state) {
                     None => "ok",

@@ -41,6 +41,8 @@ pub struct Inventory {
     pub roles: Vec<Role>,
     /// The collections, by name.
     pub collections: BTreeMap<String, Collection>,
+    /// The websites that record consent through the public endpoint.
+    pub sites: Vec<Site>,
 }
 
 /// The controller.
@@ -69,6 +71,21 @@ pub struct Purpose {
     /// again; lapsed consent counts as none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_lapses_after: Option<Period>,
+    /// Whether the purpose sells or shares personal data (CCPA/CPRA): a Global Privacy
+    /// Control signal opts the customer out of it.
+    pub sale_or_sharing: bool,
+}
+
+/// A website whose consent banner records choices through the public endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    /// The site's identifier, part of its publishable key.
+    pub id: String,
+    /// The origins (`https://shop.example`) its pages are served from: the only ones the
+    /// public endpoint answers for it.
+    pub origins: Vec<String>,
+    /// The consent-based purposes its banner may record choices for.
+    pub purposes: Vec<String>,
 }
 
 /// The GDPR Art. 6(1) legal bases.
@@ -467,6 +484,8 @@ struct RawInventory {
     roles: Vec<Spanned<RawRole>>,
     #[serde(default)]
     collections: BTreeMap<String, Spanned<RawCollection>>,
+    #[serde(default)]
+    sites: Vec<Spanned<RawSite>>,
 }
 
 #[derive(Deserialize)]
@@ -486,6 +505,18 @@ struct RawPurpose {
     #[serde(default)]
     recipients: Vec<String>,
     consent_lapses_after: Option<String>,
+    #[serde(default)]
+    sale_or_sharing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    id: String,
+    #[serde(default)]
+    origins: Vec<String>,
+    #[serde(default)]
+    purposes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -528,6 +559,25 @@ struct RawField {
     required: bool,
     max_length: Option<i64>,
     retention: Option<String>,
+}
+
+/// Whether `s` is a web origin: `http` or `https`, a host, an optional port, nothing else.
+pub fn is_origin(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0))
 }
 
 /// Whether `s` is a lower snake_case identifier: what ids and names must be.
@@ -750,6 +800,13 @@ impl Inventory {
                     })
                     .ok(),
             };
+            if p.sale_or_sharing && basis.is_some_and(|b| b != LegalBasis::Consent) {
+                c.report(
+                    line,
+                    format!("{path}.sale_or_sharing"),
+                    "a purpose that sells or shares data must rest on consent, so that an opt-out (GPC) can withdraw it",
+                );
+            }
             if let Some(legal_basis) = basis {
                 purposes.push(Purpose {
                     id: p.id,
@@ -757,8 +814,63 @@ impl Inventory {
                     legal_basis,
                     recipients: p.recipients,
                     consent_lapses_after,
+                    sale_or_sharing: p.sale_or_sharing,
                 });
             }
+        }
+
+        let mut sites = Vec::new();
+        let mut site_ids = BTreeSet::new();
+        for (i, site) in raw.sites.into_iter().enumerate() {
+            let line = Some(c.line_of(site.span()));
+            let site = site.into_inner();
+            let path = format!("sites[{i}] ({})", site.id);
+            if !is_identifier(&site.id) {
+                c.report(
+                    line,
+                    &path,
+                    "the id must be lower snake_case (a-z, 0-9, _), starting with a letter",
+                );
+            }
+            if !site_ids.insert(site.id.clone()) {
+                c.report(line, &path, "a site with this id is declared twice");
+            }
+            if site.origins.is_empty() {
+                c.report(
+                    line,
+                    format!("{path}.origins"),
+                    "the site has no origin: list where its pages are served from, such as \"https://shop.example\"",
+                );
+            }
+            for o in &site.origins {
+                if !is_origin(o) {
+                    c.report(
+                        line,
+                        format!("{path}.origins"),
+                        format!("{o:?} is not an origin: write scheme://host[:port], with no path, such as \"https://shop.example\""),
+                    );
+                }
+            }
+            for p in &site.purposes {
+                match purposes.iter().find(|d| d.id == *p) {
+                    None if !purpose_ids.contains(p) => c.report(
+                        line,
+                        format!("{path}.purposes"),
+                        format!("unknown purpose {p:?}"),
+                    ),
+                    Some(d) if d.legal_basis != LegalBasis::Consent => c.report(
+                        line,
+                        format!("{path}.purposes"),
+                        format!("purpose {p:?} does not rest on consent, so a banner cannot record consent to it"),
+                    ),
+                    _ => {}
+                }
+            }
+            sites.push(Site {
+                id: site.id,
+                origins: site.origins,
+                purposes: site.purposes,
+            });
         }
 
         let mut roles = Vec::new();
@@ -957,6 +1069,7 @@ impl Inventory {
                 processors,
                 roles,
                 collections,
+                sites,
             }),
             _ => {
                 c.problems.sort_by_key(|p| p.line.unwrap_or(0));
@@ -1086,9 +1199,37 @@ mod tests {
         );
         check(
             "id = \"marketer\"\npurposes = [\"marketing\"]",
-            "id = \"marketer\"\npurposes = [\"advertising\"]",
-            &["roles[2] (marketer).purposes: unknown purpose \"advertising\""],
+            "id = \"marketer\"\npurposes = [\"adverts\"]",
+            &["roles[2] (marketer).purposes: unknown purpose \"adverts\""],
         );
+    }
+
+    #[test]
+    fn sites_and_sale_or_sharing_are_checked() {
+        check(
+            "origins = [\"https://shop.example\", \"http://localhost:8000\"]",
+            "origins = [\"https://shop.example/consent\", \"ftp://x\"]",
+            &[
+                "sites[0] (shop).origins: \"https://shop.example/consent\" is not an origin",
+                "sites[0] (shop).origins: \"ftp://x\" is not an origin",
+            ],
+        );
+        check(
+            "purposes = [\"marketing\", \"analytics\", \"advertising\"]",
+            "purposes = [\"billing\", \"newsletter\"]",
+            &[
+                "sites[0] (shop).purposes: purpose \"billing\" does not rest on consent",
+                "sites[0] (shop).purposes: unknown purpose \"newsletter\"",
+            ],
+        );
+        check(
+            "legal_basis = \"contract\"\nrecipients = [\"payments\"]",
+            "legal_basis = \"contract\"\nrecipients = [\"payments\"]\nsale_or_sharing = true",
+            &[
+                "purposes[0] (billing).sale_or_sharing: a purpose that sells or shares data must rest on consent",
+            ],
+        );
+        assert!(is_origin("https://shop.example:8443") && !is_origin("https://"));
     }
 
     #[test]

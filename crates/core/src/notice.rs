@@ -371,7 +371,13 @@ mod tests {
         let n = Notice::from_inventory(&inv);
         assert_eq!(
             n.purposes.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-            ["billing", "support", "marketing", "analytics"]
+            [
+                "billing",
+                "support",
+                "marketing",
+                "analytics",
+                "advertising"
+            ]
         );
         let billing = &n.purposes[0];
         assert_eq!(billing.recipients[0].name, "Example Payments Ltd");
@@ -403,9 +409,10 @@ mod tests {
         let old = Inventory::from_toml(EXAMPLE).unwrap();
         assert!(diff(&old, &old).is_empty());
         let text = EXAMPLE
-            .replace(
+            .replacen(
                 "[[processors]]",
                 "[[purposes]]\nid = \"profiling\"\ndescription = \"Recommend products\"\nlegal_basis = \"consent\"\n\n[[purposes]]\nid = \"fraud\"\ndescription = \"Prevent fraud\"\nlegal_basis = \"legitimate_interests\"\n\n[[processors]]",
+                1,
             )
             .replace(
                 "category = \"demographic\"\npurposes = [\"analytics\"]",

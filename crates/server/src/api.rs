@@ -59,6 +59,16 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
             crate::holds::place_hold,
             crate::holds::release_hold
         ))
+        .routes(routes!(crate::public::site_token))
+        .routes(routes!(crate::public::public_consent))
+        .route(
+            "/v1/public/consents",
+            axum::routing::options(crate::public::public_preflight),
+        )
+        .route(
+            "/.well-known/gpc.json",
+            axum::routing::get(crate::public::gpc_json),
+        )
         .routes(routes!(crate::notice::privacy_notice))
         .route("/privacy", axum::routing::get(crate::notice::privacy_page))
         .routes(routes!(audit_trail))
@@ -89,7 +99,7 @@ async fn openapi_json() -> Response {
 pub(crate) struct PathParts<T>(pub(crate) T);
 
 /// The query string, with rejections in our error format.
-struct QueryParams(BTreeMap<String, String>);
+pub(crate) struct QueryParams(pub(crate) BTreeMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;

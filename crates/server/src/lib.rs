@@ -11,6 +11,7 @@ mod error;
 mod holds;
 mod metrics;
 mod notice;
+mod public;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -252,8 +252,18 @@ impl Vault {
         new: NewChoice,
     ) -> Result<ConsentEvent, VaultError> {
         self.require_write(p)?;
+        self.append_choice(&p.actor, subject, new).await
+    }
+
+    /// Records a choice once the caller's right to is established.
+    pub(crate) async fn append_choice(
+        &self,
+        actor: &str,
+        subject: SubjectId,
+        new: NewChoice,
+    ) -> Result<ConsentEvent, VaultError> {
         let event = self.event(subject, new)?;
-        let mut entry = AuditEntry::new(&p.actor, Action::ConsentRecord, Outcome::Ok);
+        let mut entry = AuditEntry::new(actor, Action::ConsentRecord, Outcome::Ok);
         entry.time = format_time_ms(event.at_ms);
         entry.subject_id = Some(subject);
         entry.purpose = event.purpose.clone();

@@ -12,6 +12,7 @@ mod init;
 mod keys;
 mod records;
 mod retention;
+mod sites;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use error::VaultError;
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
+pub use sites::{PublicChoice, PublicOutcome, SiteToken};
 
 use keys::KeyRing;
 

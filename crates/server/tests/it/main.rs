@@ -2,6 +2,7 @@
 
 mod api;
 mod consents;
+mod public;
 mod refusals;
 mod retention;
 

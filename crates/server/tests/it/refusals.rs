@@ -40,6 +40,10 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
             format!("/v1/collections/customers/records/{id}/legal-hold"),
         ),
         (
+            "POST",
+            format!("/v1/subjects/{subject}/site-token?site=shop"),
+        ),
+        (
             "DELETE",
             format!("/v1/collections/customers/records/{id}/legal-hold"),
         ),
@@ -250,4 +254,10 @@ async fn the_consent_ledger_is_refused_to_roles_that_may_not_write() {
     }
     let r = t.call("GET", &receipt, Some(&t.admin), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Site tokens too.
+    let token = format!("/v1/subjects/{subject}/site-token?site=shop");
+    for key in [&t.marketer, &t.support, &t.billing] {
+        let r = t.call("POST", &token, Some(key), None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden", None);
+    }
 }
