@@ -479,10 +479,16 @@ fn print_retention(r: &custos_vault::RetentionReport, report: bool) {
             } else {
                 ("deleted", "erased")
             };
+            let anonymise = if r.dry_run {
+                "would anonymise"
+            } else {
+                "anonymised"
+            };
             println!(
-                "{name}: {} records; {delete} {} records, {erase} {} fields of others; {} held",
+                "{name}: {} records; {delete} {} records, {anonymise} {}, {erase} {} fields of others; {} held",
                 c.records,
                 c.deleted,
+                c.anonymised,
                 c.fields_erased,
                 c.held.len()
             );

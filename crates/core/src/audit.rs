@@ -51,6 +51,10 @@ pub enum Action {
     /// Retention deleted a record.
     #[serde(rename = "retention.delete")]
     RetentionDelete,
+    /// Retention anonymised a record: what could identify anyone was deleted, the rest kept in
+    /// a record of no one.
+    #[serde(rename = "retention.anonymise")]
+    RetentionAnonymise,
     /// Retention erased some fields of a record.
     #[serde(rename = "retention.erase")]
     RetentionErase,

@@ -22,6 +22,12 @@ macro_rules! id_type {
                 Self(Uuid::now_v7())
             }
 
+            /// A random identifier that carries no time (a UUIDv4): for what must not be
+            /// linked to the moment it was made, such as an anonymised record.
+            pub fn untimed() -> Self {
+                Self(Uuid::new_v4())
+            }
+
             /// The identifier's 16 bytes.
             pub fn as_bytes(&self) -> &[u8; 16] {
                 self.0.as_bytes()

@@ -160,11 +160,25 @@ pub struct Role {
     pub may_write: bool,
 }
 
+/// What happens to a record whose retention has run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// It is deleted.
+    Delete,
+    /// Its fields marked `keep_when_anonymised` (values that cannot identify anyone: a
+    /// country, a number, a yes/no) are kept in a new record of no one, with a new id; the
+    /// rest is deleted with the original.
+    Anonymise,
+}
+
 /// A kind of record, with its declared fields.
 #[derive(Debug, Clone, Serialize)]
 pub struct Collection {
     /// How long a record is kept.
     pub retention: Retention,
+    /// What happens to it then.
+    pub on_expiry: OnExpiry,
     /// The declared fields, by name.
     pub fields: BTreeMap<String, FieldDecl>,
 }
@@ -188,6 +202,9 @@ pub struct FieldDecl {
     /// The field's own retention, when shorter than its collection's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Whether the value stays in the anonymised record when the record expires (collections
+    /// with `on_expiry = "anonymise"`; types that cannot identify anyone only).
+    pub keep_when_anonymised: bool,
 }
 
 impl FieldDecl {
@@ -541,6 +558,7 @@ struct RawRole {
 #[serde(deny_unknown_fields)]
 struct RawCollection {
     retention: Option<String>,
+    on_expiry: Option<String>,
     #[serde(default)]
     fields: BTreeMap<String, Spanned<RawField>>,
 }
@@ -559,6 +577,8 @@ struct RawField {
     required: bool,
     max_length: Option<i64>,
     retention: Option<String>,
+    #[serde(default)]
+    keep_when_anonymised: bool,
 }
 
 /// Whether `s` is a web origin: `http` or `https`, a host, an optional port, nothing else.
@@ -950,6 +970,18 @@ impl Inventory {
                     .map_err(|e| c.report(line, format!("{path}.retention"), e.to_string()))
                     .ok(),
             };
+            let on_expiry = match coll.on_expiry.as_deref() {
+                None | Some("delete") => Some(OnExpiry::Delete),
+                Some("anonymise") => Some(OnExpiry::Anonymise),
+                Some(other) => {
+                    c.report(
+                        line,
+                        format!("{path}.on_expiry"),
+                        format!("{other:?} is not understood: write \"delete\" (the default) or \"anonymise\""),
+                    );
+                    None
+                }
+            };
             if coll.fields.is_empty() {
                 c.report(line, &path, "the collection declares no fields");
             }
@@ -1041,6 +1073,24 @@ impl Inventory {
                         "\"until consent withdrawn\" needs the field to serve a purpose whose legal basis is consent",
                     );
                 }
+                if f.keep_when_anonymised {
+                    if on_expiry != Some(OnExpiry::Anonymise) {
+                        c.report(
+                            line,
+                            format!("{fpath}.keep_when_anonymised"),
+                            "only a collection with on_expiry = \"anonymise\" keeps fields when it anonymises",
+                        );
+                    }
+                    if let Some(t) = ty
+                        && !matches!(t, FieldType::Country | FieldType::Bool | FieldType::Number)
+                    {
+                        c.report(
+                            line,
+                            format!("{fpath}.keep_when_anonymised"),
+                            "only a country, a number or a bool can be kept in an anonymised record: other values can identify a person",
+                        );
+                    }
+                }
                 if let Some(ty) = ty {
                     fields.insert(
                         fname,
@@ -1052,12 +1102,20 @@ impl Inventory {
                             required: f.required,
                             max_length,
                             retention: field_retention,
+                            keep_when_anonymised: f.keep_when_anonymised,
                         },
                     );
                 }
             }
-            if let Some(retention) = retention {
-                collections.insert(name, Collection { retention, fields });
+            if let (Some(retention), Some(on_expiry)) = (retention, on_expiry) {
+                collections.insert(
+                    name,
+                    Collection {
+                        retention,
+                        on_expiry,
+                        fields,
+                    },
+                );
             }
         }
 
@@ -1230,6 +1288,37 @@ mod tests {
             ],
         );
         assert!(is_origin("https://shop.example:8443") && !is_origin("https://"));
+    }
+
+    #[test]
+    fn only_what_identifies_no_one_is_kept_when_anonymised() {
+        check(
+            "retention = \"3y after last_activity\"",
+            "retention = \"3y after last_activity\"\non_expiry = \"forget\"",
+            &["collections.customers.on_expiry: \"forget\" is not understood"],
+        );
+        check(
+            "type = \"date\"\ncategory = \"demographic\"",
+            "type = \"date\"\ncategory = \"demographic\"\nkeep_when_anonymised = true",
+            &[
+                "fields.birth_date.keep_when_anonymised: only a collection with on_expiry = \"anonymise\"",
+                "fields.birth_date.keep_when_anonymised: only a country, a number or a bool",
+            ],
+        );
+        let ok = EXAMPLE
+            .replacen(
+                "retention = \"3y after last_activity\"",
+                "retention = \"3y after last_activity\"\non_expiry = \"anonymise\"",
+                1,
+            )
+            .replacen(
+                "type = \"country\"\ncategory = \"demographic\"",
+                "type = \"country\"\ncategory = \"demographic\"\nkeep_when_anonymised = true",
+                1,
+            );
+        let inv = Inventory::from_toml(&ok).unwrap();
+        assert_eq!(inv.collections["customers"].on_expiry, OnExpiry::Anonymise);
+        assert!(inv.collections["customers"].fields["country"].keep_when_anonymised);
     }
 
     #[test]

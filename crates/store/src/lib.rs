@@ -510,6 +510,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a record, its subject when new, its index entries and its audit entry.
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError>;
+    /// Replaces a record by its anonymised copy in one transaction: deletes `old` of
+    /// `collection` with its index entries (`NotFound` when it is gone) and inserts `new`, a
+    /// record of a new subject, with `new.audit` as the one audit entry of the act.
+    async fn anonymise_record(
+        &self,
+        collection: &str,
+        old: RecordId,
+        new: NewRecord,
+    ) -> Result<(), StoreError>;
     /// Changes a record if its version is still the one read; a conflict otherwise.
     async fn update_record(&self, change: RecordChange) -> Result<(), StoreError>;
     /// Deletes a record of a collection with its index entries; `NotFound` when absent.

@@ -289,6 +289,92 @@ fn to_api_key(row: &Row) -> ApiKeyRow {
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+/// A record's insert as one statement, so one round trip and an implicit transaction: the
+/// subject, its key, the record, its index entries and its audit entry commit together or not
+/// at all. Foreign keys are checked at the statement's end, when every part is in.
+const INSERT_RECORD: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
+     k AS (INSERT INTO subject_keys (subject_id, version, wrapped) SELECT $1, 1, $4 WHERE $3), \
+     r AS (INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+           VALUES ($5, $6, $7, $8, $9, $10, $11)), \
+     b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
+           SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d)) \
+     INSERT INTO audit_queue (subject_id, entry) VALUES ($14, $15)";
+
+/// The values of [`INSERT_RECORD`], owned.
+struct InsertParams<'a> {
+    subject: Uuid,
+    created_ms: i64,
+    creates_subject: bool,
+    wrapped: &'a [u8],
+    id: Uuid,
+    subject_id: Uuid,
+    collection: &'a str,
+    fields: Vec<u8>,
+    version: i64,
+    record_created_ms: i64,
+    updated_ms: i64,
+    index_fields: Vec<&'a str>,
+    digests: Vec<&'a [u8]>,
+    audit_subject: Option<Uuid>,
+    audit_entry: &'a [u8],
+}
+
+impl<'a> InsertParams<'a> {
+    fn of(new: &'a NewRecord) -> Self {
+        let r = &new.record;
+        let (subject, created_ms, wrapped) = match &new.new_subject {
+            Some(s) => (s.id.as_uuid(), s.created_ms, s.wrapped_key.as_slice()),
+            None => (r.subject_id.as_uuid(), 0, &[][..]),
+        };
+        InsertParams {
+            subject,
+            created_ms,
+            creates_subject: new.new_subject.is_some(),
+            wrapped,
+            id: r.id.as_uuid(),
+            subject_id: r.subject_id.as_uuid(),
+            collection: &r.collection,
+            fields: encode_fields(&r.fields),
+            version: r.version,
+            record_created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            index_fields: new.index.iter().map(|e| e.field.as_str()).collect(),
+            digests: new.index.iter().map(|e| e.digest.as_slice()).collect(),
+            audit_subject: new.audit.subject_id.map(|s| s.as_uuid()),
+            audit_entry: &new.audit.entry,
+        }
+    }
+
+    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+        [
+            &self.subject,
+            &self.created_ms,
+            &self.creates_subject,
+            &self.wrapped,
+            &self.id,
+            &self.subject_id,
+            &self.collection,
+            &self.fields,
+            &self.version,
+            &self.record_created_ms,
+            &self.updated_ms,
+            &self.index_fields,
+            &self.digests,
+            &self.audit_subject,
+            &self.audit_entry,
+        ]
+    }
+}
+
+fn insert_error(e: tokio_postgres::Error) -> StoreError {
+    match backend(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("the record id or subject is unknown or taken".into())
+        }
+        other => other,
+    }
+}
+
 fn to_hold(r: &Row) -> HoldRow {
     HoldRow {
         record_id: RecordId::from(r.get::<_, Uuid>(0)),
@@ -530,54 +616,49 @@ impl Store for PostgresStore {
     }
 
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
-        // One statement, so one round trip and an implicit transaction: the subject, its key,
-        // the record, its index entries and its audit entry commit together or not at all.
-        // Foreign keys are checked at the statement's end, when every part is in.
-        const SQL: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
-             k AS (INSERT INTO subject_keys (subject_id, version, wrapped) SELECT $1, 1, $4 WHERE $3), \
-             r AS (INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
-                   VALUES ($5, $6, $7, $8, $9, $10, $11)), \
-             b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-                   SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d)) \
-             INSERT INTO audit_queue (subject_id, entry) VALUES ($14, $15)";
-        let r = &new.record;
-        let (subject, created_ms, wrapped) = match &new.new_subject {
-            Some(s) => (s.id.as_uuid(), s.created_ms, s.wrapped_key.as_slice()),
-            None => (r.subject_id.as_uuid(), 0, &[][..]),
-        };
-        let fields: Vec<&str> = new.index.iter().map(|e| e.field.as_str()).collect();
-        let digests: Vec<&[u8]> = new.index.iter().map(|e| e.digest.as_slice()).collect();
         let client = self.client().await?;
-        let st = client.prepare_cached(SQL).await.map_err(backend)?;
+        let st = client
+            .prepare_cached(INSERT_RECORD)
+            .await
+            .map_err(backend)?;
+        let params = InsertParams::of(&new);
         client
-            .execute(
-                &st,
-                &[
-                    &subject,
-                    &created_ms,
-                    &new.new_subject.is_some(),
-                    &wrapped,
-                    &r.id.as_uuid(),
-                    &r.subject_id.as_uuid(),
-                    &r.collection,
-                    &encode_fields(&r.fields),
-                    &r.version,
-                    &r.created_ms,
-                    &r.updated_ms,
-                    &fields,
-                    &digests,
-                    &new.audit.subject_id.map(|s| s.as_uuid()),
-                    &new.audit.entry,
-                ],
-            )
+            .execute(&st, &params.as_params())
             .await
             .map(drop)
-            .map_err(|e| match backend(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict("the record id or subject is unknown or taken".into())
-                }
-                other => other,
-            })
+            .map_err(insert_error)
+    }
+
+    async fn anonymise_record(
+        &self,
+        collection: &str,
+        old: RecordId,
+        new: NewRecord,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "DELETE FROM blind_index WHERE record_id = $1",
+            &[&old.as_uuid()],
+        )
+        .await
+        .map_err(backend)?;
+        let n = tx
+            .execute(
+                "DELETE FROM records WHERE id = $1 AND collection = $2",
+                &[&old.as_uuid(), &collection],
+            )
+            .await
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let st = tx.prepare_cached(INSERT_RECORD).await.map_err(backend)?;
+        let params = InsertParams::of(&new);
+        tx.execute(&st, &params.as_params())
+            .await
+            .map_err(insert_error)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn update_record(&self, change: RecordChange) -> Result<(), StoreError> {

@@ -403,6 +403,44 @@ fn api_key(row: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     })
 }
 
+/// A record, its subject when new, its index entries and its audit entry.
+fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
+    if let Some(s) = &new.new_subject {
+        c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![id_text(s.id), s.created_ms]))
+            .map_err(backend)?;
+        c.prepare_cached(
+            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, 1, ?2)",
+        )
+        .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key]))
+        .map_err(backend)?;
+    }
+    let r = &new.record;
+    c.prepare_cached(
+        "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id_text(r.id),
+            id_text(r.subject_id),
+            r.collection,
+            encode_fields(&r.fields),
+            r.version,
+            r.created_ms,
+            r.updated_ms
+        ])
+    })
+    .map_err(|e| match backend(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("the record id or subject is unknown or taken".into())
+        }
+        other => other,
+    })?;
+    insert_index(c, r, &new.index)?;
+    queue(c, &new.audit)
+}
+
 fn queue(conn: &Connection, audit: &QueuedAudit) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO audit_queue (subject_id, entry) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute(params![audit.subject_id.map(id_text), audit.entry]))
@@ -594,37 +632,32 @@ impl Store for SqliteStore {
     }
 
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
+        self.write(move |c| insert_new(c, &new)).await
+    }
+
+    async fn anonymise_record(
+        &self,
+        collection: &str,
+        old: RecordId,
+        new: NewRecord,
+    ) -> Result<(), StoreError> {
+        let collection = collection.to_owned();
         self.write(move |c| {
-            if let Some(s) = &new.new_subject {
-                c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
-                    .and_then(|mut st| st.execute(params![id_text(s.id), s.created_ms]))
-                    .map_err(backend)?;
-                c.prepare_cached("INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, 1, ?2)")
-                    .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key]))
-                    .map_err(backend)?;
-            }
-            let r = &new.record;
-            c.prepare_cached(
-                "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            c.execute(
+                "DELETE FROM blind_index WHERE record_id = ?1",
+                [id_text(old)],
             )
-            .and_then(|mut st| {
-                st.execute(params![
-                    id_text(r.id),
-                    id_text(r.subject_id),
-                    r.collection,
-                    encode_fields(&r.fields),
-                    r.version,
-                    r.created_ms,
-                    r.updated_ms
-                ])
-            })
-            .map_err(|e| match backend(e) {
-                StoreError::Conflict(_) => StoreError::Conflict("the record id or subject is unknown or taken".into()),
-                other => other,
-            })?;
-            insert_index(c, r, &new.index)?;
-            queue(c, &new.audit)
+            .map_err(backend)?;
+            let n = c
+                .execute(
+                    "DELETE FROM records WHERE id = ?1 AND collection = ?2",
+                    params![id_text(old), collection],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_new(c, &new)
         })
         .await
     }

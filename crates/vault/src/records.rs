@@ -88,7 +88,7 @@ impl Vault {
         })
     }
 
-    fn context(&self) -> Context<'_> {
+    pub(crate) fn context(&self) -> Context<'_> {
         Context {
             default_region: &self.inventory.organization.default_region,
         }
@@ -149,7 +149,7 @@ impl Vault {
 
     /// Sets (encrypting under `key`, bound to the record) or removes each validated field of
     /// `record`, and returns the blind-index entries of the searchable fields set.
-    fn encrypt(
+    pub(crate) fn encrypt(
         &self,
         key: &DataKey,
         coll: &Collection,

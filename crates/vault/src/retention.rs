@@ -5,9 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use custos_core::audit::{Action, AuditEntry, Outcome, format_time_ms};
 use custos_core::consent::SubjectState;
+use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::ids::{RecordId, SubjectId};
+use custos_core::inventory::OnExpiry;
 use custos_core::retention::{Facts, collection_purposes, due};
-use custos_store::{CopyRow, HoldRow, QueuedAudit, RecordChange, RecordRow, StoreError, Table};
+use custos_store::{
+    CopyRow, HoldRow, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, StoreError,
+    Table,
+};
 use serde::Serialize;
 
 use crate::{Principal, Vault, VaultError};
@@ -59,6 +64,8 @@ pub struct CollectionRetention {
     pub due_soon: u64,
     /// Records deleted whole (in a dry run: that would be).
     pub deleted: u64,
+    /// Records anonymised (`on_expiry = "anonymise"`; in a dry run: that would be).
+    pub anonymised: u64,
     /// Field values erased from records that stay (in a dry run: that would be).
     pub fields_erased: u64,
     /// Why things are due: the rule, and how many records or fields it made due.
@@ -83,6 +90,7 @@ pub struct RetentionReport {
 /// What is due in one record.
 enum Removal {
     Record(String),
+    Anonymise(String),
     Fields(Vec<(String, String)>),
 }
 
@@ -160,8 +168,31 @@ impl Vault {
                     now,
                 );
                 let mut soonest = record_due;
+                let anonymises = coll.on_expiry == OnExpiry::Anonymise;
+                if anonymises
+                    && record
+                        .fields
+                        .keys()
+                        .all(|f| coll.fields.get(f).is_some_and(|d| d.keep_when_anonymised))
+                {
+                    // Only values that identify no one: an anonymised record, or one as good
+                    // as anonymous. Retention has nothing left to take from it.
+                    report
+                        .collections
+                        .get_mut(&record.collection)
+                        .expect("every declared collection is in the report")
+                        .records += 1;
+                    continue;
+                }
+                let whole = |why: String| {
+                    if anonymises {
+                        Removal::Anonymise(why)
+                    } else {
+                        Removal::Record(why)
+                    }
+                };
                 let removal = if record_due.is_some_and(|d| d <= now) {
-                    Some(Removal::Record(format!("record: {}", coll.retention)))
+                    Some(whole(format!("record: {}", coll.retention)))
                 } else {
                     let mut fields = Vec::new();
                     for name in record.fields.keys() {
@@ -185,7 +216,7 @@ impl Vault {
                     } else if fields.len() == record.fields.len() {
                         // Nothing would be left of it: the record goes.
                         let why: Vec<String> = fields.into_iter().map(|(_, w)| w).collect();
-                        Some(Removal::Record(why.join("; ")))
+                        Some(whole(why.join("; ")))
                     } else {
                         Some(Removal::Fields(fields))
                     }
@@ -206,7 +237,9 @@ impl Vault {
                 };
                 c.overdue += 1;
                 match &removal {
-                    Removal::Record(why) => *c.why.entry(why.clone()).or_default() += 1,
+                    Removal::Record(why) | Removal::Anonymise(why) => {
+                        *c.why.entry(why.clone()).or_default() += 1;
+                    }
                     Removal::Fields(fields) => {
                         for (_, why) in fields {
                             *c.why.entry(why.clone()).or_default() += 1;
@@ -220,12 +253,14 @@ impl Vault {
                 if dry_run {
                     match &removal {
                         Removal::Record(_) => c.deleted += 1,
+                        Removal::Anonymise(_) => c.anonymised += 1,
                         Removal::Fields(f) => c.fields_erased += f.len() as u64,
                     }
                     continue;
                 }
                 match self.remove(p, &record, removal, now).await? {
                     Some(Removed::Record) => c.deleted += 1,
+                    Some(Removed::Anonymised) => c.anonymised += 1,
                     Some(Removed::Fields(n)) => c.fields_erased += n,
                     None => report.retried_later += 1,
                 }
@@ -297,6 +332,7 @@ impl Vault {
     ) -> Result<Option<Removed>, VaultError> {
         let erase = match removal {
             Removal::Fields(f) => f,
+            Removal::Anonymise(why) => return self.anonymise(p, record, &why, now).await,
             Removal::Record(why) => {
                 let mut e = AuditEntry::new(&p.actor, Action::RetentionDelete, Outcome::Ok);
                 e.collection = Some(record.collection.clone());
@@ -349,6 +385,102 @@ impl Vault {
         match self.store.update_record(change).await {
             Ok(()) => Ok(Some(Removed::Fields(names.len() as u64))),
             Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a record by a record of no one holding only its fields marked
+    /// `keep_when_anonymised`: a new subject with a new key, random (UUIDv4) ids that carry no
+    /// time, timestamps cut to the day. The original and its index entries go in the same
+    /// transaction; the audit entry names the original only, so nothing links the two.
+    async fn anonymise(
+        &self,
+        p: &Principal,
+        record: &RecordRow,
+        why: &str,
+        now: i64,
+    ) -> Result<Option<Removed>, VaultError> {
+        let coll = self
+            .inventory
+            .collection(&record.collection)
+            .ok_or_else(|| VaultError::Internal("the collection vanished".into()))?;
+        let wrapped = self
+            .store
+            .subject_key(record.subject_id)
+            .await?
+            .ok_or(VaultError::NotFound("subject"))?;
+        let old_key = self
+            .keys
+            .root
+            .unwrap(WrapContext::Subject(record.subject_id), &wrapped)?;
+        let mut kept = custos_core::fields::Validated::new();
+        for (name, ct) in &record.fields {
+            let Some(decl) = coll.fields.get(name).filter(|d| d.keep_when_anonymised) else {
+                continue;
+            };
+            let at = FieldBinding {
+                record: record.id,
+                collection: &record.collection,
+                field: name,
+            };
+            let plain = old_key.decrypt_field(at, ct)?;
+            let value: serde_json::Value = serde_json::from_slice(plain.expose_secret())
+                .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+            let n = custos_core::fields::normalise(name, decl, &value, self.context())?;
+            kept.insert(name.clone(), Some(n));
+        }
+        let mut e = AuditEntry::new(&p.actor, Action::RetentionAnonymise, Outcome::Ok);
+        e.collection = Some(record.collection.clone());
+        e.record_id = Some(record.id);
+        e.subject_id = Some(record.subject_id);
+        e.fields = kept.keys().cloned().collect();
+        e.detail = Some(format!("{why}; as of {}", format_time_ms(now)));
+        let audit = QueuedAudit {
+            subject_id: e.subject_id,
+            entry: e.to_bytes(),
+        };
+        if kept.is_empty() {
+            // Nothing to keep: anonymising is deleting.
+            return match self
+                .store
+                .delete_record(&record.collection, record.id, audit)
+                .await
+            {
+                Ok(()) => Ok(Some(Removed::Anonymised)),
+                Err(StoreError::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let day = now - now.rem_euclid(86_400_000);
+        let nobody = SubjectId::untimed();
+        let key = DataKey::generate(1)?;
+        let mut copy = RecordRow {
+            id: RecordId::untimed(),
+            subject_id: nobody,
+            collection: record.collection.clone(),
+            fields: Default::default(),
+            version: 1,
+            created_ms: day,
+            updated_ms: day,
+        };
+        let index = self.encrypt(&key, coll, &mut copy, &kept);
+        let new = NewRecord {
+            record: copy,
+            new_subject: Some(NewSubject {
+                id: nobody,
+                wrapped_key: self.keys.root.wrap(WrapContext::Subject(nobody), &key),
+                created_ms: day,
+            }),
+            index,
+            audit,
+        };
+        match self
+            .store
+            .anonymise_record(&record.collection, record.id, new)
+            .await
+        {
+            Ok(()) => Ok(Some(Removed::Anonymised)),
+            Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -460,5 +592,6 @@ impl Vault {
 
 enum Removed {
     Record,
+    Anonymised,
     Fields(u64),
 }

@@ -52,10 +52,21 @@ pub(crate) async fn spawn() -> TestApp {
 }
 
 pub(crate) async fn spawn_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+    spawn_with_inventory(clock, |s| s).await
+}
+
+/// A vault whose inventory is the example as `edit` changes it.
+pub(crate) async fn spawn_with_inventory(
+    clock: Arc<dyn Clock>,
+    edit: impl FnOnce(String) -> String,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     custos_vault::init(&Paths::in_dir(dir.path()))
         .await
         .unwrap();
+    let file = dir.path().join("custos.toml");
+    let text = edit(std::fs::read_to_string(&file).unwrap());
+    std::fs::write(&file, text).unwrap();
     let (vault, _) = Vault::open_with_clock(&Paths::in_dir(dir.path()), clock)
         .await
         .unwrap();

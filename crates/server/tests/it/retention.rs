@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use custos_vault::Principal;
 use serde_json::json;
 
-use crate::{ManualClock, TestApp, assert_error, spawn, spawn_with_clock};
+use crate::{ManualClock, TestApp, assert_error, spawn, spawn_with_clock, spawn_with_inventory};
 
 const DAY: i64 = 86_400_000;
 const JAN_2026: i64 = 1_767_225_600_000;
@@ -229,4 +229,85 @@ async fn legal_holds_need_a_reason_a_record_and_the_admin() {
         t.vault.retention(&p, true).await,
         Err(custos_vault::VaultError::Forbidden(_))
     ));
+}
+
+#[tokio::test]
+async fn an_anonymising_collection_keeps_only_what_identifies_no_one_in_a_record_of_no_one() {
+    let clock = ManualClock::at(JAN_2026);
+    let t = spawn_with_inventory(clock.clone(), |inv| {
+        inv.replacen(
+            "retention = \"3y after last_activity\"",
+            "retention = \"3y after last_activity\"\non_expiry = \"anonymise\"",
+            1,
+        )
+        .replacen(
+            "type = \"country\"\ncategory = \"demographic\"",
+            "type = \"country\"\ncategory = \"demographic\"\nkeep_when_anonymised = true",
+            1,
+        )
+        .replacen(
+            "type = \"bool\"\ncategory = \"commercial\"",
+            "type = \"bool\"\ncategory = \"commercial\"\nkeep_when_anonymised = true",
+            1,
+        )
+    })
+    .await;
+    let cli = Principal::cli();
+    let (id, subject) = t
+        .create(json!({"email": "anon@example.com", "name": "Anon", "country": "FR", "vip": true}))
+        .await;
+    let (plain, _) = t.create(json!({"email": "plain@example.com"})).await;
+
+    clock.set(1_861_920_000_000); // 2029-01-01
+    let dry = t.vault.retention(&cli, true).await.unwrap();
+    assert_eq!(dry.collections["customers"].anonymised, 2, "{dry:?}");
+    let r = t.vault.retention(&cli, false).await.unwrap();
+    let customers = &r.collections["customers"];
+    assert_eq!((customers.anonymised, customers.deleted), (2, 0), "{r:?}");
+
+    // The originals are gone, with their subject's records and index entries.
+    assert_eq!(t.read(&id).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(t.read(&plain).await.status, StatusCode::NOT_FOUND);
+    let r = t
+        .call(
+            "GET",
+            &format!("/v1/subjects/{subject}/records?purpose=billing"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["records"], json!([]), "{}", r.text);
+    let r = t
+        .call(
+            "GET",
+            "/v1/collections/customers/records?purpose=support&email=anon@example.com",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["records"], json!([]));
+    // One record of no one remains, with the country and the flag only; the next sweep
+    // leaves it be.
+    assert_eq!(t.count().await, 1);
+    let again = t.vault.retention(&cli, false).await.unwrap();
+    assert_eq!(again.collections["customers"].anonymised, 0);
+    assert_eq!(t.count().await, 1);
+    t.vault.sequence_audit().await.unwrap();
+    assert!(t.vault.verify_audit().await.unwrap().is_ok());
+    let trail = t
+        .vault
+        .audit_trail(&cli, subject.parse().unwrap())
+        .await
+        .unwrap();
+    let last = trail
+        .iter()
+        .rev()
+        .find(|r| r.entry.action == custos_core::audit::Action::RetentionAnonymise)
+        .unwrap();
+    assert_eq!(last.entry.fields, ["country", "vip"]);
+    let text = serde_json::to_string(&last.entry).unwrap();
+    assert!(
+        !text.contains("FR"),
+        "the audit entry carries no value: {text}"
+    );
 }

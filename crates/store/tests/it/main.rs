@@ -127,6 +127,14 @@ macro_rules! conformance {
                 suite::legal_holds_are_placed_and_released_once(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
+            async fn anonymising_replaces_the_record_in_one_transaction() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::anonymising_replaces_the_record_in_one_transaction(fresh.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
             async fn vault_keys_are_written_once() {
                 let Some(fresh) = crate::$backend().await else {
                     return;

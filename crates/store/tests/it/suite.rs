@@ -703,3 +703,55 @@ pub(crate) async fn legal_holds_are_placed_and_released_once(store: Arc<dyn Stor
         .collect();
     assert_eq!(tags, ["{\"tag\":\"place\"}", "{\"tag\":\"release\"}"]);
 }
+
+/// An anonymised copy replaces its original in one transaction: the original and its index
+/// entries go, the copy of a new subject comes; a second attempt finds nothing and adds nothing.
+pub(crate) async fn anonymising_replaces_the_record_in_one_transaction(store: Arc<dyn Store>) {
+    let old = insert(store.as_ref(), 7).await;
+    let nobody = SubjectId::random();
+    let copy = row(nobody, &[("country", b"ct-country")]);
+    let new = |copy: &RecordRow| NewRecord {
+        record: copy.clone(),
+        new_subject: Some(NewSubject {
+            id: nobody,
+            wrapped_key: b"fresh".to_vec(),
+            created_ms: 2,
+        }),
+        index: vec![],
+        audit: audit("anonymise", Some(old.subject_id)),
+    };
+    let before = store.queued_audit(100).await.unwrap().len();
+    store
+        .anonymise_record("customers", old.id, new(&copy))
+        .await
+        .unwrap();
+    assert!(store.record("customers", old.id).await.unwrap().is_none());
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(7))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .subject_records(old.subject_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let moved = store.record("customers", copy.id).await.unwrap().unwrap();
+    assert_eq!(moved.record, copy);
+    assert_eq!(moved.wrapped_key, b"fresh");
+    assert_eq!(store.queued_audit(100).await.unwrap().len(), before + 1);
+
+    let again = row(SubjectId::random(), &[("country", b"x")]);
+    assert!(matches!(
+        store
+            .anonymise_record("customers", old.id, new(&again))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.record("customers", again.id).await.unwrap().is_none());
+    assert_eq!(store.queued_audit(100).await.unwrap().len(), before + 1);
+}
