@@ -228,6 +228,9 @@ pub struct RecordWithKey {
     pub record: RecordRow,
     /// The subject's data key, wrapped by the root key.
     pub wrapped_key: Vec<u8>,
+    /// Whether the subject's consent ledger holds any event: when not, a read needs no
+    /// second query to know the subject chose nothing.
+    pub has_ledger: bool,
 }
 
 /// A blind-index entry of one field.

@@ -236,7 +236,9 @@ fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
 }
 
 const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
-     r.updated_ms, k.wrapped FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
+     r.updated_ms, k.wrapped, \
+     EXISTS (SELECT 1 FROM consent_events c WHERE c.subject_id = r.subject_id) \
+     FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
 fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
     let fields: Vec<u8> = row.get(3);
@@ -251,6 +253,7 @@ fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
             updated_ms: row.get(6),
         },
         wrapped_key: row.get(7),
+        has_ledger: row.get(8),
     })
 }
 

@@ -265,19 +265,30 @@ fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
 }
 
 const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
-     r.updated_ms, k.wrapped FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
+     r.updated_ms, k.wrapped, \
+     EXISTS (SELECT 1 FROM consent_events c WHERE c.subject_id = r.subject_id) \
+     FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
-fn record_with_key(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
     Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
+        (
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+        ),
+        row.get(8)?,
     ))
+}
+
+fn to_record_flagged((raw, has_ledger): (RawRecord, bool)) -> Result<RecordWithKey, StoreError> {
+    let mut r = to_record(raw)?;
+    r.has_ledger = has_ledger;
+    Ok(r)
 }
 
 /// A record row as read: id, subject, collection, fields, version, created, updated, wrapped key.
@@ -296,6 +307,7 @@ fn to_record(raw: RawRecord) -> Result<RecordWithKey, StoreError> {
             updated_ms,
         },
         wrapped_key,
+        has_ledger: false,
     })
 }
 
@@ -741,7 +753,7 @@ impl Store for SqliteStore {
                         .optional()
                 })
                 .map_err(backend)?;
-            raw.map(to_record).transpose()
+            raw.map(to_record_flagged).transpose()
         })
         .await
     }
@@ -761,7 +773,7 @@ impl Store for SqliteStore {
             );
             let mut s = c.prepare_cached(&sql).map_err(backend)?;
             let rows = s.query_map(params![collection, field, digest], record_with_key).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_record)).collect()
+            rows.map(|r| r.map_err(backend).and_then(to_record_flagged)).collect()
         })
         .await
     }
@@ -775,7 +787,7 @@ impl Store for SqliteStore {
             let rows = s
                 .query_map([id_text(subject)], record_with_key)
                 .map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_record))
+            rows.map(|r| r.map_err(backend).and_then(to_record_flagged))
                 .collect()
         })
         .await

@@ -338,7 +338,13 @@ impl Vault {
             let at = match states.iter().position(|(s, _)| *s == subject) {
                 Some(i) => i,
                 None => {
-                    states.push((subject, self.subject_state(subject).await?));
+                    // A subject who never chose anything needs no second query.
+                    let state = if rec.has_ledger {
+                        self.subject_state(subject).await?
+                    } else {
+                        SubjectState::default()
+                    };
+                    states.push((subject, state));
                     states.len() - 1
                 }
             };

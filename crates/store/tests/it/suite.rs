@@ -598,8 +598,18 @@ pub(crate) async fn export_and_import_copy_every_row_once(
 /// The ledger keeps a subject's events in the order recorded, each with its audit entry
 /// queued in the same transaction; an unknown subject's event is refused and leaves nothing.
 pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<dyn Store>) {
-    let a = insert(store.as_ref(), 1).await.subject_id;
+    let ra = insert(store.as_ref(), 1).await;
+    let a = ra.subject_id;
     let b = insert(store.as_ref(), 2).await.subject_id;
+    // A read says whether the subject's ledger holds anything.
+    assert!(
+        !store
+            .record("customers", ra.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .has_ledger
+    );
     let before = store.queued_audit(100).await.unwrap().len();
     let mut ids = Vec::new();
     for (i, s) in [a, b, a, a].into_iter().enumerate() {
@@ -617,6 +627,20 @@ pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<
     );
     assert!(ledger.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(ledger[1].entry, b"event 2");
+    assert!(
+        store
+            .record("customers", ra.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .has_ledger
+    );
+    assert!(store.subject_records(a).await.unwrap()[0].has_ledger);
+    let found = store
+        .find_by_digest("customers", "email", &digest(1))
+        .await
+        .unwrap();
+    assert!(found.len() == 1 && found[0].has_ledger);
     assert_eq!(
         store.consent_event(ids[2]).await.unwrap().as_ref(),
         Some(&ledger[1])
