@@ -104,7 +104,8 @@ enum RetentionCommand {
         #[arg(long)]
         dry_run: bool,
         /// Apply retention as of this date (YYYY-MM-DD, midnight UTC) or instant (RFC 3339)
-        /// instead of now.
+        /// instead of now. A future date deletes what will be due by then: each deletion's
+        /// audit entry, stamped with the real time, names the date it was computed for.
         #[arg(long)]
         as_of: Option<String>,
     },
