@@ -91,6 +91,19 @@ async fn consent_given_used_withdrawn_and_proven_offline() {
     assert_eq!(receipt["receipt"]["state"], "given");
     let (_, head) = get(server.url("/v1/audit/head"), &admin).await;
     let public_key = head["public_key"].as_str().unwrap().to_owned();
+
+    // 6. The privacy notice lists every purpose, with no key.
+    let page = client()
+        .get(server.url("/privacy"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for purpose in ["billing", "support", "marketing", "analytics", "advertising"] {
+        assert!(page.contains(&format!("<h3>{purpose}</h3>")), "{purpose}");
+    }
     server.stop();
 
     let file = dir.path().join("receipt.json");
