@@ -101,7 +101,13 @@ async fn consent_given_used_withdrawn_and_proven_offline() {
         .text()
         .await
         .unwrap();
-    for purpose in ["billing", "support", "marketing", "analytics", "advertising"] {
+    for purpose in [
+        "billing",
+        "support",
+        "marketing",
+        "analytics",
+        "advertising",
+    ] {
         assert!(page.contains(&format!("<h3>{purpose}</h3>")), "{purpose}");
     }
     server.stop();
