@@ -278,7 +278,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let (vault, _) = Vault::open_with_clock(&paths, clock)
                 .await
                 .with_context(|| format!("opening the vault in {}", paths.dir.display()))?;
-            let r = vault.retention(&Principal::cli(), dry_run).await?;
+            let r = vault.retention(&Principal::Cli, dry_run).await?;
             print_retention(&r, report);
             Ok(ExitCode::SUCCESS)
         }
@@ -286,9 +286,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let vault = open(&paths).await?;
             match command {
                 ApikeyCommand::Create { name, role } => {
-                    let k = vault
-                        .create_api_key(&Principal::cli(), &name, &role)
-                        .await?;
+                    let k = vault.create_api_key(&Principal::Cli, &name, &role).await?;
                     eprintln!(
                         "created API key {:?} with role {role}; it is shown once, here:",
                         k.name
@@ -297,7 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 ApikeyCommand::List => {
                     println!("{:<24} {:<20} {:<24} revoked", "name", "role", "created");
-                    for k in vault.api_keys().await? {
+                    for k in vault.api_keys(&Principal::Cli).await? {
                         let revoked = k.revoked_ms.map_or_else(|| "-".to_owned(), time);
                         println!(
                             "{:<24} {:<20} {:<24} {revoked}",
@@ -308,7 +306,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 ApikeyCommand::Revoke { name } => {
-                    vault.revoke_api_key(&Principal::cli(), &name).await?;
+                    vault.revoke_api_key(&Principal::Cli, &name).await?;
                     eprintln!("revoked API key {name:?}");
                 }
             }
@@ -318,7 +316,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: AuditCommand::Verify,
         } => {
             let vault = open(&paths).await?;
-            match vault.verify_audit().await? {
+            match vault.verify_audit(&Principal::Cli).await? {
                 Ok(r) => {
                     println!(
                         "ok: {} entries, root {}, {} signed heads checked",
@@ -448,7 +446,7 @@ async fn copy_with_progress(paths: &Paths, to: &Location) -> Result<custos_vault
 }
 
 fn time(ms: i64) -> String {
-    custos_core::audit::format_time_ms(ms)
+    custos_core::time::format_time_ms(ms)
 }
 
 async fn open(paths: &Paths) -> Result<Arc<Vault>> {
@@ -554,7 +552,7 @@ async fn serve(
 async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
     let name = format!("demo-admin-{}", std::process::id());
     let key = vault
-        .create_api_key(&Principal::cli(), &name, "admin")
+        .create_api_key(&Principal::Cli, &name, "admin")
         .await?;
     let key = key.secret.expose_secret();
     let email = demo_customer(0)["email"]
@@ -563,7 +561,7 @@ async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
         .to_owned();
     let found = vault
         .search(
-            &Principal::cli(),
+            &Principal::Cli,
             "customers",
             Some("billing"),
             "email",

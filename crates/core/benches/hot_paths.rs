@@ -4,11 +4,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use custos_core::access::{Caller, SubjectState, decide};
+use custos_core::access::{SubjectState, decide};
 use custos_core::crypto::{DataKey, FieldBinding, RootKey, WrapContext};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::{EXAMPLE, Inventory};
 use custos_core::merkle::{CompactRange, leaf_hash};
+use custos_core::principal::{Act, Principal, authorize};
 
 fn crypto(c: &mut Criterion) {
     let key = DataKey::generate(1).unwrap();
@@ -70,14 +71,19 @@ fn merkle(c: &mut Criterion) {
 
 fn access(c: &mut Criterion) {
     let inv = Inventory::from_toml(EXAMPLE).unwrap();
-    let role = inv.role("support_agent").unwrap();
+    let agent = Principal::api_key("helpdesk", "support_agent");
     let purpose = inv.purpose("support").unwrap();
     let fields = &inv.collections["customers"].fields;
     let state = SubjectState::default();
     c.bench_function("access decision (one record, 8 fields)", |b| {
         b.iter(|| {
+            let read = Act::Read {
+                purpose: black_box(purpose),
+                subject: None,
+            };
+            authorize(&agent, &read, &inv).unwrap();
             for decl in fields.values() {
-                black_box(decide(Caller::Role(role), black_box(purpose), decl, &state));
+                black_box(decide(black_box(purpose), decl, &state));
             }
         })
     });

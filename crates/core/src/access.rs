@@ -1,36 +1,10 @@
-//! Access decisions: may this caller see this field for this purpose? A pure function of the
-//! caller's role, the purpose, the field's declaration and what is known of the subject.
+//! Access decisions, field by field: once [`crate::principal::authorize`] has let a caller read
+//! for a purpose, may this field be returned for it? A pure function of the purpose, the
+//! field's declaration and what is known of the subject.
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{FieldDecl, Purpose, Role};
-
-/// Who is asking.
-#[derive(Debug, Clone, Copy)]
-pub enum Caller<'a> {
-    /// The built-in administrator: may read for any declared purpose.
-    Admin,
-    /// A role declared in the inventory.
-    Role(&'a Role),
-}
-
-impl Caller<'_> {
-    /// Whether the caller may use `purpose` at all.
-    pub fn may_use(&self, purpose: &Purpose) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Role(r) => r.purposes.contains(&purpose.id),
-        }
-    }
-
-    /// Whether the caller may create, change or delete records.
-    pub fn may_write(&self) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Role(r) => r.may_write,
-        }
-    }
-}
+use crate::inventory::{FieldDecl, Purpose};
 
 use crate::consent::ConsentStatus;
 pub use crate::consent::SubjectState;
@@ -41,7 +15,8 @@ use crate::inventory::LegalBasis;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WithholdReason {
-    /// The caller's role may not use the purpose.
+    /// The caller's role may not use the purpose. Reads are now refused whole for this
+    /// reason, before any field is decided; the name stays for entries written before.
     RoleNotAllowed,
     /// The field is not declared for the purpose.
     PurposeNotDeclared,
@@ -78,21 +53,14 @@ pub enum Decision {
     Withhold(WithholdReason),
 }
 
-/// Decides whether `caller` may see a field declared as `field` for `purpose`, given what the
-/// subject chose. Checked in this order, and the first that fails is the reason: the role may
-/// use the purpose; the field is declared for it; the subject is not restricted; the
-/// purpose's legal basis holds (active consent for `consent`, no objection for
-/// `legitimate_interests` and `public_task`, the two bases GDPR Art. 21 lets a subject object
-/// to). The administrator is bound by the last three like any role.
-pub fn decide(
-    caller: Caller<'_>,
-    purpose: &Purpose,
-    field: &FieldDecl,
-    subject: &SubjectState,
-) -> Decision {
-    if !caller.may_use(purpose) {
-        return Decision::Withhold(WithholdReason::RoleNotAllowed);
-    }
+/// Decides whether a field declared as `field` may be returned for `purpose`, given what the
+/// subject chose, to a caller [`crate::principal::authorize`] let read for that purpose (it
+/// checked the role; this is not checked again here). Checked in this order, and the first
+/// that fails is the reason: the field is declared for the purpose; the subject is not
+/// restricted; the purpose's legal basis holds (active consent for `consent`, no objection
+/// for `legitimate_interests` and `public_task`, the two bases GDPR Art. 21 lets a subject
+/// object to). The administrator is bound by all three like any role.
+pub fn decide(purpose: &Purpose, field: &FieldDecl, subject: &SubjectState) -> Decision {
     if !field.serves(&purpose.id) {
         return Decision::Withhold(WithholdReason::PurposeNotDeclared);
     }
@@ -129,7 +97,8 @@ mod tests {
     use super::*;
     use crate::consent::{Choice, ConsentEvent, Evidence, Source};
     use crate::ids::{EventId, SubjectId};
-    use crate::inventory::{EXAMPLE, Inventory, Period};
+    use crate::inventory::{ADMIN_ROLE, EXAMPLE, Inventory, Period};
+    use crate::principal::{Act, Principal, authorize};
 
     fn event(
         subject: SubjectId,
@@ -151,9 +120,9 @@ mod tests {
         }
     }
 
-    /// Every role x purpose in the example inventory, and the fields it sees. Every other
-    /// field must be withheld: with `role_not_allowed` when the role may not use the purpose
-    /// (marked `-`), else with `purpose_not_declared`.
+    /// Every role x purpose in the example inventory, and the fields it sees. A read by a role
+    /// that may not use the purpose (marked `-`) is refused whole by `authorize`; otherwise
+    /// every other field is withheld with `purpose_not_declared`.
     const TABLE: &str = "
         admin           billing    name email phone country address
         admin           support    name email phone notes vip
@@ -198,24 +167,23 @@ mod tests {
         for line in TABLE.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let words: Vec<&str> = line.split_whitespace().collect();
             let (role, purpose, visible) = (words[0], words[1], &words[2..]);
-            let caller = match role {
-                "admin" => Caller::Admin,
-                r => Caller::Role(inv.role(r).unwrap()),
-            };
+            let caller = Principal::api_key("k", role);
             let purpose = inv.purpose(purpose).unwrap();
+            let act = Act::Read {
+                purpose,
+                subject: None,
+            };
+            let authorized = authorize(&caller, &act, &inv);
+            assert_eq!(authorized.is_ok(), visible != ["-"], "{line}");
             for (name, decl) in fields {
-                let want = if visible == ["-"] {
-                    Decision::Withhold(WithholdReason::RoleNotAllowed)
-                } else if visible.contains(&name.as_str()) {
-                    Decision::Allow
-                } else {
-                    Decision::Withhold(WithholdReason::PurposeNotDeclared)
-                };
-                assert_eq!(
-                    decide(caller, purpose, decl, &consented),
-                    want,
-                    "{line}: {name}"
-                );
+                if authorized.is_ok() {
+                    let want = if visible.contains(&name.as_str()) {
+                        Decision::Allow
+                    } else {
+                        Decision::Withhold(WithholdReason::PurposeNotDeclared)
+                    };
+                    assert_eq!(decide(purpose, decl, &consented), want, "{line}: {name}");
+                }
                 seen += 1;
             }
         }
@@ -229,8 +197,11 @@ mod tests {
     #[test]
     fn only_admin_writes_in_the_example() {
         let inv = Inventory::from_toml(EXAMPLE).unwrap();
-        assert!(Caller::Admin.may_write());
-        assert!(inv.roles.iter().all(|r| !Caller::Role(r).may_write()));
+        let writes = |role: &str| {
+            authorize(&Principal::api_key("k", role), &Act::WriteRecords, &inv).is_ok()
+        };
+        assert!(writes(ADMIN_ROLE));
+        assert!(inv.roles.iter().all(|r| !writes(&r.id)));
     }
 
     /// Every legal basis against every consent state, objection and restriction. Columns:
@@ -325,26 +296,26 @@ mod tests {
         let inv = Inventory::from_toml(EXAMPLE).unwrap();
         let email = &inv.collections["customers"].fields["email"];
         let marketing = inv.purpose("marketing").unwrap();
-        let marketer = Caller::Role(inv.role("marketer").unwrap());
         let subject = SubjectId::random();
         let granted = SubjectState::at(
             &[event(subject, Choice::Grant, Some("marketing"), 0)],
             0,
             |_| None,
         );
-        assert_eq!(
-            decide(marketer, marketing, email, &granted),
-            Decision::Allow
-        );
-        // The role check comes first: a support agent learns nothing of the subject's choices.
-        let agent = Caller::Role(inv.role("support_agent").unwrap());
-        assert_eq!(
-            decide(agent, marketing, email, &SubjectState::default()),
-            Decision::Withhold(WithholdReason::RoleNotAllowed)
-        );
+        let read = Act::Read {
+            purpose: marketing,
+            subject: Some(subject),
+        };
+        assert!(authorize(&Principal::api_key("m", "marketer"), &read, &inv).is_ok());
+        assert_eq!(decide(marketing, email, &granted), Decision::Allow);
+        // The role check comes first, for the whole read: a support agent learns nothing of
+        // the subject's choices.
+        let agent = Principal::api_key("helpdesk", "support_agent");
+        assert!(authorize(&agent, &read, &inv).is_err());
         // The administrator is bound by the subject's choices like anyone.
+        assert!(authorize(&Principal::api_key("root", ADMIN_ROLE), &read, &inv).is_ok());
         assert_eq!(
-            decide(Caller::Admin, marketing, email, &SubjectState::default()),
+            decide(marketing, email, &SubjectState::default()),
             Decision::Withhold(WithholdReason::NoConsent)
         );
     }
@@ -362,7 +333,6 @@ mod tests {
             let inv = Inventory::from_toml(EXAMPLE).unwrap();
             let email = &inv.collections["customers"].fields["email"];
             let marketing = inv.purpose("marketing").unwrap();
-            let marketer = Caller::Role(inv.role("marketer").unwrap());
             let lapse: Option<Period> = lapses.then(|| "13m".parse().unwrap());
             let subject = SubjectId::random();
             let base = 1_700_000_000_000i64;
@@ -378,7 +348,7 @@ mod tests {
             probes.push(base + probe);
             for now in probes {
                 let state = SubjectState::at(&events, now, |_| lapse);
-                let allowed = decide(marketer, marketing, email, &state) == Decision::Allow;
+                let allowed = decide(marketing, email, &state) == Decision::Allow;
                 let last = events.iter().rfind(|e| e.at_ms <= now);
                 let should = match last {
                     Some(e) if e.choice == Choice::Grant => {

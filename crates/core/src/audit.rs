@@ -126,14 +126,6 @@ pub struct AuditEntry {
     pub outcome: Outcome,
 }
 
-/// Formats milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
-pub fn format_time_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    )
-}
-
 impl AuditEntry {
     /// A new entry of `action` by `actor`, now, with nothing else filled in.
     pub fn new(actor: impl Into<String>, action: Action, outcome: Outcome) -> Self {

@@ -135,7 +135,7 @@ mod rfc3339_ms {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::audit::format_time_ms(*ms))
+        s.serialize_str(&crate::time::format_time_ms(*ms))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -320,7 +320,7 @@ mod tests {
         let given = 1_769_817_600_000;
         let lapses = thirteen_months.after(given).unwrap();
         assert_eq!(
-            crate::audit::format_time_ms(lapses),
+            crate::time::format_time_ms(lapses),
             "2027-02-28T00:00:00.000Z"
         );
         let events = [event(Choice::Grant, Some("marketing"), given)];

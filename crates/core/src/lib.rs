@@ -14,6 +14,8 @@ pub mod ids;
 pub mod inventory;
 pub mod merkle;
 pub mod notice;
+pub mod principal;
 pub mod receipt;
 pub mod retention;
 pub mod secret;
+pub mod time;

@@ -260,7 +260,7 @@ pub fn verify(jws: &str, pinned: Option<&VerifyingKey>) -> Result<Receipt, Recei
         || receipt.state != state_of(e.choice)
         || receipt.collection_method != e.source
         || receipt.notice_version != e.notice_version
-        || receipt.consent_timestamp != crate::audit::format_time_ms(e.at_ms)
+        || receipt.consent_timestamp != crate::time::format_time_ms(e.at_ms)
         || !purposes_match
     {
         return Err(ReceiptError::Mismatch(
@@ -327,7 +327,7 @@ mod tests {
             },
             policy_url: "/privacy".into(),
             notice_version: event.notice_version.clone(),
-            consent_timestamp: crate::audit::format_time_ms(event.at_ms),
+            consent_timestamp: crate::time::format_time_ms(event.at_ms),
             collection_method: event.source,
             state: "given".into(),
             purposes: vec![ReceiptPurpose {

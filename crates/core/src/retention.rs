@@ -116,7 +116,7 @@ mod tests {
         let inv = Inventory::from_toml(EXAMPLE).unwrap();
         let s = SubjectState::default();
         let at = |r: &str| {
-            due(&r.parse().unwrap(), &facts(), &[], &inv, &s, 0).map(crate::audit::format_time_ms)
+            due(&r.parse().unwrap(), &facts(), &[], &inv, &s, 0).map(crate::time::format_time_ms)
         };
         assert_eq!(at("30d").as_deref(), Some("2026-01-31T00:00:00.000Z"));
         assert_eq!(

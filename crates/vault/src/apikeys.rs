@@ -7,6 +7,8 @@ use custos_core::secret::Secret;
 use custos_store::{ApiKeyRow, QueuedAudit, StoreError};
 use serde::Serialize;
 
+use custos_core::principal::Act;
+
 use crate::{Principal, Vault, VaultError};
 
 const PREFIX: &str = "custos_";
@@ -52,6 +54,7 @@ impl Vault {
         name: &str,
         role: &str,
     ) -> Result<NewApiKey, VaultError> {
+        self.authorize(p, &Act::ManageApiKeys)?;
         if !valid_name(name) {
             return Err(VaultError::invalid(
                 "name",
@@ -80,7 +83,7 @@ impl Vault {
             created_ms: self.now_ms(),
             revoked_ms: None,
         };
-        let mut e = AuditEntry::new(&p.actor, Action::ApiKeyCreate, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::ApiKeyCreate, Outcome::Ok);
         e.detail = Some(format!("name={name} role={role}"));
         let audit = QueuedAudit {
             subject_id: None,
@@ -105,7 +108,8 @@ impl Vault {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>, VaultError> {
+    pub async fn api_keys(&self, p: &Principal) -> Result<Vec<ApiKeyInfo>, VaultError> {
+        self.authorize(p, &Act::ManageApiKeys)?;
         Ok(self
             .store
             .api_keys()
@@ -125,7 +129,8 @@ impl Vault {
     /// # Errors
     /// `NotFound` when no live key has the name.
     pub async fn revoke_api_key(&self, p: &Principal, name: &str) -> Result<(), VaultError> {
-        let mut e = AuditEntry::new(&p.actor, Action::ApiKeyRevoke, Outcome::Ok);
+        self.authorize(p, &Act::ManageApiKeys)?;
+        let mut e = AuditEntry::new(p.actor(), Action::ApiKeyRevoke, Outcome::Ok);
         e.detail = Some(format!("name={name}"));
         let audit = QueuedAudit {
             subject_id: None,
@@ -159,9 +164,6 @@ impl Vault {
         if !digests_equal(&row.digest, &digest) {
             return Err(VaultError::Unauthenticated);
         }
-        Ok(Principal {
-            actor: format!("apikey:{}", row.name),
-            role: row.role,
-        })
+        Ok(Principal::api_key(row.name, row.role))
     }
 }

@@ -14,6 +14,8 @@ use custos_core::merkle::{self, CompactRange, Hash};
 use custos_store::{CopyRow, Integration, LeafRow, StoreError, Table, TreeState};
 use serde::Serialize;
 
+use custos_core::principal::Act;
+
 use crate::{Principal, Vault, VaultError};
 
 /// Entries integrated per sequencing batch.
@@ -97,15 +99,6 @@ fn head_view(
 }
 
 impl Vault {
-    fn require_admin(&self, p: &Principal, what: &str) -> Result<(), VaultError> {
-        match self.caller(p)? {
-            custos_core::access::Caller::Admin => Ok(()),
-            custos_core::access::Caller::Role(_) => {
-                Err(VaultError::Forbidden(format!("only admin may {what}")))
-            }
-        }
-    }
-
     /// Integrates queued entries into the tree: one batch, in queue order. Returns how many.
     ///
     /// # Errors
@@ -193,7 +186,7 @@ impl Vault {
     /// # Errors
     /// `Forbidden` for any role but admin; `NotFound` when the index is not in the signed tree.
     pub async fn audit_proof(&self, p: &Principal, index: u64) -> Result<AuditProof, VaultError> {
-        self.require_admin(p, "read audit entries")?;
+        self.authorize(p, &Act::ReadAudit)?;
         self.sequence_audit().await?;
         Ok(self.proof_of(index).await?.0)
     }
@@ -252,14 +245,10 @@ impl Vault {
         p: &Principal,
         subject: SubjectId,
     ) -> Result<Vec<AuditRecord>, VaultError> {
-        if !matches!(self.caller(p)?, custos_core::access::Caller::Admin) {
-            return Err(VaultError::Forbidden(
-                "only admin may read the audit trail".into(),
-            ));
-        }
+        self.authorize(p, &Act::ReadAudit)?;
         self.sequence_audit().await?;
         let leaves = self.store.subject_leaves(subject).await?;
-        let mut e = AuditEntry::new(&p.actor, Action::AuditRead, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::AuditRead, Outcome::Ok);
         e.subject_id = Some(subject);
         self.store
             .append_audit(vec![custos_store::QueuedAudit {
@@ -286,7 +275,11 @@ impl Vault {
     ///
     /// # Errors
     /// When the store fails (a fault in the log is not an error of this call).
-    pub async fn verify_audit(&self) -> Result<Result<VerifyReport, AuditFault>, VaultError> {
+    pub async fn verify_audit(
+        &self,
+        p: &Principal,
+    ) -> Result<Result<VerifyReport, AuditFault>, VaultError> {
+        self.authorize(p, &Act::ReadAudit)?;
         while self.sequence_audit().await? >= BATCH {}
         let heads = self.store.tree_heads().await?;
         let state = self.store.tree_state().await?;

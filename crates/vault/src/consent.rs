@@ -3,12 +3,15 @@
 
 use std::net::IpAddr;
 
-use custos_core::audit::{Action, AuditEntry, Outcome, format_time_ms};
+use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::consent::{Choice, ConsentEvent, ConsentStatus, Evidence, Source, SubjectState};
 use custos_core::ids::{EventId, SubjectId};
 use custos_core::inventory::LegalBasis;
 use custos_core::receipt::{self, Controller, LogProof, RECEIPT_VERSION, Receipt, ReceiptPurpose};
+use custos_core::time::format_time_ms;
 use serde::Serialize;
+
+use custos_core::principal::Act;
 
 use crate::{Principal, Vault, VaultError};
 
@@ -251,8 +254,8 @@ impl Vault {
         subject: SubjectId,
         new: NewChoice,
     ) -> Result<ConsentEvent, VaultError> {
-        self.require_write(p)?;
-        self.append_choice(&p.actor, subject, new).await
+        self.authorize(p, &Act::RecordChoice { subject })?;
+        self.append_choice(&p.actor(), subject, new).await
     }
 
     /// Records a choice once the caller's right to is established.
@@ -327,7 +330,12 @@ impl Vault {
         p: &Principal,
         subject: SubjectId,
     ) -> Result<LedgerView, VaultError> {
-        self.require_write(p)?;
+        self.authorize(
+            p,
+            &Act::ReadLedger {
+                subject: Some(subject),
+            },
+        )?;
         if self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
         }
@@ -357,7 +365,7 @@ impl Vault {
                 }
             })
             .collect();
-        let mut entry = AuditEntry::new(&p.actor, Action::ConsentRead, Outcome::Ok);
+        let mut entry = AuditEntry::new(p.actor(), Action::ConsentRead, Outcome::Ok);
         entry.subject_id = Some(subject);
         self.store
             .append_audit(vec![custos_store::QueuedAudit {
@@ -384,7 +392,7 @@ impl Vault {
         p: &Principal,
         id: EventId,
     ) -> Result<(Receipt, String), VaultError> {
-        self.require_write(p)?;
+        self.authorize(p, &Act::ReadLedger { subject: None })?;
         let row = self
             .store
             .consent_event(id)

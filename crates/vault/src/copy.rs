@@ -81,7 +81,7 @@ pub async fn copy_database(
         }
     }
 
-    let mut e = AuditEntry::new(&Principal::cli().actor, Action::DatabaseCopy, Outcome::Ok);
+    let mut e = AuditEntry::new(Principal::Cli.actor(), Action::DatabaseCopy, Outcome::Ok);
     e.detail = Some(format!("from {from} to {to}"));
     source
         .store
@@ -142,7 +142,7 @@ pub async fn copy_database(
 }
 
 async fn check_log(v: &Vault, at: &Location) -> Result<crate::VerifyReport, VaultError> {
-    v.verify_audit().await?.map_err(|fault| {
+    v.verify_audit(&Principal::Cli).await?.map_err(|fault| {
         VaultError::Integrity(format!("the audit log in {at} does not verify: {fault}"))
     })
 }

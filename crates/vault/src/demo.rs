@@ -131,7 +131,7 @@ impl Vault {
             let vault = Arc::clone(self);
             set.spawn(async move {
                 vault
-                    .put_record(&Principal::cli(), "customers", None, &demo_customer(i))
+                    .put_record(&Principal::Cli, "customers", None, &demo_customer(i))
                     .await
             });
         }

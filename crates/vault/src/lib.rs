@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use custos_core::access::Caller;
-use custos_core::inventory::{ADMIN_ROLE, Inventory};
+use custos_core::inventory::Inventory;
+use custos_core::principal::{Act, authorize};
 use custos_store::Store;
 use tokio::sync::Mutex;
 
@@ -27,6 +27,7 @@ pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use copy::{CopyProgress, CopyReport, copy_database};
+pub use custos_core::principal::{Job, Principal};
 pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use error::VaultError;
@@ -143,7 +144,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// Who is acting: an authenticated API key, or the operator at the command line.
 /// A clock stopped at one instant: what `--as-of` runs on.
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub i64);
@@ -175,24 +175,6 @@ impl FixedClock {
                     "is not a date (2029-11-23) or an RFC 3339 instant (2029-11-23T12:00:00Z)",
                 )
             })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Who, as written in audit entries: `apikey:NAME` or `cli`.
-    pub actor: String,
-    /// The role held.
-    pub role: String,
-}
-
-impl Principal {
-    /// The operator running the `custos` command on the vault's own machine, with admin rights.
-    pub fn cli() -> Self {
-        Self {
-            actor: "cli".into(),
-            role: ADMIN_ROLE.into(),
-        }
     }
 }
 
@@ -329,19 +311,9 @@ impl Vault {
         }
     }
 
-    fn caller<'a>(&'a self, p: &Principal) -> Result<Caller<'a>, VaultError> {
-        if p.role == ADMIN_ROLE {
-            return Ok(Caller::Admin);
-        }
-        self.inventory
-            .role(&p.role)
-            .map(Caller::Role)
-            .ok_or_else(|| {
-                VaultError::Forbidden(format!(
-                    "role {:?} is no longer declared in the inventory",
-                    p.role
-                ))
-            })
+    /// Asks `core` whether `p` may do `act`: the one permission check of every use case.
+    fn authorize(&self, p: &Principal, act: &Act<'_>) -> Result<(), VaultError> {
+        authorize(p, act, &self.inventory).map_err(|r| VaultError::Forbidden(r.to_string()))
     }
 
     fn now_ms(&self) -> i64 {

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use custos_core::access::{Caller, Decision, SubjectState, WithholdReason, decide};
+use custos_core::access::{Decision, SubjectState, WithholdReason, decide};
 use custos_core::audit::{Action, AuditEntry, Outcome, Withheld};
 use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::fields::{self, Context, Mode, Validated};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::{Collection, Purpose};
+use custos_core::principal::Act;
 use custos_store::{
     IndexEntry, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, RecordWithKey,
     StoreError,
@@ -62,7 +63,7 @@ fn audit_for(
     id: RecordId,
     subject: SubjectId,
 ) -> AuditEntry {
-    let mut e = AuditEntry::new(&p.actor, action, Outcome::Ok);
+    let mut e = AuditEntry::new(p.actor(), action, Outcome::Ok);
     e.collection = Some(collection.to_owned());
     e.record_id = Some(id);
     e.subject_id = Some(subject);
@@ -94,14 +95,14 @@ impl Vault {
         }
     }
 
-    /// Checks the purpose of a read: named, declared, and usable by the caller. A refusal is
-    /// audited, so attempts are accounted for as well as reads.
-    async fn purpose_for<'a>(
+    /// The purpose a read names, declared in the inventory, and the read authorized for it. A
+    /// refusal is audited, so attempts are accounted for as well as reads.
+    async fn authorize_read<'a>(
         &'a self,
         p: &Principal,
-        caller: Caller<'a>,
         purpose: Option<&str>,
         collection: Option<&str>,
+        subject: Option<SubjectId>,
     ) -> Result<&'a Purpose, VaultError> {
         let id = purpose.filter(|s| !s.is_empty()).ok_or_else(|| {
             VaultError::bad_request(
@@ -117,33 +118,26 @@ impl Vault {
                 format!("no purpose{named} is declared in the inventory"),
             )
         })?;
-        if !caller.may_use(purpose) {
-            let why = format!("role {:?} may not use purpose {:?}", p.role, purpose.id);
-            let mut e = AuditEntry::new(&p.actor, Action::RecordRead, Outcome::Denied);
+        if let Err(refused) = self.authorize(p, &Act::Read { purpose, subject }) {
+            let mut e = AuditEntry::new(p.actor(), Action::RecordRead, Outcome::Denied);
             e.collection = collection.map(str::to_owned);
-            return Err(self.refuse(e, purpose, why).await);
+            return Err(self.refuse(e, purpose, refused).await);
         }
         Ok(purpose)
     }
 
     /// Audits a refused read of personal data, then returns the refusal: attempts are
     /// accounted for as well as reads.
-    async fn refuse(&self, mut denied: AuditEntry, purpose: &Purpose, why: String) -> VaultError {
+    async fn refuse(
+        &self,
+        mut denied: AuditEntry,
+        purpose: &Purpose,
+        refusal: VaultError,
+    ) -> VaultError {
         denied.purpose = Some(purpose.id.clone());
         match self.store.append_audit(vec![queued(&denied)]).await {
-            Ok(()) => VaultError::Forbidden(why),
+            Ok(()) => refusal,
             Err(e) => e.into(),
-        }
-    }
-
-    pub(crate) fn require_write(&self, p: &Principal) -> Result<(), VaultError> {
-        if self.caller(p)?.may_write() {
-            Ok(())
-        } else {
-            Err(VaultError::Forbidden(format!(
-                "role {:?} may not write records",
-                p.role
-            )))
         }
     }
 
@@ -199,7 +193,7 @@ impl Vault {
         subject: Option<SubjectId>,
         body: &Map<String, Value>,
     ) -> Result<Created, VaultError> {
-        self.require_write(p)?;
+        self.authorize(p, &Act::WriteRecords)?;
         let coll = self.collection(collection)?;
         let values = fields::validate_record(coll, body, Mode::Create, self.context())?;
         let now = self.now_ms();
@@ -262,7 +256,6 @@ impl Vault {
     fn view(
         &self,
         p: &Principal,
-        caller: Caller<'_>,
         purpose: &Purpose,
         action: Action,
         rec: &RecordWithKey,
@@ -280,7 +273,7 @@ impl Vault {
         audit.purpose = Some(purpose.id.clone());
         for (name, ct) in &r.fields {
             let decision = match coll.fields.get(name) {
-                Some(decl) => decide(caller, purpose, decl, subject),
+                Some(decl) => decide(purpose, decl, subject),
                 // A field dropped from the inventory since it was written is never returned.
                 None => Decision::Withhold(WithholdReason::PurposeNotDeclared),
             };
@@ -324,7 +317,6 @@ impl Vault {
     async fn views(
         &self,
         p: &Principal,
-        caller: Caller<'_>,
         purpose: &Purpose,
         action: Action,
         recs: &[RecordWithKey],
@@ -348,7 +340,7 @@ impl Vault {
                     states.len() - 1
                 }
             };
-            let (v, a) = self.view(p, caller, purpose, action, rec, &states[at].1)?;
+            let (v, a) = self.view(p, purpose, action, rec, &states[at].1)?;
             views.push(v);
             audits.push(queued(&a));
         }
@@ -373,9 +365,8 @@ impl Vault {
         purpose: Option<&str>,
     ) -> Result<RecordView, VaultError> {
         self.collection(collection)?;
-        let caller = self.caller(p)?;
         let purpose = self
-            .purpose_for(p, caller, purpose, Some(collection))
+            .authorize_read(p, purpose, Some(collection), None)
             .await?;
         let rec = self
             .store
@@ -383,13 +374,7 @@ impl Vault {
             .await?
             .ok_or(VaultError::NotFound("record"))?;
         let mut v = self
-            .views(
-                p,
-                caller,
-                purpose,
-                Action::RecordRead,
-                std::slice::from_ref(&rec),
-            )
+            .views(p, purpose, Action::RecordRead, std::slice::from_ref(&rec))
             .await?;
         Ok(v.remove(0))
     }
@@ -409,9 +394,8 @@ impl Vault {
         value: &str,
     ) -> Result<Vec<RecordView>, VaultError> {
         let coll = self.collection(collection)?;
-        let caller = self.caller(p)?;
         let purpose = self
-            .purpose_for(p, caller, purpose, Some(collection))
+            .authorize_read(p, purpose, Some(collection), None)
             .await?;
         let decl = coll
             .fields
@@ -429,10 +413,10 @@ impl Vault {
                 "field {field:?} is not declared for purpose {:?}, so it cannot be searched for it",
                 purpose.id
             );
-            let mut e = AuditEntry::new(&p.actor, Action::RecordSearch, Outcome::Denied);
+            let mut e = AuditEntry::new(p.actor(), Action::RecordSearch, Outcome::Denied);
             e.collection = Some(collection.to_owned());
             e.fields = vec![field.to_owned()];
-            return Err(self.refuse(e, purpose, why).await);
+            return Err(self.refuse(e, purpose, VaultError::Forbidden(why)).await);
         }
         let n = fields::normalise(
             field,
@@ -445,8 +429,7 @@ impl Vault {
             .store
             .find_by_digest(collection, field, &digest)
             .await?;
-        self.views(p, caller, purpose, Action::RecordSearch, &recs)
-            .await
+        self.views(p, purpose, Action::RecordSearch, &recs).await
     }
 
     /// Every record of one subject, as the caller may see it for a purpose.
@@ -459,14 +442,12 @@ impl Vault {
         subject: SubjectId,
         purpose: Option<&str>,
     ) -> Result<Vec<RecordView>, VaultError> {
-        let caller = self.caller(p)?;
-        let purpose = self.purpose_for(p, caller, purpose, None).await?;
+        let purpose = self.authorize_read(p, purpose, None, Some(subject)).await?;
         let recs = self.store.subject_records(subject).await?;
         if recs.is_empty() && self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
         }
-        self.views(p, caller, purpose, Action::RecordRead, &recs)
-            .await
+        self.views(p, purpose, Action::RecordRead, &recs).await
     }
 
     /// Changes some fields of a record; `null` removes an optional field. Retried when a
@@ -481,7 +462,7 @@ impl Vault {
         id: RecordId,
         body: &Map<String, Value>,
     ) -> Result<(), VaultError> {
-        self.require_write(p)?;
+        self.authorize(p, &Act::WriteRecords)?;
         let coll = self.collection(collection)?;
         if body.is_empty() {
             return Err(VaultError::bad_request(
@@ -536,7 +517,7 @@ impl Vault {
         collection: &str,
         id: RecordId,
     ) -> Result<(), VaultError> {
-        self.require_write(p)?;
+        self.authorize(p, &Act::WriteRecords)?;
         self.collection(collection)?;
         let rec = self
             .store

@@ -3,17 +3,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use custos_core::audit::{Action, AuditEntry, Outcome, format_time_ms};
+use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::consent::SubjectState;
 use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::OnExpiry;
 use custos_core::retention::{Facts, collection_purposes, due};
+use custos_core::time::format_time_ms;
 use custos_store::{
     CopyRow, HoldRow, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, StoreError,
     Table,
 };
 use serde::Serialize;
+
+use custos_core::principal::{Act, Job};
 
 use crate::{Principal, Vault, VaultError};
 
@@ -95,15 +98,6 @@ enum Removal {
 }
 
 impl Vault {
-    fn require_admin_for(&self, p: &Principal, what: &str) -> Result<(), VaultError> {
-        match self.caller(p)? {
-            custos_core::access::Caller::Admin => Ok(()),
-            custos_core::access::Caller::Role(_) => {
-                Err(VaultError::Forbidden(format!("only admin may {what}")))
-            }
-        }
-    }
-
     /// Applies retention at the vault's clock: every record, and every field of it, whose rule
     /// makes it due is deleted (with its blind-index entries), each deletion its own audit
     /// entry, unless a legal hold stands on the record. With `dry_run`, only counts.
@@ -115,7 +109,7 @@ impl Vault {
         p: &Principal,
         dry_run: bool,
     ) -> Result<RetentionReport, VaultError> {
-        self.require_admin_for(p, "run retention")?;
+        self.authorize(p, &Act::RunRetention)?;
         let now = self.now_ms();
         let holds: HashMap<RecordId, HoldRow> = self
             .store
@@ -272,10 +266,7 @@ impl Vault {
     /// Sweeps every `interval`, starting now, for as long as the server runs. Several servers
     /// may sweep at once: a record deleted or changed by one is skipped by the others.
     pub async fn run_retention(self: std::sync::Arc<Self>, interval: std::time::Duration) {
-        let sweeper = Principal {
-            actor: "retention".into(),
-            role: custos_core::inventory::ADMIN_ROLE.into(),
-        };
+        let sweeper = Principal::System(Job::Retention);
         loop {
             match self.retention(&sweeper, false).await {
                 Ok(r) => {
@@ -334,7 +325,7 @@ impl Vault {
             Removal::Fields(f) => f,
             Removal::Anonymise(why) => return self.anonymise(p, record, &why, now).await,
             Removal::Record(why) => {
-                let mut e = AuditEntry::new(&p.actor, Action::RetentionDelete, Outcome::Ok);
+                let mut e = AuditEntry::new(p.actor(), Action::RetentionDelete, Outcome::Ok);
                 e.collection = Some(record.collection.clone());
                 e.record_id = Some(record.id);
                 e.subject_id = Some(record.subject_id);
@@ -359,7 +350,7 @@ impl Vault {
         for n in &names {
             kept.fields.remove(n);
         }
-        let mut e = AuditEntry::new(&p.actor, Action::RetentionErase, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::RetentionErase, Outcome::Ok);
         e.collection = Some(record.collection.clone());
         e.record_id = Some(record.id);
         e.subject_id = Some(record.subject_id);
@@ -429,7 +420,7 @@ impl Vault {
             let n = custos_core::fields::normalise(name, decl, &value, self.context())?;
             kept.insert(name.clone(), Some(n));
         }
-        let mut e = AuditEntry::new(&p.actor, Action::RetentionAnonymise, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::RetentionAnonymise, Outcome::Ok);
         e.collection = Some(record.collection.clone());
         e.record_id = Some(record.id);
         e.subject_id = Some(record.subject_id);
@@ -498,7 +489,7 @@ impl Vault {
         id: RecordId,
         reason: &str,
     ) -> Result<HoldView, VaultError> {
-        self.require_admin_for(p, "place legal holds")?;
+        self.authorize(p, &Act::ManageHolds)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(VaultError::invalid(
@@ -524,10 +515,10 @@ impl Vault {
             collection: collection.to_owned(),
             subject_id: rec.record.subject_id,
             reason: reason.to_owned(),
-            placed_by: p.actor.clone(),
+            placed_by: p.actor(),
             placed_ms: self.now_ms(),
         };
-        let mut e = AuditEntry::new(&p.actor, Action::LegalHoldPlace, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::LegalHoldPlace, Outcome::Ok);
         e.collection = Some(collection.to_owned());
         e.record_id = Some(id);
         e.subject_id = Some(hold.subject_id);
@@ -556,13 +547,13 @@ impl Vault {
         collection: &str,
         id: RecordId,
     ) -> Result<(), VaultError> {
-        self.require_admin_for(p, "release legal holds")?;
+        self.authorize(p, &Act::ManageHolds)?;
         let hold = self
             .hold(id)
             .await?
             .filter(|h| h.collection == collection)
             .ok_or(VaultError::NotFound("legal hold"))?;
-        let mut e = AuditEntry::new(&p.actor, Action::LegalHoldRelease, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), Action::LegalHoldRelease, Outcome::Ok);
         e.collection = Some(collection.to_owned());
         e.record_id = Some(id);
         e.subject_id = Some(hold.subject_id);

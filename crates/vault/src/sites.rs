@@ -13,6 +13,8 @@ use custos_core::inventory::Site;
 use serde::Serialize;
 
 use crate::consent::NewChoice;
+use custos_core::principal::Act;
+
 use crate::{Principal, Vault, VaultError};
 
 /// How long a subject token is accepted.
@@ -122,7 +124,7 @@ impl Vault {
         site: &str,
         subject: SubjectId,
     ) -> Result<SiteToken, VaultError> {
-        self.require_write(p)?;
+        self.authorize(p, &Act::MintSiteToken)?;
         let site_key = self.site_key(site)?;
         if self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
@@ -134,7 +136,7 @@ impl Vault {
                 self.token_mac(site, subject, expires)
             ),
             site_key,
-            expires: custos_core::audit::format_time_ms(expires),
+            expires: custos_core::time::format_time_ms(expires),
         })
     }
 

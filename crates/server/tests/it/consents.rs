@@ -133,7 +133,7 @@ async fn grant_read_withdraw_and_the_read_is_withheld_and_audited() {
     t.vault.sequence_audit().await.unwrap();
     let trail = t
         .vault
-        .audit_trail(&custos_vault::Principal::cli(), subject.parse().unwrap())
+        .audit_trail(&custos_vault::Principal::Cli, subject.parse().unwrap())
         .await
         .unwrap();
     let recorded: Vec<_> = trail

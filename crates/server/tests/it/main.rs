@@ -74,7 +74,7 @@ pub(crate) async fn spawn_with_inventory(
     let key = |name: &'static str, role: &'static str| {
         let v = Arc::clone(&vault);
         async move {
-            v.create_api_key(&Principal::cli(), name, role)
+            v.create_api_key(&Principal::Cli, name, role)
                 .await
                 .unwrap()
                 .secret

@@ -49,7 +49,7 @@ async fn every_v1_endpoint_refuses_a_missing_wrong_or_revoked_key() {
         ),
     ];
     t.vault
-        .revoke_api_key(&custos_vault::Principal::cli(), "billing")
+        .revoke_api_key(&custos_vault::Principal::Cli, "billing")
         .await
         .unwrap();
     let wrong = format!("custos_{}", "0".repeat(64));
@@ -182,7 +182,7 @@ async fn refused_reads_are_audited() {
     let head = t.vault.audit_head().await.unwrap();
     let last = t
         .vault
-        .audit_proof(&custos_vault::Principal::cli(), head.size - 1)
+        .audit_proof(&custos_vault::Principal::Cli, head.size - 1)
         .await
         .unwrap();
     let entry: serde_json::Value = serde_json::from_str(&last.entry).unwrap();
@@ -203,7 +203,7 @@ async fn refused_reads_are_audited() {
     let head = t.vault.audit_head().await.unwrap();
     let last = t
         .vault
-        .audit_proof(&custos_vault::Principal::cli(), head.size - 1)
+        .audit_proof(&custos_vault::Principal::Cli, head.size - 1)
         .await
         .unwrap();
     let entry: serde_json::Value = serde_json::from_str(&last.entry).unwrap();

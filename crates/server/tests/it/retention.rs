@@ -26,7 +26,7 @@ impl TestApp {
 async fn the_sweep_erases_expired_fields_then_records_and_a_hold_stops_it() {
     let clock = ManualClock::at(JAN_2026);
     let t = spawn_with_clock(clock.clone()).await;
-    let cli = Principal::cli();
+    let cli = Principal::Cli;
     // Notes are kept 2 years; a customer record 3 years after the customer's last activity.
     let (a, a_subject) = t
         .create(json!({"email": "a@example.com", "name": "A", "notes": "called about an order"}))
@@ -146,7 +146,12 @@ async fn the_sweep_erases_expired_fields_then_records_and_a_hold_stops_it() {
 
     // Every act is in the log, and the log verifies.
     t.vault.sequence_audit().await.unwrap();
-    let report = t.vault.verify_audit().await.unwrap().unwrap();
+    let report = t
+        .vault
+        .verify_audit(&Principal::Cli)
+        .await
+        .unwrap()
+        .unwrap();
     let mut actions = Vec::new();
     for i in 0..report.size {
         let p = t.vault.audit_proof(&cli, i).await.unwrap();
@@ -221,10 +226,7 @@ async fn legal_holds_need_a_reason_a_record_and_the_admin() {
         .await;
     assert_error(&r, StatusCode::CONFLICT, "conflict", None);
     // Only the admin may run retention.
-    let p = Principal {
-        actor: "apikey:support".into(),
-        role: "support_agent".into(),
-    };
+    let p = Principal::api_key("support", "support_agent");
     assert!(matches!(
         t.vault.retention(&p, true).await,
         Err(custos_vault::VaultError::Forbidden(_))
@@ -252,7 +254,7 @@ async fn an_anonymising_collection_keeps_only_what_identifies_no_one_in_a_record
         )
     })
     .await;
-    let cli = Principal::cli();
+    let cli = Principal::Cli;
     let (id, subject) = t
         .create(json!({"email": "anon@example.com", "name": "Anon", "country": "FR", "vip": true}))
         .await;
@@ -293,7 +295,7 @@ async fn an_anonymising_collection_keeps_only_what_identifies_no_one_in_a_record
     assert_eq!(again.collections["customers"].anonymised, 0);
     assert_eq!(t.count().await, 1);
     t.vault.sequence_audit().await.unwrap();
-    assert!(t.vault.verify_audit().await.unwrap().is_ok());
+    assert!(t.vault.verify_audit(&Principal::Cli).await.unwrap().is_ok());
     let trail = t
         .vault
         .audit_trail(&cli, subject.parse().unwrap())

@@ -1,0 +1,401 @@
+//! Who is calling, and what each caller may do: [`Principal`], the [`Act`]s of the vault, and
+//! [`authorize`], the one place that says yes or no to an act. The vault calls it at the top
+//! of every use case and checks permissions nowhere else; which *fields* a permitted read
+//! returns is then [`crate::access::decide`]'s to say.
+
+use std::fmt;
+
+use crate::ids::SubjectId;
+use crate::inventory::{ADMIN_ROLE, Inventory, Purpose, Role};
+
+/// A background job of the vault, acting as the vault itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Job {
+    /// The retention sweep run by `custos serve`.
+    Retention,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principal {
+    /// An application's API key, holding one role (`admin` or a role of the inventory).
+    ApiKey {
+        /// The key's name.
+        name: String,
+        /// The role it holds.
+        role: String,
+    },
+    /// A customer signed in to the portal: acts on their own subject only.
+    Customer {
+        /// The subject they proved to be.
+        subject: SubjectId,
+    },
+    /// A member of staff signed in to the console, holding a role of the inventory.
+    Operator {
+        /// The operator's id.
+        id: String,
+        /// The role they hold.
+        role: String,
+    },
+    /// The person running `custos` on the vault's own machine: they hold the root key file,
+    /// so they hold every right an administrator has.
+    Cli,
+    /// The vault itself, running a background job.
+    System(Job),
+}
+
+impl Principal {
+    /// The principal of an API key.
+    pub fn api_key(name: impl Into<String>, role: impl Into<String>) -> Self {
+        Principal::ApiKey {
+            name: name.into(),
+            role: role.into(),
+        }
+    }
+
+    /// Who, as written in audit entries: `apikey:NAME`, `customer:SUBJECT`, `operator:ID`,
+    /// `cli`, or the job's name (`retention`).
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::ApiKey { name, .. } => format!("apikey:{name}"),
+            Principal::Customer { subject } => format!("customer:{subject}"),
+            Principal::Operator { id, .. } => format!("operator:{id}"),
+            Principal::Cli => "cli".to_owned(),
+            Principal::System(Job::Retention) => "retention".to_owned(),
+        }
+    }
+
+    /// The role held, for a caller that holds one.
+    pub fn role(&self) -> Option<&str> {
+        match self {
+            Principal::ApiKey { role, .. } | Principal::Operator { role, .. } => Some(role),
+            Principal::Customer { .. } | Principal::Cli | Principal::System(_) => None,
+        }
+    }
+}
+
+/// What a caller asks to do.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Act<'a> {
+    /// Create, change or delete records.
+    WriteRecords,
+    /// Read personal data for a purpose; which fields are returned is then decided field by
+    /// field by [`crate::access::decide`].
+    Read {
+        /// The purpose named.
+        purpose: &'a Purpose,
+        /// The subject read, when one is named before the read.
+        subject: Option<SubjectId>,
+    },
+    /// Record a choice in a subject's consent ledger.
+    RecordChoice {
+        /// Whose.
+        subject: SubjectId,
+    },
+    /// Read a subject's consent ledger, or a receipt of one of its events.
+    ReadLedger {
+        /// Whose, when known before the read.
+        subject: Option<SubjectId>,
+    },
+    /// Mint a token with which a website records a subject's choices.
+    MintSiteToken,
+    /// Read audit entries: a subject's trail or an entry's inclusion proof.
+    ReadAudit,
+    /// Run or report on retention.
+    RunRetention,
+    /// Place or release legal holds.
+    ManageHolds,
+    /// Create, list or revoke API keys.
+    ManageApiKeys,
+}
+
+impl Act<'_> {
+    /// The act in words, for refusals: "only admin may {this}".
+    fn describe(&self) -> &'static str {
+        match self {
+            Act::WriteRecords => "write records",
+            Act::Read { .. } => "read personal data",
+            Act::RecordChoice { .. } => "record choices in the consent ledger",
+            Act::ReadLedger { .. } => "read the consent ledger",
+            Act::MintSiteToken => "mint site tokens",
+            Act::ReadAudit => "read audit entries",
+            Act::RunRetention => "run retention",
+            Act::ManageHolds => "place or release legal holds",
+            Act::ManageApiKeys => "manage API keys",
+        }
+    }
+
+    /// The subject the act is about, when it names one.
+    fn subject(&self) -> Option<SubjectId> {
+        match self {
+            Act::Read { subject, .. } | Act::ReadLedger { subject } => *subject,
+            Act::RecordChoice { subject } => Some(*subject),
+            _ => None,
+        }
+    }
+}
+
+/// Why an act was refused: a sentence for the caller, naming their role and the act, never a
+/// personal value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(String);
+
+impl Refusal {
+    /// The sentence.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What an administrator may do: everything.
+enum Holder<'a> {
+    Admin,
+    Role(&'a Role),
+}
+
+fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusal> {
+    if role == ADMIN_ROLE {
+        return Ok(Holder::Admin);
+    }
+    inventory.role(role).map(Holder::Role).ok_or_else(|| {
+        Refusal(format!(
+            "role {role:?} is no longer declared in the inventory"
+        ))
+    })
+}
+
+/// Says whether `principal` may do `act` under `inventory`'s roles. Pure: the same question
+/// always gets the same answer.
+///
+/// - The administrator role, and the person at the vault's own command line, may do anything.
+/// - A role of the inventory reads for its own purposes; with `may_write` it also writes
+///   records, records and reads consent choices and mints site tokens. Reading the audit
+///   trail, retention, legal holds and API keys are the administrator's.
+/// - A signed-in customer records and reads their own consent choices, and nothing else yet.
+/// - A background job does its own job only.
+///
+/// # Errors
+/// A [`Refusal`] saying who may not do what.
+pub fn authorize(
+    principal: &Principal,
+    act: &Act<'_>,
+    inventory: &Inventory,
+) -> Result<(), Refusal> {
+    match principal {
+        Principal::Cli => Ok(()),
+        Principal::ApiKey { role, .. } | Principal::Operator { role, .. } => {
+            match holder(role, inventory)? {
+                Holder::Admin => Ok(()),
+                Holder::Role(r) => role_may(r, act),
+            }
+        }
+        Principal::Customer { subject } => match act {
+            Act::RecordChoice { .. } | Act::ReadLedger { .. }
+                if act.subject() == Some(*subject) =>
+            {
+                Ok(())
+            }
+            _ if act.subject().is_some_and(|s| s != *subject) => Err(Refusal(
+                "a customer may act on their own data only".to_owned(),
+            )),
+            _ => Err(Refusal(format!(
+                "a customer may not {} here",
+                act.describe()
+            ))),
+        },
+        Principal::System(job) => match (job, act) {
+            (Job::Retention, Act::RunRetention) => Ok(()),
+            (Job::Retention, _) => Err(Refusal(format!(
+                "the retention sweep may not {}",
+                act.describe()
+            ))),
+        },
+    }
+}
+
+fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
+    match act {
+        Act::Read { purpose, .. } => {
+            if r.purposes.contains(&purpose.id) {
+                Ok(())
+            } else {
+                Err(Refusal(format!(
+                    "role {:?} may not use purpose {:?}",
+                    r.id, purpose.id
+                )))
+            }
+        }
+        Act::WriteRecords
+        | Act::RecordChoice { .. }
+        | Act::ReadLedger { .. }
+        | Act::MintSiteToken => {
+            if r.may_write {
+                Ok(())
+            } else {
+                Err(Refusal(format!("role {:?} may not write records", r.id)))
+            }
+        }
+        Act::ReadAudit | Act::RunRetention | Act::ManageHolds | Act::ManageApiKeys => {
+            Err(Refusal(format!("only admin may {}", act.describe())))
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.actor())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::EXAMPLE;
+
+    fn inv() -> Inventory {
+        Inventory::from_toml(EXAMPLE).unwrap()
+    }
+
+    /// Every act, with a fixed subject where the act names one.
+    fn acts<'a>(inv: &'a Inventory, subject: SubjectId) -> Vec<(&'static str, Act<'a>)> {
+        let mut acts = vec![
+            ("write", Act::WriteRecords),
+            ("choice", Act::RecordChoice { subject }),
+            (
+                "ledger",
+                Act::ReadLedger {
+                    subject: Some(subject),
+                },
+            ),
+            ("site_token", Act::MintSiteToken),
+            ("audit", Act::ReadAudit),
+            ("retention", Act::RunRetention),
+            ("holds", Act::ManageHolds),
+            ("apikeys", Act::ManageApiKeys),
+        ];
+        for p in &inv.purposes {
+            let name: &'static str = Box::leak(format!("read:{}", p.id).into_boxed_str());
+            acts.push((
+                name,
+                Act::Read {
+                    purpose: p,
+                    subject: Some(subject),
+                },
+            ));
+        }
+        acts
+    }
+
+    fn allowed(p: &Principal, inv: &Inventory, subject: SubjectId) -> Vec<&'static str> {
+        acts(inv, subject)
+            .into_iter()
+            .filter(|(_, a)| authorize(p, a, inv).is_ok())
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn check(p: Principal, expect: &[&str]) {
+        let inv = inv();
+        let s = SubjectId::random();
+        assert_eq!(allowed(&p, &inv, s), expect, "{p}");
+    }
+
+    #[test]
+    fn what_each_caller_may_do_in_the_example() {
+        let everything = [
+            "write",
+            "choice",
+            "ledger",
+            "site_token",
+            "audit",
+            "retention",
+            "holds",
+            "apikeys",
+            "read:billing",
+            "read:support",
+            "read:marketing",
+            "read:analytics",
+            "read:advertising",
+        ];
+        check(Principal::Cli, &everything);
+        check(Principal::api_key("root", "admin"), &everything);
+        check(
+            Principal::api_key("helpdesk", "support_agent"),
+            &["read:support"],
+        );
+        check(
+            Principal::api_key("billing", "billing_service"),
+            &["read:billing"],
+        );
+        check(Principal::api_key("m", "marketer"), &["read:marketing"]);
+        check(
+            Principal::Operator {
+                id: "op".into(),
+                role: "support_agent".into(),
+            },
+            &["read:support"],
+        );
+        check(Principal::System(Job::Retention), &["retention"]);
+    }
+
+    #[test]
+    fn a_customer_acts_on_their_own_subject_only() {
+        let inv = inv();
+        let me = SubjectId::random();
+        let other = SubjectId::random();
+        let p = Principal::Customer { subject: me };
+        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger"]);
+        assert!(allowed(&p, &inv, other).is_empty());
+        let e = authorize(&p, &Act::RecordChoice { subject: other }, &inv).unwrap_err();
+        assert_eq!(e.message(), "a customer may act on their own data only");
+        // Without a subject named up front, a customer is refused: nothing can be checked.
+        assert!(authorize(&p, &Act::ReadLedger { subject: None }, &inv).is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_role_and_the_act() {
+        let inv = inv();
+        let billing = inv.purpose("billing").unwrap();
+        let agent = Principal::api_key("helpdesk", "support_agent");
+        for (act, says) in [
+            (
+                Act::Read {
+                    purpose: billing,
+                    subject: None,
+                },
+                "role \"support_agent\" may not use purpose \"billing\"",
+            ),
+            (
+                Act::WriteRecords,
+                "role \"support_agent\" may not write records",
+            ),
+            (Act::ReadAudit, "only admin may read audit entries"),
+            (Act::RunRetention, "only admin may run retention"),
+        ] {
+            assert_eq!(authorize(&agent, &act, &inv).unwrap_err().message(), says);
+        }
+        let gone = Principal::api_key("old", "intern");
+        assert_eq!(
+            authorize(&gone, &Act::WriteRecords, &inv)
+                .unwrap_err()
+                .message(),
+            "role \"intern\" is no longer declared in the inventory"
+        );
+    }
+
+    #[test]
+    fn actors_as_audit_entries_write_them() {
+        let s = SubjectId::random();
+        assert_eq!(Principal::api_key("app", "admin").actor(), "apikey:app");
+        assert_eq!(Principal::Cli.actor(), "cli");
+        assert_eq!(Principal::System(Job::Retention).actor(), "retention");
+        assert_eq!(
+            Principal::Customer { subject: s }.actor(),
+            format!("customer:{s}")
+        );
+    }
+}
