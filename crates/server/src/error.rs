@@ -2,7 +2,6 @@
 //! at fault, and an exhaustive mapping to HTTP status.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custos_vault::VaultError;
@@ -133,44 +132,6 @@ impl From<VaultError> for ApiError {
             message,
             field,
         }
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                "the body could not be read",
-            )
-        }
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(_: PathRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "the path could not be read",
-        )
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(_: QueryRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "the query string could not be read",
-        )
     }
 }
 

@@ -4,14 +4,12 @@
 //! Handlers parse, call one vault method, and serialise. No SQL, no crypto and no policy
 //! lives here.
 
-mod api;
-mod auth;
-mod consents;
 mod error;
-mod holds;
+mod extract;
 mod metrics;
-mod notice;
-mod public;
+mod router;
+mod routes;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,28 +21,16 @@ use custos_vault::Vault;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use metrics::Metrics;
-
-/// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How long one request may take before it is answered with 503.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The vault.
-    pub vault: Arc<Vault>,
-    /// Request counters.
-    pub metrics: Arc<Metrics>,
-}
+pub use extract::MAX_BODY_BYTES;
+pub use metrics::{Metrics, REQUEST_TIMEOUT};
+pub use state::AppState;
 
 /// The whole application as a router, ready for `axum::serve` or for `oneshot` in tests.
 pub fn app(state: AppState) -> Router {
-    let (router, _) = api::router().split_for_parts();
+    let (router, _) = router::router().split_for_parts();
     router
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Arc::clone(&state.metrics),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -53,7 +39,7 @@ pub fn app(state: AppState) -> Router {
 
 /// The OpenAPI 3.1 document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::router().split_for_parts().1
+    router::openapi()
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, running the audit sequencer

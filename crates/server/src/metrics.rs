@@ -1,18 +1,19 @@
-//! Request metrics in the Prometheus text format, and one log line per request. Labels and
-//! log fields are the route template, method and status: never a path value or a query
+//! Request metrics in the Prometheus text format, one log line per request, and the time limit
+//! every request runs under. Labels and log fields are the route template, method and status: never a path value or a query
 //! string, which could carry an id or a personal value.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use axum::response::IntoResponse;
+use crate::error::ApiError;
 
-use crate::{ApiError, AppState};
+/// How long one request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request series: method, route template, status.
 type Series = (String, String, u16);
@@ -61,15 +62,19 @@ impl Metrics {
 }
 
 /// Counts and logs every request by its route template, and answers 503 in the usual error
-/// shape when one takes longer than [`crate::REQUEST_TIMEOUT`].
-pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// shape when one takes longer than [`REQUEST_TIMEOUT`].
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let resp = match tokio::time::timeout(crate::REQUEST_TIMEOUT, next.run(req)).await {
+    let resp = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -80,7 +85,7 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
-    state.metrics.record(&method, &route, status, elapsed);
+    metrics.record(&method, &route, status, elapsed);
     tracing::debug!(target: "custos::http", %method, %route, status, ms = elapsed * 1e3, "request");
     resp
 }

@@ -9,8 +9,17 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use custos_core::notice::Notice;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::state::AppState;
+
+/// The privacy notice as JSON (in the OpenAPI document) and as `/privacy` (not in it).
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(privacy_notice))
+        .route("/privacy", axum::routing::get(privacy_page))
+}
 
 /// The privacy notice, generated from the inventory: who the controller is, what is collected
 /// for which purpose on which legal basis, how long it is kept, who receives it where, and the
@@ -22,12 +31,12 @@ use crate::AppState;
     responses((status = 200, description = "The notice as JSON", body = Object)),
     tag = "privacy"
 )]
-pub(crate) async fn privacy_notice(State(s): State<AppState>) -> Json<Value> {
+async fn privacy_notice(State(s): State<AppState>) -> Json<Value> {
     Json(serde_json::to_value(s.vault.notice()).unwrap_or(Value::Null))
 }
 
 /// The privacy notice as a readable HTML page.
-pub(crate) async fn privacy_page(State(s): State<AppState>) -> Response {
+async fn privacy_page(State(s): State<AppState>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -7,16 +7,22 @@ use axum::response::{IntoResponse, Response};
 use custos_vault::HoldView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{Expected, JsonBody, PathParts, record_id};
-use crate::auth::Auth;
-use crate::error::ErrorBody;
-use crate::{ApiError, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, Expected, JsonBody, PathParts, record_id};
+use crate::state::AppState;
+
+/// The legal-hold routes, with their OpenAPI descriptions.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(place_hold, release_hold))
+}
 
 /// Why a record is held.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HoldBody {
+struct HoldBody {
     /// The case, claim or request the record is kept for.
     reason: String,
 }
@@ -29,7 +35,7 @@ impl Expected for HoldBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub(crate) struct Hold(HoldView);
+struct Hold(HoldView);
 
 /// Place a legal hold on a record (admin): retention leaves it, and it cannot be deleted,
 /// until the hold is released. Audited with its reason.
@@ -49,7 +55,7 @@ pub(crate) struct Hold(HoldView);
     ),
     tag = "retention"
 )]
-pub(crate) async fn place_hold(
+async fn place_hold(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts((collection, id)): PathParts<(String, String)>,
@@ -77,7 +83,7 @@ pub(crate) async fn place_hold(
     ),
     tag = "retention"
 )]
-pub(crate) async fn release_hold(
+async fn release_hold(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts((collection, id)): PathParts<(String, String)>,

@@ -10,16 +10,24 @@ use custos_core::receipt::Receipt;
 use custos_vault::{LedgerView, NewChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{Expected, JsonBody, PathParts, subject_id};
-use crate::auth::Auth;
-use crate::error::ErrorBody;
-use crate::{ApiError, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, Expected, JsonBody, PathParts, subject_id};
+use crate::state::AppState;
+
+/// The consent routes, with their OpenAPI descriptions.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_consent, consents))
+        .routes(routes!(receipt))
+}
 
 /// What shows the choice was made.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct EvidenceBody {
+struct EvidenceBody {
     /// The page, form or campaign the choice was collected on.
     collection_point: Option<String>,
     /// The customer's browser user agent.
@@ -31,7 +39,7 @@ pub(crate) struct EvidenceBody {
 /// A choice to record.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ConsentBody {
+struct ConsentBody {
     /// `grant`, `withdraw`, `object`, `withdraw_objection`, `restrict` or `lift_restriction`.
     choice: String,
     /// The purpose it is about; none for `restrict` and `lift_restriction`.
@@ -118,13 +126,13 @@ impl ConsentBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub(crate) struct Event(ConsentEvent);
+struct Event(ConsentEvent);
 
 /// A subject's consent ledger: each declared purpose's state now, and every event, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub(crate) struct Ledger(LedgerView);
+struct Ledger(LedgerView);
 
 /// Record a subject's choice: grant or withdraw consent, object or withdraw an objection, or
 /// restrict processing or lift the restriction.
@@ -146,7 +154,7 @@ pub(crate) struct Ledger(LedgerView);
     ),
     tag = "consent"
 )]
-pub(crate) async fn record_consent(
+async fn record_consent(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts(id): PathParts<String>,
@@ -179,7 +187,7 @@ pub(crate) async fn record_consent(
     ),
     tag = "consent"
 )]
-pub(crate) async fn consents(
+async fn consents(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts(id): PathParts<String>,
@@ -190,7 +198,7 @@ pub(crate) async fn consents(
 
 /// A signed consent receipt.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ReceiptBody {
+struct ReceiptBody {
     /// The receipt: ISO/IEC TS 27560-shaped fields, the event, and the audit inclusion proof of
     /// its entry against a signed tree head.
     #[schema(value_type = Object)]
@@ -219,7 +227,7 @@ pub(crate) struct ReceiptBody {
     ),
     tag = "consent"
 )]
-pub(crate) async fn receipt(
+async fn receipt(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts(id): PathParts<String>,

@@ -11,19 +11,33 @@ use axum::response::{IntoResponse, Response};
 use custos_vault::{PublicChoice, PublicOutcome, SiteToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{PathParts, QueryParams, subject_id};
-use crate::auth::Auth;
-use crate::error::ErrorBody;
-use crate::{ApiError, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, PathParts, QueryParams, subject_id};
+use crate::state::AppState;
 
 /// The largest body the public endpoint reads.
 const PUBLIC_BODY_BYTES: usize = 16 * 1024;
 
+/// The routes websites call, and the site-token route their backends call. The preflight and
+/// the GPC resource are not in the OpenAPI document.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(site_token))
+        .routes(routes!(public_consent))
+        .route(
+            "/v1/public/consents",
+            axum::routing::options(public_preflight),
+        )
+        .route("/.well-known/gpc.json", axum::routing::get(gpc_json))
+}
+
 /// A choice sent by a site's page.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PublicBody {
+struct PublicBody {
     /// The site's publishable key.
     site_key: String,
     /// The token the site's backend was given for this customer.
@@ -40,13 +54,13 @@ pub(crate) struct PublicBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub(crate) struct Outcome(PublicOutcome);
+struct Outcome(PublicOutcome);
 
 /// A subject token for a site.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub(crate) struct Token(SiteToken);
+struct Token(SiteToken);
 
 fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -69,7 +83,7 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> 
     ),
     tag = "consent"
 )]
-pub(crate) async fn public_consent(State(s): State<AppState>, req: Request) -> Response {
+async fn public_consent(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let origin = header_str(&parts.headers, header::ORIGIN);
     let cors = origin.clone().filter(|o| s.vault.allowed_origin(o));
@@ -125,7 +139,7 @@ pub(crate) async fn public_consent(State(s): State<AppState>, req: Request) -> R
 }
 
 /// The CORS preflight of the public endpoint: allowed only for the sites' declared origins.
-pub(crate) async fn public_preflight(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn public_preflight(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let Some(origin) = header_str(&headers, header::ORIGIN).filter(|o| s.vault.allowed_origin(o))
     else {
         return (
@@ -171,7 +185,7 @@ pub(crate) async fn public_preflight(State(s): State<AppState>, headers: HeaderM
     ),
     tag = "consent"
 )]
-pub(crate) async fn site_token(
+async fn site_token(
     State(s): State<AppState>,
     Auth(p): Auth,
     PathParts(id): PathParts<String>,
@@ -187,7 +201,7 @@ pub(crate) async fn site_token(
 
 /// The Global Privacy Control support resource (GPC specification, section 3.5): this service
 /// honours the signal.
-pub(crate) async fn gpc_json() -> Response {
+async fn gpc_json() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         "{\"gpc\": true}\n",

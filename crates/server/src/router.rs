@@ -1,0 +1,68 @@
+//! The whole API as one router: the OpenAPI document's frame and its bearer security scheme,
+//! every resource's routes, `/openapi.json`, and the answer for a path that matches none.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::routes::{audit, consents, holds, notice, public, records, system};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Custos", description = "Customer-data protection: a privacy vault with purpose-bound access and a verifiable audit log."),
+    modifiers(&BearerAuth),
+    security(("api_key" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("custos_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the API, each resource's registered with its OpenAPI description.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(records::routes())
+        .merge(consents::routes())
+        .merge(holds::routes())
+        .merge(public::routes())
+        .merge(notice::routes())
+        .merge(audit::routes())
+        .merge(system::routes())
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .fallback(not_found)
+}
+
+/// The OpenAPI 3.1 document of [`router`].
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    router().split_for_parts().1
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi().to_pretty_json().unwrap_or_default(),
+    )
+        .into_response()
+}
