@@ -1,18 +1,99 @@
 //! One error type for every response: a stable machine code, a message for people, the field
-//! at fault, and an exhaustive mapping to HTTP status.
+//! at fault, and an exhaustive mapping from code to HTTP status.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custos_vault::VaultError;
+use custos_vault::{InvalidKind, VaultError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// Every machine code the API answers with. Each says its HTTP status; no two codes share a
+/// meaning, and a code is never spelled outside [`ErrorCode::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    /// No API key, or one that is unknown or revoked.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// No such thing, or no such endpoint.
+    NotFound,
+    /// A parameter, path or body that is missing or cannot be read.
+    MalformedRequest,
+    /// A body that is not JSON, or not of the expected shape.
+    MalformedJson,
+    /// A body that is not sent as JSON.
+    UnsupportedMediaType,
+    /// A body larger than the endpoint reads.
+    PayloadTooLarge,
+    /// The collection named is not declared.
+    UnknownCollection,
+    /// The purpose named is not declared.
+    UnknownPurpose,
+    /// A field named is not declared for the collection.
+    UndeclaredField,
+    /// The subject named does not exist.
+    UnknownSubject,
+    /// A value breaks a rule of its field or parameter.
+    InvalidField,
+    /// A conflicting change, or a name already taken.
+    Conflict,
+    /// Storage is unreachable for now.
+    Unavailable,
+    /// The request took longer than it may.
+    Timeout,
+    /// Anything else; the body says nothing more.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it is sent.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MalformedRequest => "malformed_request",
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnknownCollection => "unknown_collection",
+            ErrorCode::UnknownPurpose => "unknown_purpose",
+            ErrorCode::UndeclaredField => "undeclared_field",
+            ErrorCode::UnknownSubject => "unknown_subject",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status answered with the code.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MalformedRequest | ErrorCode::MalformedJson => StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnknownCollection
+            | ErrorCode::UnknownPurpose
+            | ErrorCode::UndeclaredField
+            | ErrorCode::UnknownSubject
+            | ErrorCode::InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     field: Option<String>,
 }
@@ -36,25 +117,34 @@ pub(crate) struct ErrorDetail {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An answer with `code` (which says the status) and no field named.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: None,
         }
     }
 
+    /// `malformed_request`, naming the parameter at fault.
     pub(crate) fn bad_request(field: &str, message: impl Into<String>) -> Self {
         Self {
             field: Some(field.into()),
-            ..Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+            ..Self::new(ErrorCode::MalformedRequest, message)
+        }
+    }
+
+    /// `invalid_field`, naming the field and the rule its value breaks.
+    pub(crate) fn invalid_field(field: &str, rule: &str, message: &str) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(ErrorCode::InvalidField, with_rule(message, rule))
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     /// Reads a JSON body, with errors that say where the body is wrong but never quote it.
@@ -69,89 +159,189 @@ impl ApiError {
             }
             _ => format!("the body is not valid JSON (at {at})"),
         };
-        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+        Self::new(ErrorCode::MalformedJson, message)
     }
+}
+
+/// A refusal's message, naming the rule broken.
+fn with_rule(message: &str, rule: &str) -> String {
+    format!("{message} (rule: {rule})")
 }
 
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
-        use StatusCode as S;
-        let (status, code, field, message) = match e {
-            VaultError::Unauthenticated => (
-                S::UNAUTHORIZED,
-                "unauthenticated",
-                None,
-                "a valid API key is required: Authorization: Bearer KEY".to_owned(),
+        match e {
+            VaultError::Unauthenticated => ApiError::new(
+                ErrorCode::Unauthenticated,
+                "a valid API key is required: Authorization: Bearer KEY",
             ),
-            VaultError::Forbidden(m) => (S::FORBIDDEN, "forbidden", None, m),
+            VaultError::Forbidden(m) => ApiError::new(ErrorCode::Forbidden, m),
             VaultError::NotFound(what) => {
-                (S::NOT_FOUND, "not_found", None, format!("{what} not found"))
+                ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
             }
-            VaultError::BadRequest { field, message } => {
-                (S::BAD_REQUEST, "malformed_request", field, message)
-            }
+            VaultError::BadRequest { field, message } => ApiError {
+                field,
+                ..ApiError::new(ErrorCode::MalformedRequest, message)
+            },
             VaultError::Invalid {
                 field,
+                kind,
                 rule,
                 message,
             } => {
-                let code = match rule.as_str() {
-                    "unknown_collection" => "unknown_collection",
-                    "unknown_purpose" => "unknown_purpose",
-                    "undeclared_field" => "undeclared_field",
-                    "unknown_subject" => "unknown_subject",
-                    _ => "invalid_field",
+                let code = match kind {
+                    InvalidKind::UnknownCollection => ErrorCode::UnknownCollection,
+                    InvalidKind::UnknownPurpose => ErrorCode::UnknownPurpose,
+                    InvalidKind::UndeclaredField => ErrorCode::UndeclaredField,
+                    InvalidKind::UnknownSubject => ErrorCode::UnknownSubject,
+                    InvalidKind::Field => ErrorCode::InvalidField,
                 };
-                let message = format!("{message} (rule: {rule})");
-                (S::UNPROCESSABLE_ENTITY, code, field, message)
+                ApiError {
+                    field,
+                    ..ApiError::new(code, with_rule(&message, &rule))
+                }
             }
-            VaultError::Conflict(m) => (S::CONFLICT, "conflict", None, m),
+            VaultError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             VaultError::Unavailable(m) => {
                 tracing::warn!(error = %m, "storage unavailable");
-                (
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    None,
-                    "the vault's storage is unavailable; try again shortly".to_owned(),
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the vault's storage is unavailable; try again shortly",
                 )
             }
-            other => {
+            e @ (VaultError::Setup(_) | VaultError::Integrity(_) | VaultError::Internal(_)) => {
                 // The detail goes to the log; the body says nothing of internals.
-                tracing::error!(error = %other, "request failed");
-                (
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    None,
-                    "an internal error occurred".to_owned(),
-                )
+                tracing::error!(error = %e, "request failed");
+                ApiError::new(ErrorCode::Internal, "an internal error occurred")
             }
-        };
-        Self {
-            status,
-            code,
-            message,
-            field,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let unauthenticated = self.status == StatusCode::UNAUTHORIZED;
+        let status = self.code.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message,
                 field: self.field,
             },
         };
-        let mut resp = (self.status, Json(body)).into_response();
-        if unauthenticated {
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"custos\""),
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use custos_vault::{InvalidKind, VaultError};
+
+    use super::ApiError;
+
+    fn check(e: VaultError, status: StatusCode, code: &str, message: &str) {
+        let e = ApiError::from(e);
+        assert_eq!(
+            (e.status(), e.code.as_str(), e.message.as_str()),
+            (status, code, message)
+        );
+    }
+
+    fn invalid(kind: InvalidKind, rule: &str) -> VaultError {
+        VaultError::Invalid {
+            field: Some("f".into()),
+            kind,
+            rule: rule.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn every_vault_error_has_its_status_and_code() {
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        let internal = "an internal error occurred";
+        check(
+            VaultError::Unauthenticated,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid API key is required: Authorization: Bearer KEY",
+        );
+        check(
+            VaultError::Forbidden("no".into()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "no",
+        );
+        check(
+            VaultError::NotFound("record"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "record not found",
+        );
+        check(
+            VaultError::BadRequest {
+                field: None,
+                message: "m".into(),
+            },
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "m",
+        );
+        for (kind, rule, code) in [
+            (
+                InvalidKind::UnknownCollection,
+                "unknown_collection",
+                "unknown_collection",
+            ),
+            (
+                InvalidKind::UnknownPurpose,
+                "unknown_purpose",
+                "unknown_purpose",
+            ),
+            (
+                InvalidKind::UndeclaredField,
+                "undeclared_field",
+                "undeclared_field",
+            ),
+            (
+                InvalidKind::UnknownSubject,
+                "unknown_subject",
+                "unknown_subject",
+            ),
+            (InvalidKind::Field, "one_of", "invalid_field"),
+        ] {
+            check(
+                invalid(kind, rule),
+                unprocessable,
+                code,
+                &format!("m (rule: {rule})"),
+            );
+        }
+        check(
+            VaultError::Conflict("taken".into()),
+            StatusCode::CONFLICT,
+            "conflict",
+            "taken",
+        );
+        check(
+            VaultError::Unavailable("db at 10.0.0.7 refused".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the vault's storage is unavailable; try again shortly",
+        );
+        for e in [
+            VaultError::Setup("key file /secret".into()),
+            VaultError::Integrity("row 7".into()),
+            VaultError::Internal("panic at x.rs".into()),
+        ] {
+            check(e, StatusCode::INTERNAL_SERVER_ERROR, "internal", internal);
+        }
     }
 }

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use custos_core::ids::{RecordId, SubjectId};
 use custos_vault::{Principal, VaultError};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The largest request body accepted.
@@ -80,8 +80,7 @@ impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> FromRequest<S> f
             });
         if !is_json {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as Content-Type: application/json",
             ));
         }
@@ -113,35 +112,25 @@ impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("the body is larger than {MAX_BODY_BYTES} bytes"),
             )
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                "the body could not be read",
-            )
+            ApiError::new(ErrorCode::MalformedRequest, "the body could not be read")
         }
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "the path could not be read",
-        )
+        ApiError::new(ErrorCode::MalformedRequest, "the path could not be read")
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(_: QueryRejection) -> Self {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "the query string could not be read",
         )
     }

@@ -10,7 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// How long one request may take before it is answered with 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,12 +76,8 @@ pub(crate) async fn track(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long; try again",
-        )
-        .into_response(),
+        Err(_) => ApiError::new(ErrorCode::Timeout, "the request took too long; try again")
+            .into_response(),
     };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();

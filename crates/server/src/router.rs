@@ -1,13 +1,13 @@
 //! The whole API as one router: the OpenAPI document's frame and its bearer security scheme,
 //! every resource's routes, `/openapi.json`, and the answer for a path that matches none.
 
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::routes::{audit, consents, holds, notice, public, records, system};
 use crate::state::AppState;
 
@@ -56,7 +56,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
 async fn openapi_json() -> Response {

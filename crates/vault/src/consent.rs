@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use custos_core::principal::Act;
 
-use crate::{Principal, Vault, VaultError};
+use crate::{InvalidKind, Principal, Vault, VaultError};
 
 /// The longest evidence string kept (a URL, a user agent, a notice version, a reason).
 const MAX_TEXT: usize = 512;
@@ -130,7 +130,8 @@ impl Vault {
                 let p = self.inventory.purpose(id).ok_or_else(|| {
                     let named = custos_core::fields::echoable(id)
                         .map_or_else(String::new, |n| format!(" {n:?}"));
-                    VaultError::invalid(
+                    VaultError::invalid_as(
+                        InvalidKind::UnknownPurpose,
                         "purpose",
                         "unknown_purpose",
                         format!("no purpose{named} is declared in the inventory"),

@@ -4,8 +4,11 @@ use custos_core::fields::FieldError;
 use custos_store::StoreError;
 
 /// Why a use case did not complete.
+///
+/// Not `#[non_exhaustive]`, unlike our other library errors: the server answers each variant
+/// with its own status and code in one exhaustive match, so a new variant must fail to compile
+/// there rather than fall into a catch-all answer.
 #[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
 pub enum VaultError {
     /// No credentials, or unknown or revoked ones.
     #[error("authentication required")]
@@ -29,6 +32,8 @@ pub enum VaultError {
     Invalid {
         /// The field or parameter at fault.
         field: Option<String>,
+        /// Which kind of refusal this is.
+        kind: InvalidKind,
         /// The rule broken.
         rule: String,
         /// What the rule expects.
@@ -51,14 +56,43 @@ pub enum VaultError {
     Internal(String),
 }
 
+/// Which kind of [`VaultError::Invalid`] a refusal is: a name that refers to nothing the
+/// inventory declares or the vault holds, or a value that breaks a rule. Callers that answer
+/// each kind differently (the server's error codes) match on this, never on the rule's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// The collection named is not declared.
+    UnknownCollection,
+    /// The purpose named is not declared.
+    UnknownPurpose,
+    /// A field named is not declared for the collection.
+    UndeclaredField,
+    /// The subject named does not exist.
+    UnknownSubject,
+    /// A field or parameter breaks the rule named in `rule`.
+    Field,
+}
+
 impl VaultError {
+    /// A value that breaks `rule`: [`InvalidKind::Field`].
     pub(crate) fn invalid(
+        field: impl Into<String>,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::invalid_as(InvalidKind::Field, field, rule, message)
+    }
+
+    /// A refusal of the given kind.
+    pub(crate) fn invalid_as(
+        kind: InvalidKind,
         field: impl Into<String>,
         rule: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         VaultError::Invalid {
             field: Some(field.into()),
+            kind,
             rule: rule.into(),
             message: message.into(),
         }
@@ -74,9 +108,16 @@ impl VaultError {
 
 impl From<FieldError> for VaultError {
     fn from(e: FieldError) -> Self {
+        // `core` names its rules as text only; this is the one place that text picks a kind.
+        let kind = if e.rule == "undeclared_field" {
+            InvalidKind::UndeclaredField
+        } else {
+            InvalidKind::Field
+        };
         VaultError::Invalid {
             message: e.to_string(),
             field: Some(e.field),
+            kind,
             rule: e.rule.into(),
         }
     }

@@ -30,7 +30,7 @@ pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
 pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
-pub use error::VaultError;
+pub use error::{InvalidKind, VaultError};
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};

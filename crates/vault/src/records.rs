@@ -16,7 +16,7 @@ use custos_store::{
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{Principal, Vault, VaultError};
+use crate::{InvalidKind, Principal, Vault, VaultError};
 
 /// How often a change is retried when a concurrent change to the same record won.
 const UPDATE_ATTEMPTS: usize = 5;
@@ -81,7 +81,8 @@ impl Vault {
     fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
         self.inventory.collection(name).ok_or_else(|| {
             let named = fields::echoable(name).map_or_else(String::new, |n| format!(" {n:?}"));
-            VaultError::invalid(
+            VaultError::invalid_as(
+                InvalidKind::UnknownCollection,
                 "collection",
                 "unknown_collection",
                 format!("no collection{named} is declared in the inventory"),
@@ -112,7 +113,8 @@ impl Vault {
         })?;
         let purpose = self.inventory.purpose(id).ok_or_else(|| {
             let named = fields::echoable(id).map_or_else(String::new, |n| format!(" {n:?}"));
-            VaultError::invalid(
+            VaultError::invalid_as(
+                InvalidKind::UnknownPurpose,
                 "purpose",
                 "unknown_purpose",
                 format!("no purpose{named} is declared in the inventory"),
@@ -200,7 +202,8 @@ impl Vault {
         let (subject_id, key, new_subject) = match subject {
             Some(s) => {
                 let wrapped = self.store.subject_key(s).await?.ok_or_else(|| {
-                    VaultError::invalid(
+                    VaultError::invalid_as(
+                        InvalidKind::UnknownSubject,
                         "subject_id",
                         "unknown_subject",
                         "no subject with this id exists",

@@ -71,15 +71,6 @@ const CHOICES: [(&str, Choice); 6] = [
     ("lift_restriction", Choice::LiftRestriction),
 ];
 
-fn invalid(field: &str, rule: &str, message: String) -> ApiError {
-    custos_vault::VaultError::Invalid {
-        field: Some(field.into()),
-        rule: rule.into(),
-        message,
-    }
-    .into()
-}
-
 impl ConsentBody {
     fn into_choice(self) -> Result<NewChoice, ApiError> {
         let choice = CHOICES
@@ -87,11 +78,10 @@ impl ConsentBody {
             .find(|(n, _)| *n == self.choice)
             .map(|(_, c)| *c)
             .ok_or_else(|| {
-                invalid(
+                ApiError::invalid_field(
                     "choice",
                     "one_of",
-                    "choose grant, withdraw, object, withdraw_objection, restrict or lift_restriction"
-                        .into(),
+                    "choose grant, withdraw, object, withdraw_objection, restrict or lift_restriction",
                 )
             })?;
         let source = match self.source.as_deref() {
@@ -101,10 +91,10 @@ impl ConsentBody {
                 .find(|(n, _)| *n == s)
                 .map(|(_, v)| *v)
                 .ok_or_else(|| {
-                    invalid(
+                    ApiError::invalid_field(
                         "source",
                         "one_of",
-                        "choose web_form, api, import, email_link or gpc".into(),
+                        "choose web_form, api, import, email_link or gpc",
                     )
                 })?,
         };

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{Auth, PathParts, QueryParams, subject_id};
 use crate::state::AppState;
 
@@ -92,8 +92,7 @@ async fn public_consent(State(s): State<AppState>, req: Request) -> Response {
             .await
             .map_err(|_| {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::PayloadTooLarge,
                     format!("the body is larger than {PUBLIC_BODY_BYTES} bytes"),
                 )
             })?;

@@ -136,6 +136,11 @@ async fn a_site_records_consent_for_its_subject_from_its_origin_only() {
         "malformed_request",
         Some("choice"),
     );
+    // Larger than the public endpoint reads: the same 413 code as every other endpoint's.
+    let mut huge = grant.clone();
+    huge["notice_version"] = json!("v".repeat(17 * 1024));
+    let (r, _) = t.public(Some(ORIGIN), false, huge).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None);
     assert_eq!(t.history(&subject).await.len(), 1);
     assert!(t.history(&other).await.is_empty());
 
