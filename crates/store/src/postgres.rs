@@ -23,9 +23,9 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, HoldRow, Integration, LeafRow, NewRecord, QueuedAudit,
-    QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
-    decode_fields, encode_fields,
+    ApiKeyRow, AuditStore, ConsentRow, CopyRow, CopyStore, Cursor, HoldRow, HoldStore, Integration,
+    KeyStore, LeafRow, LedgerStore, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
+    RecordStore, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields, encode_fields,
 };
 
 /// The schema, one forward-only migration per entry, each applied in its own transaction;
@@ -601,23 +601,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let rows = self
-            .query("SELECT wrapped FROM vault_keys WHERE name = $1", &[&name])
-            .await?;
-        Ok(rows.first().map(|r| r.get(0)))
-    }
-
-    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
-        self.query(
-            "INSERT INTO vault_keys (name, wrapped) VALUES ($1, $2)",
-            &[&name, &wrapped],
-        )
-        .await
-        .map(drop)
-    }
-
+impl RecordStore for PostgresStore {
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
         let st = client
@@ -788,7 +772,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows[0].get::<_, i64>(0) as u64)
     }
+}
 
+#[async_trait]
+impl LedgerStore for PostgresStore {
     async fn insert_consent_event(
         &self,
         id: EventId,
@@ -832,7 +819,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows.iter().map(to_consent).collect())
     }
+}
 
+#[async_trait]
+impl HoldStore for PostgresStore {
     async fn place_hold(&self, hold: HoldRow, audit: QueuedAudit) -> Result<(), StoreError> {
         // One statement: the hold and its audit entry commit together, or neither does.
         let rows = self
@@ -895,7 +885,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows.iter().map(to_hold).collect())
     }
+}
 
+#[async_trait]
+impl AuditStore for PostgresStore {
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.appender
@@ -1056,6 +1049,25 @@ impl Store for PostgresStore {
         let rows = self.query(LEASE_SQL, &[&holder, &now_ms, &ttl_ms]).await?;
         Ok(!rows.is_empty())
     }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
+            .query("SELECT wrapped FROM vault_keys WHERE name = $1", &[&name])
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
+        self.query(
+            "INSERT INTO vault_keys (name, wrapped) VALUES ($1, $2)",
+            &[&name, &wrapped],
+        )
+        .await
+        .map(drop)
+    }
 
     async fn insert_api_key(&self, key: ApiKeyRow, audit: QueuedAudit) -> Result<(), StoreError> {
         let mut client = self.client().await?;
@@ -1117,7 +1129,10 @@ impl Store for PostgresStore {
         queue(&tx, &audit).await?;
         tx.commit().await.map_err(backend)
     }
+}
 
+#[async_trait]
+impl CopyStore for PostgresStore {
     async fn count(&self, table: Table) -> Result<(u64, u64), StoreError> {
         let one = |sql: &'static str| async move {
             self.query(sql, &[])
@@ -1472,7 +1487,10 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(backend)
     }
+}
 
+#[async_trait]
+impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.query("SELECT 1", &[]).await.map(drop)
     }

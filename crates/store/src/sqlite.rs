@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    ApiKeyRow, ConsentRow, CopyRow, Cursor, HoldRow, Integration, LeafRow, NewRecord, QueuedAudit,
-    QueuedRow, RecordChange, RecordRow, RecordWithKey, Store, StoreError, Table, TreeState,
-    decode_fields, encode_fields,
+    ApiKeyRow, AuditStore, ConsentRow, CopyRow, CopyStore, Cursor, HoldRow, HoldStore, Integration,
+    KeyStore, LeafRow, LedgerStore, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
+    RecordStore, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields, encode_fields,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
@@ -615,34 +615,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let name = name.to_owned();
-        self.read(move |c| {
-            c.query_row(
-                "SELECT wrapped FROM vault_keys WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
-        let name = name.to_owned();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)",
-                params![name, wrapped],
-            )
-            .map(drop)
-            .map_err(backend)
-        })
-        .await
-    }
-
+impl RecordStore for SqliteStore {
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
         self.write(move |c| insert_new(c, &new)).await
     }
@@ -817,7 +790,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl LedgerStore for SqliteStore {
     async fn insert_consent_event(
         &self,
         id: EventId,
@@ -877,7 +853,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl HoldStore for SqliteStore {
     async fn place_hold(&self, hold: HoldRow, audit: QueuedAudit) -> Result<(), StoreError> {
         self.write(move |c| {
             let exists: Option<i64> = c
@@ -932,7 +911,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn append_audit(&self, entries: Vec<QueuedAudit>) -> Result<(), StoreError> {
         self.write(move |c| entries.iter().try_for_each(|e| queue(c, e)))
             .await
@@ -1058,6 +1040,55 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn sequencer_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(crate::postgres::LEASE_SQL)
+                .and_then(|mut s| {
+                    s.query(params![holder, now_ms, ttl_ms])?
+                        .next()
+                        .map(|r| r.is_some())
+                })
+                .map_err(backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn vault_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT wrapped FROM vault_keys WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_vault_key(&self, name: &str, wrapped: Vec<u8>) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)",
+                params![name, wrapped],
+            )
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn insert_api_key(&self, key: ApiKeyRow, audit: QueuedAudit) -> Result<(), StoreError> {
         self.write(move |c| {
             c.execute(
@@ -1117,26 +1148,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn sequencer_lease(
-        &self,
-        holder: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let holder = holder.to_owned();
-        self.write(move |c| {
-            c.prepare_cached(crate::postgres::LEASE_SQL)
-                .and_then(|mut s| {
-                    s.query(params![holder, now_ms, ttl_ms])?
-                        .next()
-                        .map(|r| r.is_some())
-                })
-                .map_err(backend)
-        })
-        .await
-    }
-
+#[async_trait]
+impl CopyStore for SqliteStore {
     async fn count(&self, table: Table) -> Result<(u64, u64), StoreError> {
         self.read(move |c| {
             let one = |sql: &str| -> Result<u64, StoreError> {
@@ -1357,7 +1372,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await

@@ -38,14 +38,14 @@ impl Schema {
 
     /// The schema's URL with its host and port replaced, for a proxy in front of the server.
     pub fn url_via(&self, host_port: &str) -> String {
-        let u = crate::UrlParts::split(&self.url);
+        let u = crate::location::UrlParts::split(&self.url);
         let user = u.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
         format!("{}://{user}{host_port}{}", u.scheme, u.tail)
     }
 
     /// The server's `HOST:PORT` from the base URL (5432 when it names none).
     pub fn server_addr(&self) -> String {
-        let host = crate::UrlParts::split(&self.base).host;
+        let host = crate::location::UrlParts::split(&self.base).host;
         if host.contains(':') {
             host.to_owned()
         } else {

@@ -1,0 +1,151 @@
+//! What `custos db copy` moves: [`Table`], [`CopyRow`], [`Cursor`] and [`CopyStore`].
+
+use async_trait::async_trait;
+use custos_core::audit::SignedTreeHead;
+use custos_core::ids::SubjectId;
+
+use crate::{
+    ApiKeyRow, ConsentRow, HoldRow, IndexEntry, LeafRow, RecordRow, StoreError, TreeState,
+};
+
+/// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
+/// records, leaves before heads, and the tree's right edge last, so that an interrupted copy
+/// never claims a tree it does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Table {
+    /// Wrapped vault keys.
+    VaultKeys,
+    /// Subjects with their wrapped data keys.
+    Subjects,
+    /// Records with their blind-index entries.
+    Records,
+    /// The consent ledger.
+    ConsentEvents,
+    /// Legal holds on records.
+    LegalHolds,
+    /// API key digests.
+    ApiKeys,
+    /// Integrated audit entries.
+    AuditLeaves,
+    /// Signed tree heads.
+    AuditHeads,
+    /// The tree's right edge.
+    AuditState,
+}
+
+impl Table {
+    /// Every table, in copy order.
+    pub const ALL: [Table; 9] = [
+        Table::VaultKeys,
+        Table::Subjects,
+        Table::Records,
+        Table::ConsentEvents,
+        Table::LegalHolds,
+        Table::ApiKeys,
+        Table::AuditLeaves,
+        Table::AuditHeads,
+        Table::AuditState,
+    ];
+
+    /// Its name, for progress and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::VaultKeys => "vault keys",
+            Table::Subjects => "subjects",
+            Table::Records => "records",
+            Table::ConsentEvents => "consent events",
+            Table::LegalHolds => "legal holds",
+            Table::ApiKeys => "api keys",
+            Table::AuditLeaves => "audit entries",
+            Table::AuditHeads => "signed heads",
+            Table::AuditState => "tree state",
+        }
+    }
+}
+
+/// One row as `custos db copy` moves it: ciphertext and digests as stored, never decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyRow {
+    /// A wrapped vault key.
+    VaultKey {
+        /// Its name.
+        name: String,
+        /// The key, wrapped by the root key.
+        wrapped: Vec<u8>,
+    },
+    /// A subject and its wrapped data keys.
+    Subject {
+        /// The subject.
+        id: SubjectId,
+        /// Its status.
+        status: String,
+        /// Created, ms since the epoch.
+        created_ms: i64,
+        /// (version, wrapped key) pairs.
+        keys: Vec<(i64, Vec<u8>)>,
+    },
+    /// A record and its blind-index entries.
+    Record {
+        /// The record.
+        record: RecordRow,
+        /// Its index entries.
+        index: Vec<IndexEntry>,
+    },
+    /// An event of the consent ledger.
+    Consent(ConsentRow),
+    /// A legal hold.
+    Hold(HoldRow),
+    /// An API key's digest and metadata.
+    ApiKey(ApiKeyRow),
+    /// An integrated audit entry.
+    Leaf(LeafRow),
+    /// A signed tree head.
+    Head(SignedTreeHead),
+    /// The tree's right edge.
+    State(TreeState),
+}
+
+/// Where an export page ends; the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// A text or id key.
+    Key(String),
+    /// A numeric key.
+    Number(i64),
+}
+
+impl CopyRow {
+    /// The row's key in its table's order.
+    pub fn cursor(&self) -> Cursor {
+        match self {
+            CopyRow::VaultKey { name, .. } => Cursor::Key(name.clone()),
+            CopyRow::Subject { id, .. } => Cursor::Key(id.to_string()),
+            CopyRow::Record { record, .. } => Cursor::Key(record.id.to_string()),
+            CopyRow::Consent(e) => Cursor::Number(e.seq),
+            CopyRow::Hold(h) => Cursor::Key(h.record_id.to_string()),
+            CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
+            CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
+            CopyRow::Head(h) => Cursor::Number(h.head.size as i64),
+            CopyRow::State(_) => Cursor::Number(1),
+        }
+    }
+}
+
+/// Every table, page by page in key order, out of one store and into another.
+#[async_trait]
+pub trait CopyStore: Send + Sync {
+    /// The number of rows in a table (blind-index entries are counted with [`Table::Records`]
+    /// as a second number).
+    async fn count(&self, table: Table) -> Result<(u64, u64), StoreError>;
+    /// Up to `limit` rows of a table in key order, after `after`.
+    async fn export(
+        &self,
+        table: Table,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<CopyRow>, StoreError>;
+    /// Writes copied rows as they are, in one transaction. A row whose key is present is left
+    /// alone, so a copy run again after an interruption adds only what is missing; the tree
+    /// state is overwritten.
+    async fn import(&self, rows: Vec<CopyRow>) -> Result<(), StoreError>;
+}
