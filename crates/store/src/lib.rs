@@ -22,6 +22,7 @@ mod ledger;
 mod location;
 mod postgres;
 mod records;
+mod shared;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -33,7 +34,7 @@ pub use holds::{HoldRow, HoldStore};
 pub use keys::{ApiKeyRow, KeyStore};
 pub use ledger::{ConsentRow, LedgerStore};
 pub use location::Location;
-pub use postgres::{PostgresStore, SchemaVersion};
+pub use postgres::PostgresStore;
 pub use records::{
     EncryptedFields, IndexEntry, NewRecord, NewSubject, RecordChange, RecordRow, RecordStore,
     RecordWithKey, decode_fields, encode_fields,
@@ -53,6 +54,15 @@ pub trait Store:
 {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where the schema stands against this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// Migrations applied to the database.
+    pub found: i64,
+    /// Migrations this binary knows.
+    pub supported: i64,
 }
 
 /// Opens the store at a location. An SQLite file is created and migrated; a PostgreSQL

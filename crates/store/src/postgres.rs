@@ -15,17 +15,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use custos_core::audit::{SignedTreeHead, TreeHead};
 use custos_core::ids::{EventId, RecordId, SubjectId};
-use custos_core::merkle::Hash;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use crate::shared::{LEASE_SQL, RECORD_WITH_KEY, hash32, signature64, split_peaks};
 use crate::{
     ApiKeyRow, AuditStore, ConsentRow, CopyRow, CopyStore, Cursor, HoldRow, HoldStore, Integration,
     KeyStore, LeafRow, LedgerStore, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
-    RecordStore, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields, encode_fields,
+    RecordStore, RecordWithKey, SchemaVersion, Store, StoreError, Table, TreeState, decode_fields,
+    encode_fields,
 };
 
 /// The schema, one forward-only migration per entry, each applied in its own transaction;
@@ -230,16 +231,6 @@ fn pool_error(e: PoolError) -> StoreError {
     }
 }
 
-fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
-    b.try_into()
-        .map_err(|_| StoreError::Corrupt("a hash column is not 32 bytes".into()))
-}
-
-const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
-     r.updated_ms, k.wrapped, \
-     EXISTS (SELECT 1 FROM consent_events c WHERE c.subject_id = r.subject_id) \
-     FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
-
 fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
     let fields: Vec<u8> = row.get(3);
     Ok(RecordWithKey {
@@ -273,10 +264,7 @@ fn to_head(row: &Row) -> Result<SignedTreeHead, StoreError> {
             root: hash32(row.get(1))?,
             timestamp_ms: row.get::<_, i64>(2) as u64,
         },
-        signature: row
-            .get::<_, Vec<u8>>(3)
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a signature is not 64 bytes".into()))?,
+        signature: signature64(row.get(3))?,
     })
 }
 
@@ -439,15 +427,6 @@ async fn insert_index(
     .await
     .map(drop)
     .map_err(backend)
-}
-
-/// Where the schema stands against this binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaVersion {
-    /// Migrations applied to the database.
-    pub found: i64,
-    /// Migrations this binary knows.
-    pub supported: i64,
 }
 
 async fn schema_version(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
@@ -995,7 +974,7 @@ impl AuditStore for PostgresStore {
         let peaks: Vec<u8> = row.get(1);
         Ok(TreeState {
             size: row.get::<_, i64>(0) as u64,
-            peaks: crate::sqlite::split_peaks(&peaks)?,
+            peaks: split_peaks(&peaks)?,
         })
     }
 
@@ -1495,10 +1474,3 @@ impl Store for PostgresStore {
         self.query("SELECT 1", &[]).await.map(drop)
     }
 }
-
-/// Takes the sequencer lease when it is free, lapsed or already ours; returns a row when
-/// taken. The same statement runs on SQLite.
-pub(crate) const LEASE_SQL: &str = "INSERT INTO leases (name, holder, expires_ms) \
-     VALUES ('sequencer', CAST($1 AS TEXT), CAST($2 AS BIGINT) + CAST($3 AS BIGINT)) \
-     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms \
-     WHERE leases.holder = excluded.holder OR leases.expires_ms < CAST($2 AS BIGINT) RETURNING holder";

@@ -13,14 +13,15 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use custos_core::audit::{SignedTreeHead, TreeHead};
 use custos_core::ids::{EventId, RecordId, SubjectId};
-use custos_core::merkle::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::shared::{LEASE_SQL, RECORD_WITH_KEY, hash32, signature64, split_peaks};
 use crate::{
     ApiKeyRow, AuditStore, ConsentRow, CopyRow, CopyStore, Cursor, HoldRow, HoldStore, Integration,
     KeyStore, LeafRow, LedgerStore, NewRecord, QueuedAudit, QueuedRow, RecordChange, RecordRow,
-    RecordStore, RecordWithKey, Store, StoreError, Table, TreeState, decode_fields, encode_fields,
+    RecordStore, RecordWithKey, SchemaVersion, Store, StoreError, Table, TreeState, decode_fields,
+    encode_fields,
 };
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
@@ -167,7 +168,7 @@ fn pragmas(conn: &Connection) -> Result<(), StoreError> {
     .map_err(backend)
 }
 
-fn migrate(conn: &mut Connection) -> Result<crate::SchemaVersion, StoreError> {
+fn migrate(conn: &mut Connection) -> Result<SchemaVersion, StoreError> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend)?;
@@ -185,7 +186,7 @@ fn migrate(conn: &mut Connection) -> Result<crate::SchemaVersion, StoreError> {
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
-    Ok(crate::SchemaVersion {
+    Ok(SchemaVersion {
         found: current,
         supported,
     })
@@ -240,16 +241,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// The tree state's peaks, stored concatenated.
-pub(crate) fn split_peaks(peaks: &[u8]) -> Result<Vec<Hash>, StoreError> {
-    if !peaks.len().is_multiple_of(32) {
-        return Err(StoreError::Corrupt(
-            "the tree state's peaks are not whole hashes".into(),
-        ));
-    }
-    peaks.chunks(32).map(|c| hash32(c.to_vec())).collect()
-}
-
 fn id_text<T: std::fmt::Display>(id: T) -> String {
     id.to_string()
 }
@@ -258,16 +249,6 @@ fn parse_id<T: std::str::FromStr>(s: String) -> Result<T, StoreError> {
     s.parse()
         .map_err(|_| StoreError::Corrupt("an id column holds no UUID".into()))
 }
-
-fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
-    b.try_into()
-        .map_err(|_| StoreError::Corrupt("a hash column is not 32 bytes".into()))
-}
-
-const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, \
-     r.updated_ms, k.wrapped, \
-     EXISTS (SELECT 1 FROM consent_events c WHERE c.subject_id = r.subject_id) \
-     FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
 fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
     Ok((
@@ -398,10 +379,7 @@ fn to_head(raw: (i64, Vec<u8>, i64, Vec<u8>)) -> Result<SignedTreeHead, StoreErr
             root: hash32(raw.1)?,
             timestamp_ms: raw.2 as u64,
         },
-        signature: raw
-            .3
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a signature is not 64 bytes".into()))?,
+        signature: signature64(raw.3)?,
     })
 }
 
@@ -500,7 +478,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened, a migration fails, or the schema is newer than this
     /// binary.
-    pub async fn migrate(path: &Path) -> Result<crate::SchemaVersion, StoreError> {
+    pub async fn migrate(path: &Path) -> Result<SchemaVersion, StoreError> {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             create_private(&path)?;
@@ -1048,7 +1026,7 @@ impl AuditStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let holder = holder.to_owned();
         self.write(move |c| {
-            c.prepare_cached(crate::postgres::LEASE_SQL)
+            c.prepare_cached(LEASE_SQL)
                 .and_then(|mut s| {
                     s.query(params![holder, now_ms, ttl_ms])?
                         .next()
