@@ -1,0 +1,139 @@
+//! The SQLite schema: numbered migrations run under `PRAGMA user_version`, and the
+//! connection settings every writing connection gets.
+
+use rusqlite::Connection;
+
+use super::convert::backend;
+use crate::{SchemaVersion, StoreError};
+
+/// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE vault_keys (
+    name TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL
+);
+CREATE TABLE subjects (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE subject_keys (
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (subject_id, version)
+);
+CREATE TABLE records (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    collection TEXT NOT NULL,
+    fields BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX records_subject ON records (subject_id);
+CREATE INDEX records_collection ON records (collection);
+CREATE TABLE blind_index (
+    collection TEXT NOT NULL,
+    field TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    record_id TEXT NOT NULL REFERENCES records(id),
+    subject_id TEXT NOT NULL,
+    PRIMARY KEY (collection, field, digest, record_id)
+) WITHOUT ROWID;
+CREATE INDEX blind_index_record ON blind_index (record_id);
+CREATE TABLE audit_queue (
+    queue_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_id TEXT,
+    entry BLOB NOT NULL
+);
+CREATE TABLE audit_leaves (
+    idx INTEGER PRIMARY KEY,
+    subject_id TEXT,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+CREATE INDEX audit_leaves_subject ON audit_leaves (subject_id);
+CREATE TABLE audit_heads (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE TABLE audit_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    peaks BLOB NOT NULL
+);
+INSERT INTO audit_state (id, size, peaks) VALUES (1, 0, x'');
+CREATE TABLE api_keys (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+"#,
+    r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE consent_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    entry BLOB NOT NULL
+);
+CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
+"#,
+    r#"
+CREATE TABLE legal_holds (
+    record_id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_ms INTEGER NOT NULL
+);
+"#,
+];
+
+pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA secure_delete = ON;",
+    )
+    .map_err(backend)
+}
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<SchemaVersion, StoreError> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(SchemaVersion {
+        found: current,
+        supported,
+    })
+}
