@@ -1,0 +1,374 @@
+//! `custos db copy` on PostgreSQL: [`CopyStore`] for [`PostgresStore`].
+
+use async_trait::async_trait;
+use custos_core::ids::{RecordId, SubjectId};
+use uuid::Uuid;
+
+use super::PostgresStore;
+use super::audit::to_head;
+use super::convert::backend;
+use super::holds::to_hold;
+use super::keys::to_api_key;
+use super::ledger::to_consent;
+use crate::{
+    AuditStore, CopyRow, CopyStore, Cursor, IndexEntry, RecordRow, StoreError, Table,
+    decode_fields, encode_fields,
+};
+
+#[async_trait]
+impl CopyStore for PostgresStore {
+    async fn count(&self, table: Table) -> Result<(u64, u64), StoreError> {
+        let one = |sql: &'static str| async move {
+            self.query(sql, &[])
+                .await
+                .map(|r| r[0].get::<_, i64>(0) as u64)
+        };
+        Ok(match table {
+            Table::VaultKeys => (one("SELECT count(*) FROM vault_keys").await?, 0),
+            Table::Subjects => (one("SELECT count(*) FROM subjects").await?, 0),
+            Table::Records => (
+                one("SELECT count(*) FROM records").await?,
+                one("SELECT count(*) FROM blind_index").await?,
+            ),
+            Table::ConsentEvents => (one("SELECT count(*) FROM consent_events").await?, 0),
+            Table::LegalHolds => (one("SELECT count(*) FROM legal_holds").await?, 0),
+            Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
+            Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
+            Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
+            Table::AuditState => (1, 0),
+        })
+    }
+
+    async fn export(
+        &self,
+        table: Table,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<CopyRow>, StoreError> {
+        let (key, number) = match after {
+            None => (String::new(), -1i64),
+            Some(Cursor::Key(k)) => (k, -1),
+            Some(Cursor::Number(n)) => (String::new(), n),
+        };
+        // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
+        let id = if key.is_empty()
+            || !matches!(table, Table::Subjects | Table::Records | Table::LegalHolds)
+        {
+            Uuid::nil()
+        } else {
+            key.parse::<Uuid>()
+                .map_err(|_| StoreError::Backend("a copy cursor is not an id".into()))?
+        };
+        let limit = limit as i64;
+        match table {
+            Table::VaultKeys => Ok(self
+                .query(
+                    "SELECT name, wrapped FROM vault_keys WHERE name > $1 ORDER BY name LIMIT $2",
+                    &[&key, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::VaultKey {
+                    name: r.get(0),
+                    wrapped: r.get(1),
+                })
+                .collect()),
+            Table::Subjects => {
+                let rows = self
+                    .query(
+                        "SELECT s.id, s.status, s.created_ms, \
+                         array_agg(k.version ORDER BY k.version), array_agg(k.wrapped ORDER BY k.version) \
+                         FROM (SELECT * FROM subjects WHERE id > $1 ORDER BY id LIMIT $2) s \
+                         JOIN subject_keys k ON k.subject_id = s.id \
+                         GROUP BY s.id, s.status, s.created_ms ORDER BY s.id",
+                        &[&id, &limit],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let versions: Vec<i32> = r.get(3);
+                        let wrapped: Vec<Vec<u8>> = r.get(4);
+                        CopyRow::Subject {
+                            id: SubjectId::from(r.get::<_, Uuid>(0)),
+                            status: r.get(1),
+                            created_ms: r.get(2),
+                            keys: versions.into_iter().map(i64::from).zip(wrapped).collect(),
+                        }
+                    })
+                    .collect())
+            }
+            Table::Records => {
+                let rows = self
+                    .query(
+                        "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms, \
+                         coalesce(array_agg(b.field ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}'), \
+                         coalesce(array_agg(b.digest ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}') \
+                         FROM (SELECT * FROM records WHERE id > $1 ORDER BY id LIMIT $2) r \
+                         LEFT JOIN blind_index b ON b.record_id = r.id \
+                         GROUP BY r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms \
+                         ORDER BY r.id",
+                        &[&id, &limit],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let fields: Vec<String> = r.get(7);
+                        let digests: Vec<Vec<u8>> = r.get(8);
+                        let bytes: Vec<u8> = r.get(3);
+                        Ok(CopyRow::Record {
+                            record: RecordRow {
+                                id: RecordId::from(r.get::<_, Uuid>(0)),
+                                subject_id: SubjectId::from(r.get::<_, Uuid>(1)),
+                                collection: r.get(2),
+                                fields: decode_fields(&bytes)?,
+                                version: r.get(4),
+                                created_ms: r.get(5),
+                                updated_ms: r.get(6),
+                            },
+                            index: fields
+                                .into_iter()
+                                .zip(digests)
+                                .map(|(field, digest)| IndexEntry { field, digest })
+                                .collect(),
+                        })
+                    })
+                    .collect()
+            }
+            Table::ConsentEvents => Ok(self
+                .query(
+                    "SELECT seq, id, subject_id, entry FROM consent_events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&number, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::Consent(to_consent(r)))
+                .collect()),
+            Table::LegalHolds => Ok(self
+                .query(
+                    "SELECT record_id, collection, subject_id, reason, placed_by, placed_ms \
+                     FROM legal_holds WHERE record_id > $1 ORDER BY record_id LIMIT $2",
+                    &[&id, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::Hold(to_hold(r)))
+                .collect()),
+            Table::ApiKeys => Ok(self
+                .query(
+                    "SELECT name, role, digest, created_ms, revoked_ms FROM api_keys \
+                     WHERE name > $1 ORDER BY name LIMIT $2",
+                    &[&key, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| CopyRow::ApiKey(to_api_key(r)))
+                .collect()),
+            // Leaf indexes are dense, so a page is an index range.
+            Table::AuditLeaves => Ok(self
+                .leaves((number + 1) as u64, (number + 1) as u64 + limit as u64)
+                .await?
+                .into_iter()
+                .map(CopyRow::Leaf)
+                .collect()),
+            Table::AuditHeads => self
+                .query(
+                    "SELECT size, root, timestamp_ms, signature FROM audit_heads \
+                     WHERE size > $1 ORDER BY size LIMIT $2",
+                    &[&number, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| to_head(r).map(CopyRow::Head))
+                .collect(),
+            Table::AuditState => {
+                if number >= 1 {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![CopyRow::State(self.tree_state().await?)])
+            }
+        }
+    }
+
+    async fn import(&self, rows: Vec<CopyRow>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        for row in &rows {
+            match row {
+                CopyRow::VaultKey { name, wrapped } => {
+                    tx.execute(
+                        "INSERT INTO vault_keys (name, wrapped) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        &[name, wrapped],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Subject {
+                    id,
+                    status,
+                    created_ms,
+                    keys,
+                } => {
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO subjects (id, status, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?;
+                    tx.execute(&st, &[&id.as_uuid(), status, created_ms])
+                        .await
+                        .map_err(backend)?;
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?;
+                    for (v, w) in keys {
+                        let v = i32::try_from(*v).map_err(|_| {
+                            StoreError::Corrupt("a key version is out of range".into())
+                        })?;
+                        tx.execute(&st, &[&id.as_uuid(), &v, w])
+                            .await
+                            .map_err(backend)?;
+                    }
+                }
+                CopyRow::Record { record: r, index } => {
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?;
+                    tx.execute(
+                        &st,
+                        &[
+                            &r.id.as_uuid(),
+                            &r.subject_id.as_uuid(),
+                            &r.collection,
+                            &encode_fields(&r.fields),
+                            &r.version,
+                            &r.created_ms,
+                            &r.updated_ms,
+                        ],
+                    )
+                    .await
+                    .map_err(backend)?;
+                    let fields: Vec<&str> = index.iter().map(|e| e.field.as_str()).collect();
+                    let digests: Vec<&[u8]> = index.iter().map(|e| e.digest.as_slice()).collect();
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
+                             SELECT $1, f, d, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS u(f, d) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?;
+                    tx.execute(
+                        &st,
+                        &[
+                            &r.collection,
+                            &fields,
+                            &digests,
+                            &r.id.as_uuid(),
+                            &r.subject_id.as_uuid(),
+                        ],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Consent(e) => {
+                    tx.execute(
+                        "INSERT INTO consent_events (seq, id, subject_id, entry) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        &[&e.seq, &e.id.as_uuid(), &e.subject_id.as_uuid(), &e.entry],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Hold(h) => {
+                    tx.execute(
+                        "INSERT INTO legal_holds \
+                         (record_id, collection, subject_id, reason, placed_by, placed_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[
+                            &h.record_id.as_uuid(),
+                            &h.collection,
+                            &h.subject_id.as_uuid(),
+                            &h.reason,
+                            &h.placed_by,
+                            &h.placed_ms,
+                        ],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::ApiKey(k) => {
+                    tx.execute(
+                        "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[&k.name, &k.role, &k.digest, &k.created_ms, &k.revoked_ms],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Leaf(l) => {
+                    let st = tx
+                        .prepare_cached(
+                            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?;
+                    tx.execute(
+                        &st,
+                        &[
+                            &(l.index as i64),
+                            &l.subject_id.map(|s| s.as_uuid()),
+                            &l.entry,
+                            &l.leaf_hash.as_slice(),
+                        ],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::Head(h) => {
+                    tx.execute(
+                        "INSERT INTO audit_heads (size, root, timestamp_ms, signature) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                        &[
+                            &(h.head.size as i64),
+                            &h.head.root.as_slice(),
+                            &(h.head.timestamp_ms as i64),
+                            &h.signature.as_slice(),
+                        ],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                CopyRow::State(t) => {
+                    tx.execute(
+                        "UPDATE audit_state SET size = $1, peaks = $2 WHERE id = 1",
+                        &[&(t.size as i64), &t.peaks.concat()],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+            }
+        }
+        if rows.iter().any(|r| matches!(r, CopyRow::Consent(_))) {
+            // Events copied in keep their order; the sequence must issue after them.
+            tx.execute(
+                "SELECT setval(pg_get_serial_sequence('consent_events', 'seq'), \
+                 (SELECT max(seq) FROM consent_events))",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}

@@ -1,0 +1,126 @@
+//! The PostgreSQL schema: forward-only migrations, the lock they run under, and the version
+//! a database is at.
+
+use super::convert::backend;
+use crate::StoreError;
+
+/// The schema, one forward-only migration per entry, each applied in its own transaction;
+/// `custos_schema` records which ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE vault_keys (
+    name TEXT PRIMARY KEY,
+    wrapped BYTEA NOT NULL
+);
+CREATE TABLE subjects (
+    id UUID PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE subject_keys (
+    subject_id UUID NOT NULL REFERENCES subjects(id),
+    version INTEGER NOT NULL,
+    wrapped BYTEA NOT NULL,
+    PRIMARY KEY (subject_id, version)
+);
+CREATE TABLE records (
+    id UUID PRIMARY KEY,
+    subject_id UUID NOT NULL REFERENCES subjects(id),
+    collection TEXT NOT NULL,
+    fields BYTEA NOT NULL,
+    version BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX records_subject ON records (subject_id);
+CREATE INDEX records_collection ON records (collection);
+CREATE TABLE blind_index (
+    collection TEXT NOT NULL,
+    field TEXT NOT NULL,
+    digest BYTEA NOT NULL,
+    record_id UUID NOT NULL REFERENCES records(id),
+    subject_id UUID NOT NULL,
+    PRIMARY KEY (collection, field, digest, record_id)
+);
+CREATE INDEX blind_index_record ON blind_index (record_id);
+CREATE TABLE audit_queue (
+    queue_id BIGSERIAL PRIMARY KEY,
+    subject_id UUID,
+    entry BYTEA NOT NULL
+);
+CREATE TABLE audit_leaves (
+    idx BIGINT PRIMARY KEY,
+    subject_id UUID,
+    entry BYTEA NOT NULL,
+    leaf_hash BYTEA NOT NULL
+);
+CREATE INDEX audit_leaves_subject ON audit_leaves (subject_id);
+CREATE TABLE audit_heads (
+    size BIGINT PRIMARY KEY,
+    root BYTEA NOT NULL,
+    timestamp_ms BIGINT NOT NULL,
+    signature BYTEA NOT NULL
+);
+CREATE TABLE audit_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL,
+    peaks BYTEA NOT NULL
+);
+INSERT INTO audit_state (id, size, peaks) VALUES (1, 0, '\x');
+CREATE TABLE api_keys (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    digest BYTEA NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT
+);
+"#,
+    r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE consent_events (
+    seq BIGSERIAL PRIMARY KEY,
+    id UUID NOT NULL UNIQUE,
+    subject_id UUID NOT NULL REFERENCES subjects(id),
+    entry BYTEA NOT NULL
+);
+CREATE INDEX consent_events_subject ON consent_events (subject_id, seq);
+"#,
+    r#"
+CREATE TABLE legal_holds (
+    record_id UUID PRIMARY KEY,
+    collection TEXT NOT NULL,
+    subject_id UUID NOT NULL,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_ms BIGINT NOT NULL
+);
+"#,
+];
+
+/// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).
+pub(super) const MIGRATION_LOCK: i64 = 0x6375_7374_6f73; // "custos"
+
+pub(super) async fn schema_version(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('custos_schema') IS NOT NULL", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM custos_schema",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(backend)
+}
