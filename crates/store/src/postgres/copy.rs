@@ -1,17 +1,18 @@
 //! `custos db copy` on PostgreSQL: [`CopyStore`] for [`PostgresStore`].
 
 use async_trait::async_trait;
+use custos_core::audit::SignedTreeHead;
 use custos_core::ids::{RecordId, SubjectId};
 use uuid::Uuid;
 
-use super::PostgresStore;
 use super::audit::to_head;
 use super::convert::backend;
 use super::holds::to_hold;
 use super::keys::to_api_key;
 use super::ledger::to_consent;
+use super::{PostgresStore, Tx};
 use crate::{
-    AuditStore, CopyRow, CopyStore, Cursor, IndexEntry, RecordRow, StoreError, Table,
+    AuditStore, CopyRow, CopyStore, Cursor, IndexEntry, LeafRow, RecordRow, StoreError, Table,
     decode_fields, encode_fields,
 };
 
@@ -45,20 +46,7 @@ impl CopyStore for PostgresStore {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<CopyRow>, StoreError> {
-        let (key, number) = match after {
-            None => (String::new(), -1i64),
-            Some(Cursor::Key(k)) => (k, -1),
-            Some(Cursor::Number(n)) => (String::new(), n),
-        };
-        // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
-        let id = if key.is_empty()
-            || !matches!(table, Table::Subjects | Table::Records | Table::LegalHolds)
-        {
-            Uuid::nil()
-        } else {
-            key.parse::<Uuid>()
-                .map_err(|_| StoreError::Backend("a copy cursor is not an id".into()))?
-        };
+        let (key, number, id) = page_start(table, after)?;
         let limit = limit as i64;
         match table {
             Table::VaultKeys => Ok(self
@@ -73,68 +61,8 @@ impl CopyStore for PostgresStore {
                     wrapped: r.get(1),
                 })
                 .collect()),
-            Table::Subjects => {
-                let rows = self
-                    .query(
-                        "SELECT s.id, s.status, s.created_ms, \
-                         array_agg(k.version ORDER BY k.version), array_agg(k.wrapped ORDER BY k.version) \
-                         FROM (SELECT * FROM subjects WHERE id > $1 ORDER BY id LIMIT $2) s \
-                         JOIN subject_keys k ON k.subject_id = s.id \
-                         GROUP BY s.id, s.status, s.created_ms ORDER BY s.id",
-                        &[&id, &limit],
-                    )
-                    .await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        let versions: Vec<i32> = r.get(3);
-                        let wrapped: Vec<Vec<u8>> = r.get(4);
-                        CopyRow::Subject {
-                            id: SubjectId::from(r.get::<_, Uuid>(0)),
-                            status: r.get(1),
-                            created_ms: r.get(2),
-                            keys: versions.into_iter().map(i64::from).zip(wrapped).collect(),
-                        }
-                    })
-                    .collect())
-            }
-            Table::Records => {
-                let rows = self
-                    .query(
-                        "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms, \
-                         coalesce(array_agg(b.field ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}'), \
-                         coalesce(array_agg(b.digest ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}') \
-                         FROM (SELECT * FROM records WHERE id > $1 ORDER BY id LIMIT $2) r \
-                         LEFT JOIN blind_index b ON b.record_id = r.id \
-                         GROUP BY r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms \
-                         ORDER BY r.id",
-                        &[&id, &limit],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        let fields: Vec<String> = r.get(7);
-                        let digests: Vec<Vec<u8>> = r.get(8);
-                        let bytes: Vec<u8> = r.get(3);
-                        Ok(CopyRow::Record {
-                            record: RecordRow {
-                                id: RecordId::from(r.get::<_, Uuid>(0)),
-                                subject_id: SubjectId::from(r.get::<_, Uuid>(1)),
-                                collection: r.get(2),
-                                fields: decode_fields(&bytes)?,
-                                version: r.get(4),
-                                created_ms: r.get(5),
-                                updated_ms: r.get(6),
-                            },
-                            index: fields
-                                .into_iter()
-                                .zip(digests)
-                                .map(|(field, digest)| IndexEntry { field, digest })
-                                .collect(),
-                        })
-                    })
-                    .collect()
-            }
+            Table::Subjects => self.export_subjects(id, limit).await,
+            Table::Records => self.export_records(id, limit).await,
             Table::ConsentEvents => Ok(self
                 .query(
                     "SELECT seq, id, subject_id, entry FROM consent_events \
@@ -195,169 +123,7 @@ impl CopyStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         for row in &rows {
-            match row {
-                CopyRow::VaultKey { name, wrapped } => {
-                    tx.execute(
-                        "INSERT INTO vault_keys (name, wrapped) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        &[name, wrapped],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::Subject {
-                    id,
-                    status,
-                    created_ms,
-                    keys,
-                } => {
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO subjects (id, status, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?;
-                    tx.execute(&st, &[&id.as_uuid(), status, created_ms])
-                        .await
-                        .map_err(backend)?;
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES ($1, $2, $3) \
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?;
-                    for (v, w) in keys {
-                        let v = i32::try_from(*v).map_err(|_| {
-                            StoreError::Corrupt("a key version is out of range".into())
-                        })?;
-                        tx.execute(&st, &[&id.as_uuid(), &v, w])
-                            .await
-                            .map_err(backend)?;
-                    }
-                }
-                CopyRow::Record { record: r, index } => {
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?;
-                    tx.execute(
-                        &st,
-                        &[
-                            &r.id.as_uuid(),
-                            &r.subject_id.as_uuid(),
-                            &r.collection,
-                            &encode_fields(&r.fields),
-                            &r.version,
-                            &r.created_ms,
-                            &r.updated_ms,
-                        ],
-                    )
-                    .await
-                    .map_err(backend)?;
-                    let fields: Vec<&str> = index.iter().map(|e| e.field.as_str()).collect();
-                    let digests: Vec<&[u8]> = index.iter().map(|e| e.digest.as_slice()).collect();
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-                             SELECT $1, f, d, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS u(f, d) \
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?;
-                    tx.execute(
-                        &st,
-                        &[
-                            &r.collection,
-                            &fields,
-                            &digests,
-                            &r.id.as_uuid(),
-                            &r.subject_id.as_uuid(),
-                        ],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::Consent(e) => {
-                    tx.execute(
-                        "INSERT INTO consent_events (seq, id, subject_id, entry) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        &[&e.seq, &e.id.as_uuid(), &e.subject_id.as_uuid(), &e.entry],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::Hold(h) => {
-                    tx.execute(
-                        "INSERT INTO legal_holds \
-                         (record_id, collection, subject_id, reason, placed_by, placed_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        &[
-                            &h.record_id.as_uuid(),
-                            &h.collection,
-                            &h.subject_id.as_uuid(),
-                            &h.reason,
-                            &h.placed_by,
-                            &h.placed_ms,
-                        ],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::ApiKey(k) => {
-                    tx.execute(
-                        "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        &[&k.name, &k.role, &k.digest, &k.created_ms, &k.revoked_ms],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::Leaf(l) => {
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?;
-                    tx.execute(
-                        &st,
-                        &[
-                            &(l.index as i64),
-                            &l.subject_id.map(|s| s.as_uuid()),
-                            &l.entry,
-                            &l.leaf_hash.as_slice(),
-                        ],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::Head(h) => {
-                    tx.execute(
-                        "INSERT INTO audit_heads (size, root, timestamp_ms, signature) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &(h.head.size as i64),
-                            &h.head.root.as_slice(),
-                            &(h.head.timestamp_ms as i64),
-                            &h.signature.as_slice(),
-                        ],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-                CopyRow::State(t) => {
-                    tx.execute(
-                        "UPDATE audit_state SET size = $1, peaks = $2 WHERE id = 1",
-                        &[&(t.size as i64), &t.peaks.concat()],
-                    )
-                    .await
-                    .map_err(backend)?;
-                }
-            }
+            import_row(&tx, row).await?;
         }
         if rows.iter().any(|r| matches!(r, CopyRow::Consent(_))) {
             // Events copied in keep their order; the sequence must issue after them.
@@ -371,4 +137,281 @@ impl CopyStore for PostgresStore {
         }
         tx.commit().await.map_err(backend)
     }
+}
+
+/// Where a page starts: after this text key, number, or id (the nil id before every real
+/// one), whichever the table's order is by.
+fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid), StoreError> {
+    let (key, number) = match after {
+        None => (String::new(), -1i64),
+        Some(Cursor::Key(k)) => (k, -1),
+        Some(Cursor::Number(n)) => (String::new(), n),
+    };
+    // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
+    let id = if key.is_empty()
+        || !matches!(table, Table::Subjects | Table::Records | Table::LegalHolds)
+    {
+        Uuid::nil()
+    } else {
+        key.parse::<Uuid>()
+            .map_err(|_| StoreError::Backend("a copy cursor is not an id".into()))?
+    };
+    Ok((key, number, id))
+}
+
+impl PostgresStore {
+    /// A page of subjects, each with its wrapped keys.
+    async fn export_subjects(&self, id: Uuid, limit: i64) -> Result<Vec<CopyRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT s.id, s.status, s.created_ms, \
+                 array_agg(k.version ORDER BY k.version), array_agg(k.wrapped ORDER BY k.version) \
+                 FROM (SELECT * FROM subjects WHERE id > $1 ORDER BY id LIMIT $2) s \
+                 JOIN subject_keys k ON k.subject_id = s.id \
+                 GROUP BY s.id, s.status, s.created_ms ORDER BY s.id",
+                &[&id, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let versions: Vec<i32> = r.get(3);
+                let wrapped: Vec<Vec<u8>> = r.get(4);
+                CopyRow::Subject {
+                    id: SubjectId::from(r.get::<_, Uuid>(0)),
+                    status: r.get(1),
+                    created_ms: r.get(2),
+                    keys: versions.into_iter().map(i64::from).zip(wrapped).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// A page of records, each with its blind-index entries.
+    async fn export_records(&self, id: Uuid, limit: i64) -> Result<Vec<CopyRow>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms, \
+                 coalesce(array_agg(b.field ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}'), \
+                 coalesce(array_agg(b.digest ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}') \
+                 FROM (SELECT * FROM records WHERE id > $1 ORDER BY id LIMIT $2) r \
+                 LEFT JOIN blind_index b ON b.record_id = r.id \
+                 GROUP BY r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms \
+                 ORDER BY r.id",
+                &[&id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let fields: Vec<String> = r.get(7);
+                let digests: Vec<Vec<u8>> = r.get(8);
+                let bytes: Vec<u8> = r.get(3);
+                Ok(CopyRow::Record {
+                    record: RecordRow {
+                        id: RecordId::from(r.get::<_, Uuid>(0)),
+                        subject_id: SubjectId::from(r.get::<_, Uuid>(1)),
+                        collection: r.get(2),
+                        fields: decode_fields(&bytes)?,
+                        version: r.get(4),
+                        created_ms: r.get(5),
+                        updated_ms: r.get(6),
+                    },
+                    index: fields
+                        .into_iter()
+                        .zip(digests)
+                        .map(|(field, digest)| IndexEntry { field, digest })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes one copied row unless its key is present; the tree state is overwritten.
+async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
+    match row {
+        CopyRow::VaultKey { name, wrapped } => {
+            tx.execute(
+                "INSERT INTO vault_keys (name, wrapped) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[name, wrapped],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        CopyRow::Subject {
+            id,
+            status,
+            created_ms,
+            keys,
+        } => import_subject(tx, *id, status, *created_ms, keys).await?,
+        CopyRow::Record { record, index } => import_record(tx, record, index).await?,
+        CopyRow::Consent(e) => {
+            tx.execute(
+                "INSERT INTO consent_events (seq, id, subject_id, entry) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&e.seq, &e.id.as_uuid(), &e.subject_id.as_uuid(), &e.entry],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        CopyRow::Hold(h) => {
+            tx.execute(
+                "INSERT INTO legal_holds \
+                 (record_id, collection, subject_id, reason, placed_by, placed_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &h.record_id.as_uuid(),
+                    &h.collection,
+                    &h.subject_id.as_uuid(),
+                    &h.reason,
+                    &h.placed_by,
+                    &h.placed_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        CopyRow::ApiKey(k) => {
+            tx.execute(
+                "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&k.name, &k.role, &k.digest, &k.created_ms, &k.revoked_ms],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        CopyRow::Leaf(l) => import_leaf(tx, l).await?,
+        CopyRow::Head(h) => import_head(tx, h).await?,
+        CopyRow::State(t) => {
+            tx.execute(
+                "UPDATE audit_state SET size = $1, peaks = $2 WHERE id = 1",
+                &[&(t.size as i64), &t.peaks.concat()],
+            )
+            .await
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// A subject and its wrapped keys.
+async fn import_subject(
+    tx: &Tx<'_>,
+    id: SubjectId,
+    status: &str,
+    created_ms: i64,
+    keys: &[(i64, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO subjects (id, status, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(&st, &[&id.as_uuid(), &status, &created_ms])
+        .await
+        .map_err(backend)?;
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(backend)?;
+    for (v, w) in keys {
+        let v = i32::try_from(*v)
+            .map_err(|_| StoreError::Corrupt("a key version is out of range".into()))?;
+        tx.execute(&st, &[&id.as_uuid(), &v, w])
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// A record and its blind-index entries.
+async fn import_record(tx: &Tx<'_>, r: &RecordRow, index: &[IndexEntry]) -> Result<(), StoreError> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &st,
+        &[
+            &r.id.as_uuid(),
+            &r.subject_id.as_uuid(),
+            &r.collection,
+            &encode_fields(&r.fields),
+            &r.version,
+            &r.created_ms,
+            &r.updated_ms,
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    let fields: Vec<&str> = index.iter().map(|e| e.field.as_str()).collect();
+    let digests: Vec<&[u8]> = index.iter().map(|e| e.digest.as_slice()).collect();
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
+             SELECT $1, f, d, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS u(f, d) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &st,
+        &[
+            &r.collection,
+            &fields,
+            &digests,
+            &r.id.as_uuid(),
+            &r.subject_id.as_uuid(),
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// An integrated audit entry.
+async fn import_leaf(tx: &Tx<'_>, l: &LeafRow) -> Result<(), StoreError> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &st,
+        &[
+            &(l.index as i64),
+            &l.subject_id.map(|s| s.as_uuid()),
+            &l.entry,
+            &l.leaf_hash.as_slice(),
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A signed tree head.
+async fn import_head(tx: &Tx<'_>, h: &SignedTreeHead) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_heads (size, root, timestamp_ms, signature) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+        &[
+            &(h.head.size as i64),
+            &h.head.root.as_slice(),
+            &(h.head.timestamp_ms as i64),
+            &h.signature.as_slice(),
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
