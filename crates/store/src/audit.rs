@@ -5,7 +5,7 @@ use custos_core::audit::SignedTreeHead;
 use custos_core::ids::SubjectId;
 use custos_core::merkle::Hash;
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// An audit entry waiting for the sequencer.
 #[derive(Debug, Clone, PartialEq, Eq)]

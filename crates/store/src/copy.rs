@@ -4,9 +4,12 @@ use async_trait::async_trait;
 use custos_core::audit::SignedTreeHead;
 use custos_core::ids::SubjectId;
 
-use crate::{
-    ApiKeyRow, ConsentRow, HoldRow, IndexEntry, LeafRow, RecordRow, StoreError, TreeState,
-};
+use crate::audit::{LeafRow, TreeState};
+use crate::error::StoreError;
+use crate::holds::HoldRow;
+use crate::keys::ApiKeyRow;
+use crate::ledger::ConsentRow;
+use crate::records::{IndexEntry, RecordRow};
 
 /// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
 /// records, leaves before heads, and the tree's right edge last, so that an interrupted copy

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use custos_core::ids::{RecordId, SubjectId};
 
-use crate::{QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
 
 /// A legal hold on a record: while it stands, nothing deletes the record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::{QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
 
 /// A stored API key: its digest, never the key.
 #[derive(Debug, Clone, PartialEq, Eq)]

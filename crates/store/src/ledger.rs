@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use custos_core::ids::{EventId, SubjectId};
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// One event of the consent ledger as stored: its audit entry's bytes, which the audit log
 /// holds too, so that a changed or deleted event is found by `custos audit verify`.

@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 mod audit;
 mod copy;
 mod error;
@@ -24,6 +22,7 @@ mod postgres;
 mod records;
 mod shared;
 mod sqlite;
+mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -40,29 +39,12 @@ pub use records::{
     RecordWithKey, decode_fields, encode_fields,
 };
 pub use sqlite::SqliteStore;
+pub use store::{SchemaVersion, Store};
 
 /// The aggregate traits [`Store`] is made of, and [`Store`] itself: `use
 /// custos_store::prelude::*;` brings every storage method into scope.
 pub mod prelude {
     pub use crate::{AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, Store};
-}
-
-/// The storage a vault runs on: every aggregate's storage, and whether the database answers.
-#[async_trait]
-pub trait Store:
-    RecordStore + LedgerStore + HoldStore + AuditStore + KeyStore + CopyStore + Send + Sync + 'static
-{
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// Where the schema stands against this binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaVersion {
-    /// Migrations applied to the database.
-    pub found: i64,
-    /// Migrations this binary knows.
-    pub supported: i64,
 }
 
 /// Opens the store at a location. An SQLite file is created and migrated; a PostgreSQL

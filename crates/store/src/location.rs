@@ -1,6 +1,6 @@
 //! Where a store lives: [`Location`] parsed from a URL, shown without its password.
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// Where a store lives, parsed from a URL. An unknown scheme is an error, never a silently
 /// created file.

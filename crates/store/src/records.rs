@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use custos_core::ids::{RecordId, SubjectId};
 
-use crate::{QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
 
 /// A field name to its ciphertext.
 pub type EncryptedFields = BTreeMap<String, Vec<u8>>;

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::convert::backend;
 use super::{PostgresStore, Tx};
+use crate::audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
+use crate::error::StoreError;
 use crate::shared::{LEASE_SQL, hash32, signature64, split_peaks};
-use crate::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, StoreError, TreeState};
 
 fn to_leaf(row: &Row) -> Result<LeafRow, StoreError> {
     Ok(LeafRow {

@@ -3,7 +3,7 @@
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 pub(super) fn backend(e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {

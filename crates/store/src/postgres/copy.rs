@@ -11,10 +11,10 @@ use super::holds::to_hold;
 use super::keys::to_api_key;
 use super::ledger::to_consent;
 use super::{PostgresStore, Tx};
-use crate::{
-    AuditStore, CopyRow, CopyStore, Cursor, IndexEntry, LeafRow, RecordRow, StoreError, Table,
-    decode_fields, encode_fields,
-};
+use crate::audit::{AuditStore, LeafRow};
+use crate::copy::{CopyRow, CopyStore, Cursor, Table};
+use crate::error::StoreError;
+use crate::records::{IndexEntry, RecordRow, decode_fields, encode_fields};
 
 #[async_trait]
 impl CopyStore for PostgresStore {

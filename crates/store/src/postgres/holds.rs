@@ -6,7 +6,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::{HoldRow, HoldStore, QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::holds::{HoldRow, HoldStore};
 
 pub(super) fn to_hold(r: &Row) -> HoldRow {
     HoldRow {

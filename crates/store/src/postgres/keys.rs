@@ -6,7 +6,9 @@ use tokio_postgres::Row;
 use super::PostgresStore;
 use super::audit::queue;
 use super::convert::backend;
-use crate::{ApiKeyRow, KeyStore, QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::keys::{ApiKeyRow, KeyStore};
 
 pub(super) fn to_api_key(row: &Row) -> ApiKeyRow {
     ApiKeyRow {

@@ -6,7 +6,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::{ConsentRow, LedgerStore, StoreError};
+use crate::error::StoreError;
+use crate::ledger::{ConsentRow, LedgerStore};
 
 pub(super) fn to_consent(r: &Row) -> ConsentRow {
     ConsentRow {

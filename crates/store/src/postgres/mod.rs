@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use crate::{QueuedAudit, SchemaVersion, Store, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::store::{SchemaVersion, Store};
 
 use convert::{backend, pool_error};
 use schema::{MIGRATION_LOCK, MIGRATIONS, schema_version};

@@ -8,11 +8,13 @@ use uuid::Uuid;
 use super::audit::queue;
 use super::convert::backend;
 use super::{PostgresStore, Tx};
-use crate::shared::RECORD_WITH_KEY;
-use crate::{
-    IndexEntry, NewRecord, QueuedAudit, RecordChange, RecordRow, RecordStore, RecordWithKey,
-    StoreError, decode_fields, encode_fields,
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::records::{
+    IndexEntry, NewRecord, RecordChange, RecordRow, RecordStore, RecordWithKey, decode_fields,
+    encode_fields,
 };
+use crate::shared::RECORD_WITH_KEY;
 
 fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
     let fields: Vec<u8> = row.get(3);

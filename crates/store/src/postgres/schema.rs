@@ -2,7 +2,7 @@
 //! a database is at.
 
 use super::convert::backend;
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// The schema, one forward-only migration per entry, each applied in its own transaction;
 /// `custos_schema` records which ran.

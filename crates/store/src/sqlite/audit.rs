@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::convert::{backend, id_text, parse_id};
+use crate::audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
+use crate::error::StoreError;
 use crate::shared::{LEASE_SQL, hash32, signature64, split_peaks};
-use crate::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, StoreError, TreeState};
 
 /// A leaf row as read: index, subject, entry, leaf hash.
 type RawLeaf = (i64, Option<String>, Vec<u8>, Vec<u8>);

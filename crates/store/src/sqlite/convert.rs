@@ -1,6 +1,6 @@
 //! Conversions between SQLite's values and errors and the store's.
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
     match &e {

@@ -11,11 +11,11 @@ use super::holds::{hold_row, insert_hold, to_hold};
 use super::keys::api_key;
 use super::ledger::{consent_row, to_consent};
 use super::records::{RawRecord, to_record};
+use crate::audit::{AuditStore, TreeState};
+use crate::copy::{CopyRow, CopyStore, Cursor, Table};
+use crate::error::StoreError;
+use crate::records::{IndexEntry, RecordRow, encode_fields};
 use crate::shared::split_peaks;
-use crate::{
-    AuditStore, CopyRow, CopyStore, Cursor, IndexEntry, RecordRow, StoreError, Table, TreeState,
-    encode_fields,
-};
 
 #[async_trait]
 impl CopyStore for SqliteStore {

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
-use crate::{HoldRow, HoldStore, QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::holds::{HoldRow, HoldStore};
 
 /// A hold as read: record, collection, subject, reason, placed by, placed at.
 type RawHold = (String, String, String, String, String, i64);

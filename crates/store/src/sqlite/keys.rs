@@ -6,7 +6,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::backend;
-use crate::{ApiKeyRow, KeyStore, QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::keys::{ApiKeyRow, KeyStore};
 
 pub(super) fn api_key(row: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     Ok(ApiKeyRow {

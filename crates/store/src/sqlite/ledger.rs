@@ -7,7 +7,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
-use crate::{ConsentRow, LedgerStore, QueuedAudit, StoreError};
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::ledger::{ConsentRow, LedgerStore};
 
 /// A consent row as read: seq, id, subject, entry.
 type RawConsent = (i64, String, String, Vec<u8>);

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{SchemaVersion, Store, StoreError};
+use crate::error::StoreError;
+use crate::store::{SchemaVersion, Store};
 
 use convert::backend;
 use schema::{migrate, pragmas};

@@ -7,11 +7,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
-use crate::shared::RECORD_WITH_KEY;
-use crate::{
-    IndexEntry, NewRecord, QueuedAudit, RecordChange, RecordRow, RecordStore, RecordWithKey,
-    StoreError, decode_fields, encode_fields,
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::records::{
+    IndexEntry, NewRecord, RecordChange, RecordRow, RecordStore, RecordWithKey, decode_fields,
+    encode_fields,
 };
+use crate::shared::RECORD_WITH_KEY;
 
 fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
     Ok((

@@ -4,7 +4,8 @@
 use rusqlite::Connection;
 
 use super::convert::backend;
-use crate::{SchemaVersion, StoreError};
+use crate::error::StoreError;
+use crate::store::SchemaVersion;
 
 /// The schema, one migration per entry; `PRAGMA user_version` says how many ran.
 const MIGRATIONS: &[&str] = &[

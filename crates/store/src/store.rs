@@ -1,0 +1,30 @@
+//! The [`Store`] trait, made of one trait per aggregate, and the [`SchemaVersion`] a
+//! backend reports.
+
+use async_trait::async_trait;
+
+use crate::audit::AuditStore;
+use crate::copy::CopyStore;
+use crate::error::StoreError;
+use crate::holds::HoldStore;
+use crate::keys::KeyStore;
+use crate::ledger::LedgerStore;
+use crate::records::RecordStore;
+
+/// The storage a vault runs on: every aggregate's storage, and whether the database answers.
+#[async_trait]
+pub trait Store:
+    RecordStore + LedgerStore + HoldStore + AuditStore + KeyStore + CopyStore + Send + Sync + 'static
+{
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where the schema stands against this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// Migrations applied to the database.
+    pub found: i64,
+    /// Migrations this binary knows.
+    pub supported: i64,
+}
