@@ -6,8 +6,8 @@
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
 //! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`AuditStore`], [`KeyStore`] and
-//! [`CopyStore`]. Code generic over a backend brings their methods into scope with
-//! [`prelude`].
+//! [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
+//! with [`prelude`]; through `dyn Store` they need no import.
 
 use std::sync::Arc;
 
@@ -42,7 +42,17 @@ pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};
 
 /// The aggregate traits [`Store`] is made of, and [`Store`] itself: `use
-/// custos_store::prelude::*;` brings every storage method into scope.
+/// custos_store::prelude::*;` brings every storage method into scope. Through a `dyn Store`
+/// or an `S: Store` they need no import; on a backend's own type they do.
+///
+/// ```
+/// use custos_store::prelude::*;
+/// use custos_store::{SqliteStore, StoreError};
+///
+/// async fn customers(store: &SqliteStore) -> Result<u64, StoreError> {
+///     store.count_records("customers").await
+/// }
+/// ```
 pub mod prelude {
     pub use crate::{AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, Store};
 }
