@@ -12,6 +12,8 @@ use custos_core::inventory::Inventory;
 use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
+mod receipts;
+
 #[derive(Parser)]
 #[command(
     name = "custos",
@@ -88,10 +90,32 @@ enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
-    /// Work with consent receipts.
+    /// Work with consent receipts (`receipt verify` is the same check).
     Consent {
         #[command(subcommand)]
         command: ConsentCommand,
+    },
+    /// Check signed documents from Custos: consent receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Check a signed document offline, without the server or the data directory: its
+    /// signature, its signed tree head, its entry's inclusion in the audit log, and that any
+    /// readable copy in the file is exactly what is signed. Says "ok" only against a key you
+    /// trust; exits 1 when a check fails, 3 when valid but signed by a key not verified.
+    Verify {
+        /// The file: the JSON from GET /v1/consents/{id}/receipt, or its bare JWS.
+        file: PathBuf,
+        /// The log's Ed25519 public key you trust: 64 hex digits, or a file holding them (as
+        /// written by `custos audit public-key > log.pub`, or fetched from
+        /// GET /.well-known/custos-log-key).
+        #[arg(long, env = "CUSTOS_LOG_PUBLIC_KEY")]
+        public_key: Option<String>,
     },
 }
 
@@ -119,14 +143,12 @@ enum RetentionCommand {
 
 #[derive(Subcommand)]
 enum ConsentCommand {
-    /// Check a consent receipt offline, without the server or the data directory: its
-    /// signature, its signed tree head, and its event's inclusion in the audit log.
+    /// Check a consent receipt offline: the same as `custos receipt verify`.
     VerifyReceipt {
         /// The receipt: the JSON from GET /v1/consents/{id}/receipt, or its bare JWS.
         file: PathBuf,
-        /// The log's Ed25519 public key, hex, as published by GET /v1/audit/head. Without it,
-        /// the receipt is only checked against the key it carries.
-        #[arg(long)]
+        /// The log's Ed25519 public key you trust: 64 hex digits, or a file holding them.
+        #[arg(long, env = "CUSTOS_LOG_PUBLIC_KEY")]
         public_key: Option<String>,
     },
 }
@@ -155,6 +177,8 @@ enum ApikeyCommand {
 enum AuditCommand {
     /// Recompute the Merkle tree over every entry and check every signed head.
     Verify,
+    /// Print the log's Ed25519 public key (hex): pin it to verify receipts offline.
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -354,7 +378,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Consent {
             command: ConsentCommand::VerifyReceipt { file, public_key },
-        } => verify_receipt(&file, public_key.as_deref()),
+        }
+        | Command::Receipt {
+            command: ReceiptCommand::Verify { file, public_key },
+        } => receipts::verify(&file, public_key.as_deref()),
+        Command::Audit {
+            command: AuditCommand::PublicKey,
+        } => {
+            println!("{}", open(&paths).await?.log_public_key());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inventory {
             command: InventoryCommand::Diff { old, new },
         } => {
@@ -613,54 +646,5 @@ async fn shutdown() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
-    }
-}
-
-fn verify_receipt(file: &std::path::Path, public_key: Option<&str>) -> Result<ExitCode> {
-    use custos_core::receipt;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    // The API's response, or the bare JWS.
-    let jws = match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(v) => v["jws"]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("{}: a JSON receipt has a \"jws\" string", file.display()))?,
-        Err(_) => text.trim().to_owned(),
-    };
-    let pinned = public_key
-        .map(|k| receipt::parse_public_key(k).context("--public-key"))
-        .transpose()?;
-    match receipt::verify(&jws, pinned.as_ref()) {
-        Ok(r) => {
-            let about = r.event.purpose.as_deref().unwrap_or("every purpose");
-            println!(
-                "ok: receipt {}: consent {} for {about} by subject {} at {} (source {}), \
-                 entry {} of the audit log of {} entries, root {}",
-                r.receipt_id,
-                r.state,
-                r.pii_principal_id,
-                r.consent_timestamp,
-                serde_json::to_value(r.collection_method)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                r.log.leaf_index,
-                r.log.tree_size,
-                r.log.root_hash
-            );
-            if pinned.is_none() {
-                println!(
-                    "note: checked against the key the receipt carries ({}); pass --public-key \
-                     with the log's published key to prove who signed it",
-                    r.public_key
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("FAILED: {e}");
-            Ok(ExitCode::from(1))
-        }
     }
 }

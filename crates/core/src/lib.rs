@@ -19,3 +19,4 @@ pub mod receipt;
 pub mod retention;
 pub mod secret;
 pub mod time;
+pub mod verify;

@@ -420,4 +420,30 @@ mod tests {
             Err(ReceiptError::Malformed(_))
         ));
     }
+
+    /// A receipt made whole by someone with a key of their own passes every internal check, so
+    /// a verifier without a trusted key must not call it proven (issue 9).
+    #[test]
+    fn a_self_made_receipt_is_never_ok_without_a_trusted_key() {
+        use crate::verify::{Signer, VerifyFileError, verify_file};
+        let log = key();
+        let forger = key();
+        let forged = sign(&issued(&forger, &event()), &forger);
+        let v = verify_file(&forged, None).unwrap();
+        assert_eq!(
+            v.signer,
+            Signer::NotVerified(hex::encode(forger.verifying_key().to_bytes()))
+        );
+        assert!(matches!(
+            verify_file(&forged, Some(&log.verifying_key())),
+            Err(VerifyFileError::Receipt(ReceiptError::BadSignature(_)))
+        ));
+        let genuine = sign(&issued(&log, &event()), &log);
+        assert_eq!(
+            verify_file(&genuine, Some(&log.verifying_key()))
+                .unwrap()
+                .signer,
+            Signer::Trusted
+        );
+    }
 }

@@ -180,6 +180,12 @@ impl Vault {
         Ok(head_view(&sth, &self.keys.signer.verifying_key()))
     }
 
+    /// The log's Ed25519 public key, hex: it signs tree heads, consent receipts and erasure
+    /// certificates. Public: verifiers pin it to check those offline.
+    pub fn log_public_key(&self) -> String {
+        hex::encode(self.keys.signer.verifying_key().to_bytes())
+    }
+
     /// An inclusion proof of entry `index` against the newest signed head. Admin only: the
     /// proof carries the entry.
     ///

@@ -132,6 +132,60 @@ async fn consent_given_used_withdrawn_and_proven_offline() {
         "{out}"
     );
 
+    // The key can be pinned from a file, as `custos audit public-key` writes it, and the
+    // command `receipt verify` is the same check.
+    let printed = custos(dir.path(), &["audit", "public-key"]);
+    assert_eq!(stdout(&printed).trim(), public_key);
+    let key_file = dir.path().join("log.pub");
+    std::fs::write(&key_file, stdout(&printed)).unwrap();
+    let v = custos(
+        elsewhere.path(),
+        &[
+            "receipt",
+            "verify",
+            file.to_str().unwrap(),
+            "--public-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(v.status.success(), "{}", stdout(&v));
+    assert!(stdout(&v).starts_with("ok: receipt"), "{}", stdout(&v));
+
+    // Without a trusted key the signature is checked against the key the receipt carries,
+    // which proves nothing of who signed it: not "ok", and a non-zero exit (issue 9).
+    let v = custos(
+        elsewhere.path(),
+        &["receipt", "verify", file.to_str().unwrap()],
+    );
+    assert_eq!(v.status.code(), Some(3), "{}", stdout(&v));
+    assert!(
+        stdout(&v).starts_with("signature valid, signer not verified"),
+        "{}",
+        stdout(&v)
+    );
+
+    // The readable copy edited (marketing made analytics) while the JWS is untouched: the
+    // file no longer says what is signed, and the verifier names where (issue 9).
+    let mut misleading = receipt.clone();
+    misleading["receipt"]["purposes"][0]["purpose"] = "analytics".into();
+    std::fs::write(&file, misleading.to_string()).unwrap();
+    let v = custos(
+        elsewhere.path(),
+        &[
+            "receipt",
+            "verify",
+            file.to_str().unwrap(),
+            "--public-key",
+            &public_key,
+        ],
+    );
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("differ at receipt/purposes/0/purpose"),
+        "{}",
+        stdout(&v)
+    );
+
     // A receipt whose payload was edited, or checked against another key, fails.
     let jws = receipt["jws"].as_str().unwrap();
     let parts: Vec<&str> = jws.split('.').collect();
@@ -145,7 +199,13 @@ async fn consent_given_used_withdrawn_and_proven_offline() {
     std::fs::write(&file, format!("{}.{edited}.{}", parts[0], parts[2])).unwrap();
     let v = custos(
         elsewhere.path(),
-        &["consent", "verify-receipt", file.to_str().unwrap()],
+        &[
+            "consent",
+            "verify-receipt",
+            file.to_str().unwrap(),
+            "--public-key",
+            &public_key,
+        ],
     );
     assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
     assert!(
