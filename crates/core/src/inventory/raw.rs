@@ -1,0 +1,100 @@
+//! The inventory file's shape, as serde reads it: every key optional where a missing one is a
+//! problem to report, and spans kept so that a problem names its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInventory {
+    pub(super) database: Option<Spanned<String>>,
+    pub(super) organization: Option<Spanned<RawOrganization>>,
+    #[serde(default)]
+    pub(super) purposes: Vec<Spanned<RawPurpose>>,
+    #[serde(default)]
+    pub(super) processors: Vec<Spanned<RawProcessor>>,
+    #[serde(default)]
+    pub(super) roles: Vec<Spanned<RawRole>>,
+    #[serde(default)]
+    pub(super) collections: BTreeMap<String, Spanned<RawCollection>>,
+    #[serde(default)]
+    pub(super) sites: Vec<Spanned<RawSite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOrganization {
+    pub(super) name: Option<String>,
+    pub(super) contact: Option<String>,
+    pub(super) default_region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPurpose {
+    pub(super) id: String,
+    pub(super) description: Option<String>,
+    pub(super) legal_basis: Option<String>,
+    #[serde(default)]
+    pub(super) recipients: Vec<String>,
+    pub(super) consent_lapses_after: Option<String>,
+    #[serde(default)]
+    pub(super) sale_or_sharing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    pub(super) id: String,
+    #[serde(default)]
+    pub(super) origins: Vec<String>,
+    #[serde(default)]
+    pub(super) purposes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcessor {
+    pub(super) id: String,
+    pub(super) name: Option<String>,
+    pub(super) country: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub(super) id: String,
+    #[serde(default)]
+    pub(super) purposes: Vec<String>,
+    #[serde(default)]
+    pub(super) may_write: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCollection {
+    pub(super) retention: Option<String>,
+    pub(super) on_expiry: Option<String>,
+    #[serde(default)]
+    pub(super) fields: BTreeMap<String, Spanned<RawField>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawField {
+    #[serde(rename = "type")]
+    pub(super) ty: Option<String>,
+    pub(super) category: Option<String>,
+    #[serde(default)]
+    pub(super) purposes: Vec<String>,
+    #[serde(default)]
+    pub(super) searchable: bool,
+    #[serde(default)]
+    pub(super) required: bool,
+    pub(super) max_length: Option<i64>,
+    pub(super) retention: Option<String>,
+    #[serde(default)]
+    pub(super) keep_when_anonymised: bool,
+}
