@@ -17,6 +17,7 @@ pub mod notice;
 pub mod principal;
 pub mod receipt;
 pub mod retention;
+pub mod rights;
 pub mod secret;
 pub mod time;
 pub mod verify;

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::raw::{RawInventory, RawOrganization};
 use super::{
-    Inventory, InventoryError, Organization, Problem, collections, is_identifier, purposes,
+    Inventory, InventoryError, Organization, Problem, collections, is_identifier, purposes, rights,
 };
 use crate::countries;
 
@@ -96,8 +96,10 @@ impl Inventory {
         let (purposes, purpose_ids) = purposes::purposes(&mut c, raw.purposes, &processors);
         let sites = purposes::sites(&mut c, raw.sites, &purposes, &purpose_ids);
         let roles = purposes::roles(&mut c, raw.roles, &purpose_ids);
+        let declared = rights::declared_fields(&raw.collections);
         let collections =
             collections::collections(&mut c, raw.collections, &purposes, &purpose_ids);
+        let rights = rights::rights(&mut c, raw.rights, &collections, &declared);
         match organization {
             Some(organization) if c.problems.is_empty() => Ok(Inventory {
                 database,
@@ -107,6 +109,7 @@ impl Inventory {
                 roles,
                 collections,
                 sites,
+                rights,
             }),
             _ => {
                 c.problems.sort_by_key(|p| p.line.unwrap_or(0));

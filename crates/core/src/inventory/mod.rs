@@ -7,7 +7,7 @@
 //! The model lives here; `period` reads periods and retention rules, `raw` is the file's
 //! shape as serde reads it, and `check` turns that into an [`Inventory`] with one function
 //! per section (`purposes` holds processors, purposes, sites and roles; `collections` the
-//! collections and their fields).
+//! collections and their fields; `rights` the `[rights]` section).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,11 +15,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rights::{Calendar, ProfileId};
+
 mod check;
 mod collections;
 mod period;
 mod purposes;
 mod raw;
+mod rights;
 #[cfg(test)]
 mod testing;
 
@@ -55,6 +58,63 @@ pub struct Inventory {
     pub collections: BTreeMap<String, Collection>,
     /// The websites that record consent through the public endpoint.
     pub sites: Vec<Site>,
+    /// How data-subject requests are answered: `[rights]`, defaults when absent.
+    pub rights: Rights,
+}
+
+/// `[rights]`: which regulation profile a subject's requests fall under, and the calendar
+/// their deadlines are counted on (see [`crate::rights`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rights {
+    /// The profile of a subject no rule places: GDPR unless the inventory says otherwise.
+    pub default_profile: ProfileId,
+    /// The country field a subject's jurisdiction is read from, when declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_field: Option<FieldRef>,
+    /// The text field holding a subject's region (ISO 3166-2, such as `US-CA`), when
+    /// declared; a request may also give the region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_field: Option<FieldRef>,
+    /// The rules that place a subject under a profile, in file order.
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// The UTC offset dates are taken at, and the holidays business days skip.
+    pub calendar: Calendar,
+}
+
+impl Default for Rights {
+    /// What an inventory without `[rights]` gets: everyone under GDPR, on a UTC calendar
+    /// with no holidays.
+    fn default() -> Self {
+        Rights {
+            default_profile: ProfileId::Gdpr,
+            country_field: None,
+            region_field: None,
+            jurisdictions: Vec::new(),
+            calendar: Calendar::default(),
+        }
+    }
+}
+
+/// A declared field, named `collection.field` in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldRef {
+    /// The collection.
+    pub collection: String,
+    /// The field in it.
+    pub field: String,
+}
+
+/// A `[[rights.jurisdictions]]` rule: subjects in these countries or regions fall under
+/// this profile. No country or region is listed by two rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct Jurisdiction {
+    /// The profile.
+    pub profile: ProfileId,
+    /// ISO 3166-1 alpha-2 codes.
+    pub countries: Vec<String>,
+    /// ISO 3166-2 codes (`US-CA`); a rule naming a subject's region wins over one naming
+    /// their country.
+    pub regions: Vec<String>,
 }
 
 /// The controller.

@@ -21,6 +21,7 @@ pub(super) struct RawInventory {
     pub(super) collections: BTreeMap<String, Spanned<RawCollection>>,
     #[serde(default)]
     pub(super) sites: Vec<Spanned<RawSite>>,
+    pub(super) rights: Option<Spanned<RawRights>>,
 }
 
 #[derive(Deserialize)]
@@ -97,4 +98,27 @@ pub(super) struct RawField {
     pub(super) retention: Option<String>,
     #[serde(default)]
     pub(super) keep_when_anonymised: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRights {
+    pub(super) default_profile: Option<Spanned<String>>,
+    pub(super) utc_offset: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) holidays: Vec<Spanned<String>>,
+    pub(super) country_field: Option<Spanned<String>>,
+    pub(super) region_field: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) jurisdictions: Vec<Spanned<RawJurisdiction>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJurisdiction {
+    pub(super) profile: Option<String>,
+    #[serde(default)]
+    pub(super) countries: Vec<String>,
+    #[serde(default)]
+    pub(super) regions: Vec<String>,
 }
