@@ -83,6 +83,12 @@ id_type!(
     "event id"
 );
 
+id_type!(
+    /// A data-subject request: one access, erasure or other request, from receipt to answer.
+    RequestId,
+    "request id"
+);
+
 /// A string that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is not a UUID")]

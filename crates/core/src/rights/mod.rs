@@ -1,6 +1,7 @@
-//! Data-subject rights: the regulation profiles (GDPR, UK GDPR, CCPA/CPRA) that say which
-//! requests exist and how long a controller has to answer them, the working calendar those
-//! deadlines are counted on, and which profile a subject falls under.
+//! Data-subject rights: the requests subjects make and the state machine they go through, the
+//! regulation profiles (GDPR, UK GDPR, CCPA/CPRA) that say which requests exist and how long
+//! a controller has to answer them, the working calendar those deadlines are counted on, and
+//! which profile a subject falls under.
 //!
 //! # How time is counted
 //!
@@ -34,6 +35,43 @@
 //!   whole period counted from receipt: 31 January → 28 February → 28 April.
 //! - A deadline is the **last millisecond** of its date at the calendar's offset: an answer at
 //!   or before it is in time.
+//!
+//! # The request machine
+//!
+//! A request is created `received`, with its due date (and, under CCPA, its
+//! acknowledge-by date) computed from its profile. Then:
+//!
+//! | from ↓ \ by → | acknowledge¹      | verify              | approve                           | extend²            | reject           | complete         |
+//! |----------------|-------------------|---------------------|-----------------------------------|--------------------|------------------|------------------|
+//! | `received`     | `received`        | `verifying`         | `in_progress`³ or `not_verified`  | `not_approved`     | `rejected`       | `not_approved`   |
+//! | `verifying`    | `verifying`       | `already_verifying` | `in_progress`                     | `not_approved`     | `rejected`       | `not_approved`   |
+//! | `in_progress`  | `in_progress`     | `already_approved`  | `already_approved`                | `extended`         | `rejected`       | `completed`      |
+//! | `extended`     | `extended`        | `already_approved`  | `already_approved`                | `already_extended` | `rejected`       | `completed`      |
+//! | `completed`    | `request_closed`  | `request_closed`    | `request_closed`                  | `request_closed`   | `request_closed` | `request_closed` |
+//! | `rejected`     | `request_closed`  | `request_closed`    | `request_closed`                  | `request_closed`   | `request_closed` | `request_closed` |
+//!
+//! A status is where the transition leads; a snake_case name is the rule that refuses it
+//! ([`TransitionError::rule`]).
+//!
+//! - ¹ **acknowledge** confirms receipt to the subject (CCPA Regulations § 7021(a)); it
+//!   leaves the status as it is and is refused a second time (`already_acknowledged`).
+//! - **verify** starts checking the subject's identity; **approve** records it checked
+//!   (`verified_at`) and starts the work. ³ A kind that needs no verification (an opt-out of
+//!   sale or sharing, § 7026) is approved straight from `received`; any other is refused
+//!   `not_verified`.
+//! - ² **extend** needs a [`Reason`] (told to the subject) and the request approved: an
+//!   extension answers the work a request needs (GDPR Art. 12(3): "the complexity and number
+//!   of the requests"), and a subject who cannot be verified in time is refused instead
+//!   (§ 7021(b)). It is refused when the profile allows none for the kind
+//!   (`extension_not_allowed`: an opt-out under CCPA), a second time (`already_extended`),
+//!   and after the original due date, before which the subject must be told
+//!   (`extension_too_late`; Art. 12(3), Cal. Civ. Code § 1798.130(a)(2)).
+//! - **reject** needs a [`Reason`] and closes the request from any open status, verified or
+//!   not; **complete** closes an approved one. A closed request changes no more.
+//! - A transition dated before the request's last change is refused (`out_of_order`).
+//!
+//! A completed request may have been completed late; a late request is still answered, so
+//! lateness ([`Request::is_overdue`]) refuses nothing.
 
 use std::fmt;
 
@@ -95,11 +133,16 @@ macro_rules! names {
 mod calendar;
 mod jurisdiction;
 mod profile;
+mod request;
 
 pub use calendar::{Calendar, OutOfRangeError, TimeLimit};
 pub(crate) use calendar::{parse_date, parse_utc_offset};
 pub use jurisdiction::{EU_EEA, jurisdiction};
 pub use profile::{CCPA, Extension, GDPR, PROFILES, Profile, ProfileId, RequestKind, UK_GDPR};
+pub use request::{
+    Channel, MAX_REASON_LENGTH, NewRequestError, ParseReasonError, Reason, Request, RequestStatus,
+    Transition, TransitionError,
+};
 
 /// A name that is not one of the few a closed set allows (a request kind, a profile id).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
