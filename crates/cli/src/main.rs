@@ -588,7 +588,9 @@ async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
         .create_api_key(&Principal::Cli, &name, "admin")
         .await?;
     let key = key.secret.expose_secret();
+    // Synthetic, made to be shown: the demo prints it for the curl commands to use.
     let email = demo_customer(0)["email"]
+        .expose_secret()
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -598,7 +600,7 @@ async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
             "customers",
             Some("billing"),
             "email",
-            &email,
+            &custos_core::personal::PersonalValue::text(email.clone()),
         )
         .await?;
     let Some(first) = found.first() else {

@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::countries;
 use crate::inventory::{Collection, FieldDecl, FieldType};
+use crate::personal::{PersonalFields, PersonalValue};
+use crate::secret::Secret;
 
 /// The longest email address accepted (RFC 5321 path limit less the angle brackets).
 const MAX_EMAIL_LEN: usize = 254;
@@ -36,13 +38,22 @@ pub struct Context<'a> {
     pub default_region: &'a str,
 }
 
-/// A value in canonical form.
+/// A value in canonical form. Both parts are personal, and print as redacted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalised {
     /// The canonical value, as stored (encrypted) and returned.
-    pub value: Value,
+    pub value: PersonalValue,
     /// The form a blind index is computed over; equal for values that should find each other.
-    pub index_form: String,
+    pub index_form: Secret<String>,
+}
+
+impl Normalised {
+    fn new(index_form: String, value: Value) -> Self {
+        Self {
+            value: PersonalValue::new(value),
+            index_form: Secret::new(index_form),
+        }
+    }
 }
 
 /// `s`, when it is safe to repeat in an error: a lower snake_case identifier, as every name an
@@ -83,18 +94,16 @@ fn fail(field: &str, rule: &'static str, message: impl Into<String>) -> FieldErr
 pub fn normalise(
     name: &str,
     decl: &FieldDecl,
-    raw: &Value,
+    raw: &PersonalValue,
     ctx: Context<'_>,
 ) -> Result<Normalised, FieldError> {
+    let raw = raw.expose_secret();
     let want_string = |what: &str| fail(name, "type", format!("must be a string holding {what}"));
     match decl.ty {
         FieldType::Text => {
             let s = raw.as_str().ok_or_else(|| want_string("text"))?;
             let s = text(name, s, decl.max_length)?;
-            Ok(Normalised {
-                index_form: s.to_lowercase(),
-                value: Value::String(s),
-            })
+            Ok(Normalised::new(s.to_lowercase(), Value::String(s)))
         }
         FieldType::Email => {
             let s = raw
@@ -102,19 +111,13 @@ pub fn normalise(
                 .ok_or_else(|| want_string("an email address"))?;
             let e = email(s)
                 .map_err(|why| fail(name, "email", format!("not a valid email address: {why}")))?;
-            Ok(Normalised {
-                index_form: e.to_lowercase(),
-                value: Value::String(e),
-            })
+            Ok(Normalised::new(e.to_lowercase(), Value::String(e)))
         }
         FieldType::Phone => {
             let s = raw.as_str().ok_or_else(|| want_string("a phone number"))?;
             let p = phone(s, ctx.default_region)
                 .map_err(|why| fail(name, "phone", format!("not a valid phone number: {why}")))?;
-            Ok(Normalised {
-                index_form: p.clone(),
-                value: Value::String(p),
-            })
+            Ok(Normalised::new(p.clone(), Value::String(p)))
         }
         FieldType::Date => {
             let s = raw.as_str().ok_or_else(|| want_string("a date"))?;
@@ -125,10 +128,7 @@ pub fn normalise(
                     "must be a calendar date written YYYY-MM-DD (ISO 8601)",
                 )
             })?;
-            Ok(Normalised {
-                index_form: d.clone(),
-                value: Value::String(d),
-            })
+            Ok(Normalised::new(d.clone(), Value::String(d)))
         }
         FieldType::Country => {
             let s = raw.as_str().ok_or_else(|| want_string("a country code"))?;
@@ -139,36 +139,24 @@ pub fn normalise(
                     "must be an ISO 3166-1 alpha-2 country code such as GB",
                 )
             })?;
-            Ok(Normalised {
-                index_form: c.clone(),
-                value: Value::String(c),
-            })
+            Ok(Normalised::new(c.clone(), Value::String(c)))
         }
         FieldType::Number => {
             let n = raw
                 .as_number()
                 .filter(|n| n.as_f64().is_some_and(f64::is_finite));
             let n = n.ok_or_else(|| fail(name, "number", "must be a finite JSON number"))?;
-            Ok(Normalised {
-                index_form: n.to_string(),
-                value: Value::Number(n.clone()),
-            })
+            Ok(Normalised::new(n.to_string(), Value::Number(n.clone())))
         }
         FieldType::Bool => {
             let b = raw
                 .as_bool()
                 .ok_or_else(|| fail(name, "bool", "must be true or false"))?;
-            Ok(Normalised {
-                index_form: b.to_string(),
-                value: Value::Bool(b),
-            })
+            Ok(Normalised::new(b.to_string(), Value::Bool(b)))
         }
         FieldType::PostalAddress => {
             let v = postal_address(name, raw)?;
-            Ok(Normalised {
-                index_form: String::new(),
-                value: v,
-            })
+            Ok(Normalised::new(String::new(), v))
         }
     }
 }
@@ -377,7 +365,7 @@ pub type Validated = BTreeMap<String, Option<Normalised>>;
 /// field, a `null` where it is not allowed, or a value that breaks its type's rule.
 pub fn validate_record(
     coll: &Collection,
-    fields: &Map<String, Value>,
+    fields: &PersonalFields,
     mode: Mode,
     ctx: Context<'_>,
 ) -> Result<Validated, FieldError> {
@@ -420,6 +408,13 @@ pub fn validate_record(
 mod tests {
     use super::*;
     use crate::inventory::{EXAMPLE, Inventory};
+
+    fn fields_of(body: Value) -> PersonalFields {
+        match body {
+            Value::Object(m) => crate::personal::fields_of(m),
+            other => panic!("not an object: {other}"),
+        }
+    }
 
     const CORPUS: &str = include_str!("../testdata/fields.json");
 
@@ -520,7 +515,7 @@ mod tests {
     };
 
     fn check(body: Value, mode: Mode, expect: Result<(), (&str, &str)>) {
-        let got = validate_record(&customers(), body.as_object().unwrap(), mode, CTX);
+        let got = validate_record(&customers(), &fields_of(body.clone()), mode, CTX);
         match (got, expect) {
             (Ok(_), Ok(())) => {}
             (Err(e), Err((field, rule))) => {
@@ -635,8 +630,8 @@ mod tests {
         let canary = "canary-7f3a9c@nowhere";
         let body =
             serde_json::json!({"email": canary, "name": format!("{canary}{}", "x".repeat(300))});
-        let e = validate_record(&customers(), body.as_object().unwrap(), Mode::Create, CTX)
-            .unwrap_err();
+        let e =
+            validate_record(&customers(), &fields_of(body.clone()), Mode::Create, CTX).unwrap_err();
         assert!(!e.to_string().contains("canary"), "{e}");
     }
 }

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod inventory;
 pub mod merkle;
 pub mod notice;
+pub mod personal;
 pub mod principal;
 pub mod receipt;
 pub mod retention;

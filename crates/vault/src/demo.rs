@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use custos_core::personal::PersonalFields;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -75,7 +76,7 @@ impl Mix {
 
 /// The `i`th demo customer. Emails are at example.com (RFC 2606) and phone numbers in
 /// Ofcom's range reserved for drama (020 7946 0xxx), so none reaches a real person.
-pub fn demo_customer(i: usize) -> serde_json::Map<String, Value> {
+pub fn demo_customer(i: usize) -> PersonalFields {
     let mut m = Mix(i as u64);
     let (first, last) = (m.pick(&FIRST), m.pick(&LAST));
     let email = format!(
@@ -107,7 +108,7 @@ pub fn demo_customer(i: usize) -> serde_json::Map<String, Value> {
         c["notes"] = json!("Prefers contact by email.");
     }
     match c {
-        Value::Object(o) => o,
+        Value::Object(o) => custos_core::personal::fields_of(o),
         _ => unreachable!("built as an object"),
     }
 }

@@ -8,13 +8,13 @@ use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::fields::{self, Context, Mode, Validated};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::{Collection, Purpose};
+use custos_core::personal::{PersonalFields, PersonalValue};
 use custos_core::principal::Act;
 use custos_store::{
     IndexEntry, NewRecord, NewSubject, QueuedAudit, RecordChange, RecordRow, RecordWithKey,
     StoreError,
 };
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::{InvalidKind, Principal, Vault, VaultError};
 
@@ -51,7 +51,7 @@ pub struct RecordView {
     /// The purpose it was read for.
     pub purpose: String,
     /// The fields returned.
-    pub fields: Map<String, Value>,
+    pub fields: PersonalFields,
     /// The fields the record holds that were not returned, with reasons.
     pub withheld: Vec<WithheldView>,
 }
@@ -159,7 +159,7 @@ impl Vault {
                 continue;
             };
             let plain = zeroize::Zeroizing::new(
-                serde_json::to_vec(&n.value).expect("JSON values serialise"),
+                serde_json::to_vec(n.value.expose_secret()).expect("JSON values serialise"),
             );
             let at = FieldBinding {
                 record: record.id,
@@ -169,10 +169,10 @@ impl Vault {
             let ct = key.encrypt_field(at, &plain);
             record.fields.insert(name.clone(), ct);
             if coll.fields[name].searchable {
-                let digest = self
-                    .keys
-                    .index
-                    .digest(&record.collection, name, &n.index_form);
+                let digest =
+                    self.keys
+                        .index
+                        .digest(&record.collection, name, n.index_form.expose_secret());
                 index.push(IndexEntry {
                     field: name.clone(),
                     digest: digest.to_vec(),
@@ -193,7 +193,7 @@ impl Vault {
         p: &Principal,
         collection: &str,
         subject: Option<SubjectId>,
-        body: &Map<String, Value>,
+        body: &PersonalFields,
     ) -> Result<Created, VaultError> {
         self.authorize(p, &Act::WriteRecords)?;
         let coll = self.collection(collection)?;
@@ -270,7 +270,7 @@ impl Vault {
             .keys
             .root
             .unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
-        let mut fields = Map::new();
+        let mut fields = PersonalFields::new();
         let mut withheld = Vec::new();
         let mut audit = audit_for(p, action, &r.collection, r.id, r.subject_id);
         audit.purpose = Some(purpose.id.clone());
@@ -288,9 +288,10 @@ impl Vault {
                         field: name,
                     };
                     let plain = key.decrypt_field(at, ct)?;
-                    let v: Value = serde_json::from_slice(plain.expose_secret()).map_err(|_| {
-                        VaultError::Integrity("a decrypted field is not JSON".into())
-                    })?;
+                    let v: PersonalValue =
+                        serde_json::from_slice(plain.expose_secret()).map_err(|_| {
+                            VaultError::Integrity("a decrypted field is not JSON".into())
+                        })?;
                     fields.insert(name.clone(), v);
                     audit.fields.push(name.clone());
                 }
@@ -394,7 +395,7 @@ impl Vault {
         collection: &str,
         purpose: Option<&str>,
         field: &str,
-        value: &str,
+        value: &PersonalValue,
     ) -> Result<Vec<RecordView>, VaultError> {
         let coll = self.collection(collection)?;
         let purpose = self
@@ -421,13 +422,11 @@ impl Vault {
             e.fields = vec![field.to_owned()];
             return Err(self.refuse(e, purpose, VaultError::Forbidden(why)).await);
         }
-        let n = fields::normalise(
-            field,
-            decl,
-            &Value::String(value.to_owned()),
-            self.context(),
-        )?;
-        let digest = self.keys.index.digest(collection, field, &n.index_form);
+        let n = fields::normalise(field, decl, value, self.context())?;
+        let digest = self
+            .keys
+            .index
+            .digest(collection, field, n.index_form.expose_secret());
         let recs = self
             .store
             .find_by_digest(collection, field, &digest)
@@ -463,7 +462,7 @@ impl Vault {
         p: &Principal,
         collection: &str,
         id: RecordId,
-        body: &Map<String, Value>,
+        body: &PersonalFields,
     ) -> Result<(), VaultError> {
         self.authorize(p, &Act::WriteRecords)?;
         let coll = self.collection(collection)?;

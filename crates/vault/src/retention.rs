@@ -415,8 +415,9 @@ impl Vault {
                 field: name,
             };
             let plain = old_key.decrypt_field(at, ct)?;
-            let value: serde_json::Value = serde_json::from_slice(plain.expose_secret())
-                .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+            let value: custos_core::personal::PersonalValue =
+                serde_json::from_slice(plain.expose_secret())
+                    .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
             let n = custos_core::fields::normalise(name, decl, &value, self.context())?;
             kept.insert(name.clone(), Some(n));
         }

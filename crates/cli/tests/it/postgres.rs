@@ -490,6 +490,7 @@ async fn db_copy_moves_a_vault_to_postgres_and_back_and_survives_an_interruption
 
 fn custos_vault_demo_email() -> String {
     custos_vault::demo_customer(0)["email"]
+        .expose_secret()
         .as_str()
         .unwrap()
         .to_owned()

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use custos_core::personal::{PersonalFields, PersonalValue};
 use custos_vault::RecordView;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,7 +32,7 @@ struct CreateRecord {
     subject_id: Option<String>,
     /// The record's fields, each declared in the inventory.
     #[schema(value_type = Object)]
-    fields: Map<String, Value>,
+    fields: PersonalFields,
 }
 
 impl Expected for CreateRecord {
@@ -45,7 +45,7 @@ impl Expected for CreateRecord {
 struct UpdateRecord {
     /// The fields to change; `null` removes an optional field.
     #[schema(value_type = Object)]
-    fields: Map<String, Value>,
+    fields: PersonalFields,
 }
 
 impl Expected for UpdateRecord {
@@ -80,7 +80,7 @@ struct Record {
     purpose: String,
     /// The fields returned.
     #[schema(value_type = Object)]
-    fields: Map<String, Value>,
+    fields: PersonalFields,
     /// The fields held but not returned, with reasons.
     withheld: Vec<WithheldField>,
 }
@@ -286,7 +286,13 @@ async fn search_records(
     };
     let v = s
         .vault
-        .search(&p, &collection, purpose.as_deref(), &field, &value)
+        .search(
+            &p,
+            &collection,
+            purpose.as_deref(),
+            &field,
+            &PersonalValue::text(value),
+        )
         .await?;
     Ok(records(v))
 }

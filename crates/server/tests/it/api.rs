@@ -593,3 +593,61 @@ async fn documents_and_operations() {
         "labels carry templates only"
     );
 }
+
+/// A personal value cannot reach `Debug`, so it cannot reach a log line by accident: not the
+/// body a record is written from, nor the record as it is read back or found (issue 9).
+#[tokio::test]
+async fn personal_values_never_print_in_debug() {
+    use custos_core::personal::{PersonalValue, fields_of};
+    use custos_vault::Principal;
+    let t = spawn().await;
+    const CANARY: &str = "debug.canary.5e1c@example.org";
+    let body = fields_of(
+        serde_json::json!({"name": "Canary Debugtest", "email": CANARY})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let created = t
+        .vault
+        .put_record(&Principal::Cli, "customers", None, &body)
+        .await
+        .unwrap();
+    let read = t
+        .vault
+        .get_record(&Principal::Cli, "customers", created.id, Some("support"))
+        .await
+        .unwrap();
+    assert_eq!(read.fields["email"].expose_secret(), CANARY);
+    let found = t
+        .vault
+        .search(
+            &Principal::Cli,
+            "customers",
+            Some("support"),
+            "email",
+            &PersonalValue::text(CANARY.to_uppercase()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let normalised = custos_core::fields::normalise(
+        "email",
+        &t.vault.inventory().collections["customers"].fields["email"],
+        &PersonalValue::text(CANARY),
+        custos_core::fields::Context {
+            default_region: "GB",
+        },
+    )
+    .unwrap();
+    for shown in [
+        format!("{body:?}"),
+        format!("{read:?}"),
+        format!("{read:#?}"),
+        format!("{found:?}"),
+        format!("{normalised:?}"),
+    ] {
+        assert!(!shown.to_lowercase().contains("canary"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
