@@ -95,10 +95,25 @@ enum Command {
         #[command(subcommand)]
         command: ConsentCommand,
     },
-    /// Check signed documents from Custos: consent receipts.
+    /// Check signed documents from Custos: consent receipts and erasure certificates.
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
+    },
+    /// The erasure list: subjects erased, which a restore re-applies.
+    Erasures {
+        #[command(subcommand)]
+        command: ErasuresCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErasuresCommand {
+    /// Every subject erased and when, oldest first (no personal value).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -109,7 +124,8 @@ enum ReceiptCommand {
     /// readable copy in the file is exactly what is signed. Says "ok" only against a key you
     /// trust; exits 1 when a check fails, 3 when valid but signed by a key not verified.
     Verify {
-        /// The file: the JSON from GET /v1/consents/{id}/receipt, or its bare JWS.
+        /// The file: the JSON from GET /v1/consents/{id}/receipt or
+        /// /v1/subjects/{id}/erasure-certificate, or its bare JWS.
         file: PathBuf,
         /// The log's Ed25519 public key you trust: 64 hex digits, or a file holding them (as
         /// written by `custos audit public-key > log.pub`, or fetched from
@@ -382,6 +398,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Receipt {
             command: ReceiptCommand::Verify { file, public_key },
         } => receipts::verify(&file, public_key.as_deref()),
+        Command::Erasures {
+            command: ErasuresCommand::List { json },
+        } => {
+            let list = open(&paths).await?.erasures(&Principal::Cli).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for e in &list {
+                    println!("{}  {}", e.erased_at, e.subject_id);
+                }
+                eprintln!("{} subjects erased", list.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             command: AuditCommand::PublicKey,
         } => {

@@ -1,10 +1,12 @@
-//! `custos receipt verify`: a signed document checked offline, and the verdict printed.
+//! `custos receipt verify`: a signed document (a consent receipt or an erasure certificate)
+//! checked offline, and the verdict printed.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use custos_core::audit::VerifyingKey;
+use custos_core::certificate::Certificate;
 use custos_core::receipt::{self, Receipt};
 use custos_core::verify::{Document, Signer, verify_file};
 
@@ -23,7 +25,22 @@ fn trusted_key(arg: &str) -> Result<VerifyingKey> {
     receipt::parse_public_key(&hex).context("--public-key")
 }
 
-fn describe(r: &Receipt) -> String {
+fn describe(d: &Document) -> String {
+    match d {
+        Document::ConsentReceipt(r) => describe_receipt(r),
+        Document::ErasureCertificate(c) => describe_certificate(c),
+    }
+}
+
+fn describe_certificate(c: &Certificate) -> String {
+    format!(
+        "erasure certificate: subject {} erased at {}, entry {} of the audit log of {} entries, \
+         root {}. {}",
+        c.subject_id, c.erased_at, c.log.leaf_index, c.log.tree_size, c.log.root_hash, c.statement
+    )
+}
+
+fn describe_receipt(r: &Receipt) -> String {
     let about = r.event.purpose.as_deref().unwrap_or("every purpose");
     format!(
         "receipt {}: consent {} for {about} by subject {} at {} (source {}), \
@@ -52,7 +69,7 @@ pub(crate) fn verify(file: &Path, public_key: Option<&str>) -> Result<ExitCode> 
     let trusted = public_key.map(trusted_key).transpose()?;
     match verify_file(&text, trusted.as_ref()) {
         Ok(v) => {
-            let Document::ConsentReceipt(r) = &v.document;
+            let r = &v.document;
             match v.signer {
                 Signer::Trusted => {
                     println!("ok: {}", describe(r));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::WithholdReason;
 use crate::consent::ConsentEvent;
+use crate::erasure::ErasureSummary;
 use crate::ids::{RecordId, SubjectId};
 use crate::merkle::Hash;
 
@@ -64,6 +65,9 @@ pub enum Action {
     /// A legal hold was released.
     #[serde(rename = "legal_hold.release")]
     LegalHoldRelease,
+    /// A subject was erased: the entry carries what was erased and what kept, and why.
+    #[serde(rename = "subject.erase")]
+    SubjectErase,
 }
 
 /// How it ended.
@@ -122,6 +126,9 @@ pub struct AuditEntry {
     /// The consent-ledger event this entry records, whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<ConsentEvent>,
+    /// The erasure this entry records: names and counts, never a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureSummary>,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -142,6 +149,7 @@ impl AuditEntry {
             withheld: Vec::new(),
             detail: None,
             consent: None,
+            erasure: None,
             outcome,
         }
     }

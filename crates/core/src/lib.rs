@@ -6,9 +6,11 @@
 
 pub mod access;
 pub mod audit;
+pub mod certificate;
 pub mod consent;
 pub mod countries;
 pub mod crypto;
+pub mod erasure;
 pub mod fields;
 pub mod ids;
 pub mod inventory;
@@ -20,5 +22,6 @@ pub mod receipt;
 pub mod retention;
 pub mod rights;
 pub mod secret;
+pub mod signed;
 pub mod time;
 pub mod verify;

@@ -110,6 +110,16 @@ pub enum Act<'a> {
     ManageHolds,
     /// Create, list or revoke API keys.
     ManageApiKeys,
+    /// Erase a subject (crypto-shredding).
+    EraseSubject {
+        /// Whom.
+        subject: SubjectId,
+    },
+    /// Read a subject's erasure certificate, or (with no subject) the erasure list.
+    ReadErasures {
+        /// Whose certificate; none for the whole list.
+        subject: Option<SubjectId>,
+    },
 }
 
 impl Act<'_> {
@@ -125,14 +135,18 @@ impl Act<'_> {
             Act::RunRetention => "run retention",
             Act::ManageHolds => "place or release legal holds",
             Act::ManageApiKeys => "manage API keys",
+            Act::EraseSubject { .. } => "erase subjects",
+            Act::ReadErasures { .. } => "read erasures",
         }
     }
 
     /// The subject the act is about, when it names one.
     fn subject(&self) -> Option<SubjectId> {
         match self {
-            Act::Read { subject, .. } | Act::ReadLedger { subject } => *subject,
-            Act::RecordChoice { subject } => Some(*subject),
+            Act::Read { subject, .. }
+            | Act::ReadLedger { subject }
+            | Act::ReadErasures { subject } => *subject,
+            Act::RecordChoice { subject } | Act::EraseSubject { subject } => Some(*subject),
             _ => None,
         }
     }
@@ -194,7 +208,7 @@ pub fn authorize(
             }
         }
         Principal::Customer { subject } => match act {
-            Act::RecordChoice { .. } | Act::ReadLedger { .. }
+            Act::RecordChoice { .. } | Act::ReadLedger { .. } | Act::ReadErasures { .. }
                 if act.subject() == Some(*subject) =>
             {
                 Ok(())
@@ -239,9 +253,12 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
                 Err(Refusal(format!("role {:?} may not write records", r.id)))
             }
         }
-        Act::ReadAudit | Act::RunRetention | Act::ManageHolds | Act::ManageApiKeys => {
-            Err(Refusal(format!("only admin may {}", act.describe())))
-        }
+        Act::ReadAudit
+        | Act::RunRetention
+        | Act::ManageHolds
+        | Act::ManageApiKeys
+        | Act::EraseSubject { .. }
+        | Act::ReadErasures { .. } => Err(Refusal(format!("only admin may {}", act.describe()))),
     }
 }
 
@@ -276,6 +293,14 @@ mod tests {
             ("retention", Act::RunRetention),
             ("holds", Act::ManageHolds),
             ("apikeys", Act::ManageApiKeys),
+            ("erase", Act::EraseSubject { subject }),
+            (
+                "certificate",
+                Act::ReadErasures {
+                    subject: Some(subject),
+                },
+            ),
+            ("erasures", Act::ReadErasures { subject: None }),
         ];
         for p in &inv.purposes {
             let name: &'static str = Box::leak(format!("read:{}", p.id).into_boxed_str());
@@ -315,6 +340,9 @@ mod tests {
             "retention",
             "holds",
             "apikeys",
+            "erase",
+            "certificate",
+            "erasures",
             "read:billing",
             "read:support",
             "read:marketing",
@@ -348,7 +376,7 @@ mod tests {
         let me = SubjectId::random();
         let other = SubjectId::random();
         let p = Principal::Customer { subject: me };
-        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger"]);
+        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger", "certificate"]);
         assert!(allowed(&p, &inv, other).is_empty());
         let e = authorize(&p, &Act::RecordChoice { subject: other }, &inv).unwrap_err();
         assert_eq!(e.message(), "a customer may act on their own data only");

@@ -7,15 +7,13 @@
 //! It travels as a JWS in compact serialisation (RFC 7515), signed with the log's Ed25519 key
 //! (`"alg": "EdDSA"`, RFC 8037).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditEntry, SignedTreeHead, TreeHead};
 use crate::consent::{Choice, ConsentEvent, Source};
 use crate::ids::{EventId, SubjectId};
-use crate::merkle::{self, Hash};
+pub use crate::signed::LogProof;
+use crate::signed::{SignedError, open_jws, sign_jws};
 
 /// The receipt format's version.
 pub const RECEIPT_VERSION: &str = "custos-consent-receipt-1";
@@ -48,25 +46,6 @@ pub struct ReceiptPurpose {
     pub third_party_names: Vec<String>,
     /// When consent ends: by withdrawal, or after a lapse.
     pub termination: String,
-}
-
-/// The event's place in the audit log, and the signed head that commits to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogProof {
-    /// The entry's index.
-    pub leaf_index: u64,
-    /// The entry's exact bytes (the Merkle leaf input), as UTF-8 JSON.
-    pub entry: String,
-    /// The RFC 9162 audit path, hex, leaf to root.
-    pub inclusion_proof: Vec<String>,
-    /// The tree size of the head.
-    pub tree_size: u64,
-    /// The root hash at that size, hex.
-    pub root_hash: String,
-    /// When the head was signed, ms since the epoch.
-    pub timestamp_ms: u64,
-    /// The Ed25519 signature over the head, hex.
-    pub signature: String,
 }
 
 /// A consent receipt.
@@ -119,46 +98,11 @@ pub fn state_of(choice: Choice) -> &'static str {
 }
 
 /// Why a receipt does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReceiptError {
-    /// Not a JWS of a receipt.
-    #[error("not a consent receipt: {0}")]
-    Malformed(String),
-    /// The JWS signature does not verify.
-    #[error("the receipt's signature does not verify with key {0}")]
-    BadSignature(String),
-    /// The signed tree head does not verify.
-    #[error("the tree head in the receipt is not signed by key {0}")]
-    BadHead(String),
-    /// The inclusion proof does not lead to the signed root.
-    #[error("the audit entry is not in the signed tree: its inclusion proof does not verify")]
-    NotIncluded,
-    /// The receipt says one thing and its audit entry another.
-    #[error("the receipt does not match its audit entry: {0}")]
-    Mismatch(String),
-}
+pub type ReceiptError = SignedError;
 
 /// Signs a receipt: a JWS in compact serialisation.
 pub fn sign(receipt: &Receipt, key: &SigningKey) -> String {
-    let header = serde_json::json!({
-        "alg": "EdDSA",
-        "typ": JWS_TYPE,
-        "kid": hex::encode(key.verifying_key().to_bytes()),
-    });
-    let signing_input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(serde_json::to_vec(receipt).expect("a receipt always serialises"))
-    );
-    let sig = key.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", B64.encode(sig.to_bytes()))
-}
-
-fn unhex<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ReceiptError> {
-    hex::decode(s)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ReceiptError::Malformed(format!("{what} is not {N} bytes of hex")))
+    sign_jws(JWS_TYPE, receipt, key)
 }
 
 /// Reads a published Ed25519 public key: 64 hex digits.
@@ -166,8 +110,7 @@ fn unhex<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ReceiptError> {
 /// # Errors
 /// `Malformed` when it is not one.
 pub fn parse_public_key(s: &str) -> Result<VerifyingKey, ReceiptError> {
-    VerifyingKey::from_bytes(&unhex::<32>("the public key", s.trim())?)
-        .map_err(|_| ReceiptError::Malformed("the public key is not an Ed25519 key".into()))
+    crate::signed::parse_public_key(s)
 }
 
 /// Checks a receipt offline: the JWS signature, the signed tree head, the audit entry's
@@ -179,71 +122,11 @@ pub fn parse_public_key(s: &str) -> Result<VerifyingKey, ReceiptError> {
 /// # Errors
 /// The first check that fails.
 pub fn verify(jws: &str, pinned: Option<&VerifyingKey>) -> Result<Receipt, ReceiptError> {
-    let malformed = |m: &str| ReceiptError::Malformed(m.to_owned());
-    let parts: Vec<&str> = jws.trim().split('.').collect();
-    let [h, p, s] = parts.as_slice() else {
-        return Err(malformed("a JWS has three dot-separated parts"));
-    };
-    let header: serde_json::Value = B64
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| malformed("the JWS header is not base64url JSON"))?;
-    if header["alg"] != "EdDSA" {
-        return Err(malformed("the JWS is not signed with EdDSA"));
-    }
-    let receipt: Receipt = B64
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| malformed("the JWS payload is not a consent receipt"))?;
-    let own = VerifyingKey::from_bytes(&unhex::<32>("public_key", &receipt.public_key)?)
-        .map_err(|_| malformed("public_key is not an Ed25519 key"))?;
-    let key = pinned.copied().unwrap_or(own);
-    let key_hex = hex::encode(key.to_bytes());
-    if key != own {
-        return Err(ReceiptError::BadSignature(key_hex));
-    }
-    let sig = B64
-        .decode(s)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .ok_or_else(|| malformed("the JWS signature is not 64 bytes of base64url"))?;
-    key.verify(format!("{h}.{p}").as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| ReceiptError::BadSignature(key_hex.clone()))?;
-
-    let log = &receipt.log;
-    let head = SignedTreeHead {
-        head: TreeHead {
-            size: log.tree_size,
-            root: unhex::<32>("log.root_hash", &log.root_hash)?,
-            timestamp_ms: log.timestamp_ms,
-        },
-        signature: unhex::<64>("log.signature", &log.signature)?,
-    };
-    head.verify(&key)
-        .map_err(|_| ReceiptError::BadHead(key_hex))?;
-    let proof = log
-        .inclusion_proof
-        .iter()
-        .map(|h| unhex::<32>("log.inclusion_proof", h))
-        .collect::<Result<Vec<Hash>, _>>()?;
-    merkle::verify_inclusion(
-        log.leaf_index,
-        log.tree_size,
-        &merkle::leaf_hash(log.entry.as_bytes()),
-        &proof,
-        &head.head.root,
-    )
-    .map_err(|_| ReceiptError::NotIncluded)?;
-
-    let entry = AuditEntry::from_bytes(log.entry.as_bytes())
-        .map_err(|_| malformed("log.entry is not an audit entry"))?;
-    if entry.index != Some(log.leaf_index) {
-        return Err(ReceiptError::Mismatch(
-            "the entry was sequenced at another index".into(),
-        ));
-    }
+    let opened = open_jws(jws)?;
+    let receipt: Receipt = serde_json::from_slice(&opened.payload)
+        .map_err(|_| SignedError::Malformed("the JWS payload is not a consent receipt".into()))?;
+    let key = opened.check_signature(&receipt.public_key, pinned)?;
+    let entry = receipt.log.check(&key)?;
     if entry.consent.as_ref() != Some(&receipt.event) {
         return Err(ReceiptError::Mismatch(
             "the entry records another event".into(),
@@ -272,10 +155,14 @@ pub fn verify(jws: &str, pinned: Option<&VerifyingKey>) -> Result<Receipt, Recei
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
     use super::*;
-    use crate::audit::{Action, Outcome};
+    use crate::audit::{Action, AuditEntry, Outcome, TreeHead};
     use crate::consent::Evidence;
     use crate::crypto::DataKey;
+    use crate::merkle;
 
     fn event() -> ConsentEvent {
         ConsentEvent {
@@ -436,7 +323,7 @@ mod tests {
         );
         assert!(matches!(
             verify_file(&forged, Some(&log.verifying_key())),
-            Err(VerifyFileError::Receipt(ReceiptError::BadSignature(_)))
+            Err(VerifyFileError::Signed(ReceiptError::BadSignature(_)))
         ));
         let genuine = sign(&issued(&log, &event()), &log);
         assert_eq!(

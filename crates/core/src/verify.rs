@@ -1,5 +1,5 @@
-//! Checking a file that carries a document Custos signed (today a consent receipt), the way
-//! `custos receipt verify` does, offline.
+//! Checking a file that carries a document Custos signed (a consent receipt or an erasure
+//! certificate), the way `custos receipt verify` does, offline.
 //!
 //! Only the JWS is proof. A file may also hold a readable copy of the signed payload for
 //! people (the API's `{"receipt": {...}, "jws": "..."}`); a reader trusts what they read, so
@@ -13,11 +13,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
-use crate::receipt::{self, Receipt, ReceiptError};
+use crate::certificate::{self, Certificate};
+use crate::receipt::{self, Receipt};
+use crate::signed::{SignedError, jws_type};
 
 /// The members a file may hold beside `jws`: a readable copy of the payload, under the name
 /// the API gives it.
-const READABLE: [&str; 1] = ["receipt"];
+const READABLE: [&str; 2] = ["receipt", "certificate"];
 
 /// What a checked document is. Not `non_exhaustive`: every caller must say how it shows
 /// each kind.
@@ -25,6 +27,8 @@ const READABLE: [&str; 1] = ["receipt"];
 pub enum Document {
     /// A consent receipt.
     ConsentReceipt(Box<Receipt>),
+    /// An erasure certificate.
+    ErasureCertificate(Box<Certificate>),
 }
 
 /// Who signed it, as far as the check could tell.
@@ -61,9 +65,9 @@ pub enum VerifyFileError {
         /// Where the first difference is, as a JSON pointer (`/purposes/0/purpose`).
         at: String,
     },
-    /// A check of the signed receipt failed.
+    /// A check of the signed document failed.
     #[error(transparent)]
-    Receipt(#[from] ReceiptError),
+    Signed(#[from] SignedError),
 }
 
 /// Checks a file: the API's JSON (`jws` and a readable copy) or a bare JWS. With `trusted`,
@@ -83,15 +87,20 @@ pub fn verify_file(
             return Err(VerifyFileError::ReadableDiffers { member, at });
         }
     }
-    let r = receipt::verify(&jws, trusted)?;
+    let (document, key) = if jws_type(&jws).as_deref() == Some(certificate::JWS_TYPE) {
+        let c = certificate::verify(&jws, trusted)?;
+        let key = c.public_key.clone();
+        (Document::ErasureCertificate(Box::new(c)), key)
+    } else {
+        let r = receipt::verify(&jws, trusted)?;
+        let key = r.public_key.clone();
+        (Document::ConsentReceipt(Box::new(r)), key)
+    };
     let signer = match trusted {
         Some(_) => Signer::Trusted,
-        None => Signer::NotVerified(r.public_key.clone()),
+        None => Signer::NotVerified(key),
     };
-    Ok(Verified {
-        document: Document::ConsentReceipt(Box::new(r)),
-        signer,
-    })
+    Ok(Verified { document, signer })
 }
 
 fn malformed(m: impl Into<String>) -> VerifyFileError {

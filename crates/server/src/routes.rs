@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod consents;
+pub(crate) mod erasures;
 pub(crate) mod holds;
 pub(crate) mod notice;
 pub(crate) mod public;
@@ -13,9 +14,10 @@ pub(crate) mod system;
 #[cfg(test)]
 mod tests {
     /// The modules `routes.rs` declares, with their source.
-    const RESOURCES: [(&str, &str); 7] = [
+    const RESOURCES: [(&str, &str); 8] = [
         ("audit", include_str!("routes/audit.rs")),
         ("consents", include_str!("routes/consents.rs")),
+        ("erasures", include_str!("routes/erasures.rs")),
         ("holds", include_str!("routes/holds.rs")),
         ("notice", include_str!("routes/notice.rs")),
         ("public", include_str!("routes/public.rs")),

@@ -23,6 +23,7 @@ mod records;
 mod shared;
 mod sqlite;
 mod store;
+mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -40,6 +41,7 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};
+pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 
 /// The aggregate traits [`Store`] is made of, and [`Store`] itself: `use
 /// custos_store::prelude::*;` brings every storage method into scope. Through a `dyn Store`
@@ -54,7 +56,9 @@ pub use store::{SchemaVersion, Store};
 /// }
 /// ```
 pub mod prelude {
-    pub use crate::{AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, Store};
+    pub use crate::{
+        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, Store, SubjectStore,
+    };
 }
 
 /// Opens the store at a location. An SQLite file is created and migrated; a PostgreSQL

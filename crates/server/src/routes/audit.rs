@@ -1,4 +1,5 @@
-//! The audit log over HTTP: one subject's trail, the signed tree head, inclusion proofs.
+//! The audit log over HTTP: one subject's trail, the signed tree head, inclusion proofs, and
+//! the log's public key.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,6 +19,28 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit_trail))
         .routes(routes!(audit_head))
         .routes(routes!(audit_proof))
+        .routes(routes!(log_key))
+}
+
+/// The log's Ed25519 public key, published so that receipts and certificates can be
+/// verified against a key obtained apart from them. Public: it proves nothing about anyone.
+#[utoipa::path(
+    get,
+    path = "/.well-known/custos-log-key",
+    responses((status = 200, description = "The key, 64 hex digits and a newline", content_type = "text/plain")),
+    security(()),
+    tag = "audit"
+)]
+async fn log_key(
+    State(s): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        format!("{}\n", s.vault.log_public_key()),
+    )
 }
 
 /// An audit entry.

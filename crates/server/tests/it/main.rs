@@ -2,6 +2,7 @@
 
 mod api;
 mod consents;
+mod erasure;
 mod public;
 mod refusals;
 mod retention;

@@ -15,6 +15,7 @@ use crate::audit::{AuditStore, LeafRow};
 use crate::copy::{CopyRow, CopyStore, Cursor, Table};
 use crate::error::StoreError;
 use crate::records::{IndexEntry, RecordRow, decode_fields, encode_fields};
+use crate::subjects::ErasureRow;
 
 #[async_trait]
 impl CopyStore for PostgresStore {
@@ -33,6 +34,7 @@ impl CopyStore for PostgresStore {
             ),
             Table::ConsentEvents => (one("SELECT count(*) FROM consent_events").await?, 0),
             Table::LegalHolds => (one("SELECT count(*) FROM legal_holds").await?, 0),
+            Table::Erasures => (one("SELECT count(*) FROM erasure_log").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
@@ -82,6 +84,21 @@ impl CopyStore for PostgresStore {
                 .await?
                 .iter()
                 .map(|r| CopyRow::Hold(to_hold(r)))
+                .collect()),
+            Table::Erasures => Ok(self
+                .query(
+                    "SELECT subject_id, erased_ms FROM erasure_log \
+                     WHERE subject_id > $1 ORDER BY subject_id LIMIT $2",
+                    &[&id, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    CopyRow::Erasure(ErasureRow {
+                        subject_id: SubjectId::from(r.get::<_, Uuid>(0)),
+                        erased_ms: r.get(1),
+                    })
+                })
                 .collect()),
             Table::ApiKeys => Ok(self
                 .query(
@@ -149,8 +166,10 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
     };
     // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
     let id = if key.is_empty()
-        || !matches!(table, Table::Subjects | Table::Records | Table::LegalHolds)
-    {
+        || !matches!(
+            table,
+            Table::Subjects | Table::Records | Table::LegalHolds | Table::Erasures
+        ) {
         Uuid::nil()
     } else {
         key.parse::<Uuid>()
@@ -267,6 +286,15 @@ async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
                     &h.placed_by,
                     &h.placed_ms,
                 ],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        CopyRow::Erasure(e) => {
+            tx.execute(
+                "INSERT INTO erasure_log (subject_id, erased_ms) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&e.subject_id.as_uuid(), &e.erased_ms],
             )
             .await
             .map_err(backend)?;

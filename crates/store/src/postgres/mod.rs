@@ -33,6 +33,7 @@ mod keys;
 mod ledger;
 mod records;
 mod schema;
+mod subjects;
 
 /// Connections per process. Bounded: a busy server waits for a connection (up to
 /// [`POOL_WAIT`]) instead of opening more than the database allows.

@@ -307,7 +307,8 @@ impl RecordStore for PostgresStore {
     async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
         let rows = self
             .query(
-                "SELECT wrapped FROM subject_keys WHERE subject_id = $1 AND version = 1",
+                "SELECT k.wrapped FROM subject_keys k JOIN subjects s ON s.id = k.subject_id \
+                 WHERE k.subject_id = $1 AND k.version = 1 AND s.status <> 'erased'",
                 &[&subject.as_uuid()],
             )
             .await?;

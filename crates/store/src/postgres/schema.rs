@@ -101,6 +101,12 @@ CREATE TABLE legal_holds (
     placed_ms BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE erasure_log (
+    subject_id UUID PRIMARY KEY,
+    erased_ms BIGINT NOT NULL
+);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

@@ -16,6 +16,7 @@ use crate::copy::{CopyRow, CopyStore, Cursor, Table};
 use crate::error::StoreError;
 use crate::records::{IndexEntry, RecordRow, encode_fields};
 use crate::shared::split_peaks;
+use crate::subjects::ErasureRow;
 
 #[async_trait]
 impl CopyStore for SqliteStore {
@@ -35,6 +36,7 @@ impl CopyStore for SqliteStore {
                 ),
                 Table::ConsentEvents => (one("SELECT count(*) FROM consent_events")?, 0),
                 Table::LegalHolds => (one("SELECT count(*) FROM legal_holds")?, 0),
+                Table::Erasures => (one("SELECT count(*) FROM erasure_log")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
@@ -130,6 +132,22 @@ fn export_page(
                 .map_err(backend)?;
             it.map(|r| r.map_err(backend).and_then(to_hold).map(CopyRow::Hold))
                 .collect()
+        }
+        Table::Erasures => {
+            let mut s = c.prepare_cached("SELECT subject_id, erased_ms FROM erasure_log WHERE subject_id > ?1 ORDER BY subject_id LIMIT ?2").map_err(backend)?;
+            let it = s
+                .query_map(params![key, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(backend)?;
+            it.map(|r| {
+                let (id, erased_ms) = r.map_err(backend)?;
+                Ok(CopyRow::Erasure(ErasureRow {
+                    subject_id: parse_id(id)?,
+                    erased_ms,
+                }))
+            })
+            .collect()
         }
         Table::AuditLeaves => unreachable!("paged through leaves() above"),
         Table::AuditHeads => {
@@ -273,6 +291,11 @@ fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         },
+        CopyRow::Erasure(e) => {
+            c.prepare_cached("INSERT INTO erasure_log (subject_id, erased_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .and_then(|mut s| s.execute(params![id_text(e.subject_id), e.erased_ms]))
+                .map_err(backend)?;
+        }
         CopyRow::ApiKey(k) => {
             c.prepare_cached(
                 "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5) \

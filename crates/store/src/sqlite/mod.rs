@@ -28,6 +28,7 @@ mod keys;
 mod ledger;
 mod records;
 mod schema;
+mod subjects;
 
 /// Read connections kept open; more are opened when all are in use, and closed after.
 const READERS: usize = 4;

@@ -273,7 +273,8 @@ impl RecordStore for SqliteStore {
     async fn subject_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT wrapped FROM subject_keys WHERE subject_id = ?1 AND version = 1",
+                "SELECT k.wrapped FROM subject_keys k JOIN subjects s ON s.id = k.subject_id \
+                 WHERE k.subject_id = ?1 AND k.version = 1 AND s.status <> 'erased'",
             )
             .and_then(|mut s| s.query_row([id_text(subject)], |r| r.get(0)).optional())
             .map_err(backend)

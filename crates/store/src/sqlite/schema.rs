@@ -103,6 +103,12 @@ CREATE TABLE legal_holds (
     placed_ms INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE erasure_log (
+    subject_id TEXT PRIMARY KEY,
+    erased_ms INTEGER NOT NULL
+);
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {

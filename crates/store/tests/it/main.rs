@@ -45,6 +45,13 @@ macro_rules! conformance {
             use crate::suite;
 
             #[tokio::test(flavor = "multi_thread")]
+            async fn erasure_shreds_in_one_transaction() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                suite::erasure_shreds_in_one_transaction(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
             async fn records_round_trip() {
                 let Some(fresh) = crate::$backend().await else {
                     return;

@@ -779,3 +779,111 @@ pub(crate) async fn anonymising_replaces_the_record_in_one_transaction(store: Ar
     assert!(store.record("customers", again.id).await.unwrap().is_none());
     assert_eq!(store.queued_audit(100).await.unwrap().len(), before + 1);
 }
+
+/// An erasure deletes and trims what it names, destroys the key when asked, marks the subject
+/// erased and lists it, all with its audit entry; a stale plan, or a second erasure, changes
+/// nothing.
+pub(crate) async fn erasure_shreds_in_one_transaction(store: Arc<dyn Store>) {
+    use custos_store::{Erasure, Trim};
+    let a = insert(store.as_ref(), 7).await;
+    let s = a.subject_id;
+    let mut b = row(s, &[("email", b"ct-b"), ("name", b"ct-b-name")]);
+    b.collection = "customers".into();
+    store
+        .insert_record(NewRecord {
+            record: b.clone(),
+            new_subject: None,
+            index: vec![IndexEntry {
+                field: "email".into(),
+                digest: digest(8),
+            }],
+            audit: audit("create-b", Some(s)),
+        })
+        .await
+        .unwrap();
+    let erasure = |remaining: u64, destroy_key: bool, version: i64| Erasure {
+        subject_id: s,
+        erase: vec![a.id],
+        trim: vec![Trim {
+            id: b.id,
+            version,
+            fields: [("name".to_string(), b"ct-b-name".to_vec())].into(),
+            removed: vec!["email".into()],
+        }],
+        remaining,
+        destroy_key,
+        erased_ms: 42,
+        audit: audit("erase", Some(s)),
+    };
+    let before = store.queued_audit(100).await.unwrap().len();
+    // A plan that no longer matches (a stale version, or a record it did not see) is refused
+    // and leaves everything as it was.
+    for stale in [erasure(1, false, 7), erasure(0, false, 1)] {
+        assert!(matches!(
+            store.erase_subject(stale).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert!(store.record("customers", a.id).await.unwrap().is_some());
+    assert!(store.subject_key(s).await.unwrap().is_some());
+    assert!(store.erasures().await.unwrap().is_empty());
+
+    store.erase_subject(erasure(1, false, 1)).await.unwrap();
+    assert!(store.record("customers", a.id).await.unwrap().is_none());
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(7))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .find_by_digest("customers", "email", &digest(8))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let kept = store.record("customers", b.id).await.unwrap().unwrap();
+    assert_eq!(kept.record.fields.keys().collect::<Vec<_>>(), ["name"]);
+    // The kept record keeps its key, but the subject is no longer found as a subject.
+    assert!(store.subject_key(s).await.unwrap().is_none());
+    assert_eq!(
+        store.erasures().await.unwrap(),
+        vec![custos_store::ErasureRow {
+            subject_id: s,
+            erased_ms: 42
+        }]
+    );
+    assert_eq!(store.erasure(s).await.unwrap().unwrap().erased_ms, 42);
+    assert!(matches!(
+        store.erase_subject(erasure(1, true, 2)).await,
+        Err(StoreError::NotFound)
+    ));
+    let queued = store.queued_audit(100).await.unwrap();
+    let tags: Vec<String> = queued[before..]
+        .iter()
+        .map(|q| String::from_utf8(q.audit.entry.clone()).unwrap())
+        .collect();
+    assert_eq!(tags, ["{\"tag\":\"erase\"}"]);
+
+    // With nothing kept, the key row goes too.
+    let c = insert(store.as_ref(), 9).await;
+    store
+        .erase_subject(Erasure {
+            subject_id: c.subject_id,
+            erase: vec![c.id],
+            trim: vec![],
+            remaining: 0,
+            destroy_key: true,
+            erased_ms: 43,
+            audit: audit("erase-c", Some(c.subject_id)),
+        })
+        .await
+        .unwrap();
+    let keys = export_all(store.as_ref(), 100).await;
+    assert!(keys.iter().all(|row| match row {
+        custos_store::CopyRow::Subject { id, keys, .. } => *id != c.subject_id || keys.is_empty(),
+        _ => true,
+    }));
+}
