@@ -53,7 +53,48 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI 3.1 document of [`router`].
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    router().split_for_parts().1
+    let mut doc = router().split_for_parts().1;
+    document_server_errors(&mut doc);
+    doc
+}
+
+/// Every operation can answer 500 (an internal fault, said in no detail) and 503 (the
+/// storage is unavailable, or the request outlived `REQUEST_TIMEOUT`): the document says so
+/// once here rather than in every handler's annotation.
+fn document_server_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let answer = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorBody",
+                        ))))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let r = &mut op.responses.responses;
+            r.entry("500".into())
+                .or_insert_with(|| answer("An internal error; the body says nothing of it"));
+            r.entry("503".into()).or_insert_with(|| {
+                answer("The storage is unavailable, or the request took too long; try again")
+            });
+        }
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -132,9 +132,11 @@ struct Ledger(LedgerView);
 #[utoipa::path(
     post,
     path = "/v1/subjects/{id}/consents",
-    params(("id" = String, Path, description = "The subject id")),
+    params(("id" = uuid::Uuid, Path, description = "The subject id")),
     request_body = ConsentBody,
     responses(
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 201, description = "Recorded", body = Event),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -167,7 +169,7 @@ async fn record_consent(
 #[utoipa::path(
     get,
     path = "/v1/subjects/{id}/consents",
-    params(("id" = String, Path, description = "The subject id")),
+    params(("id" = uuid::Uuid, Path, description = "The subject id")),
     responses(
         (status = 200, body = Ledger),
         (status = 400, body = ErrorBody),
@@ -206,7 +208,7 @@ struct ReceiptBody {
 #[utoipa::path(
     get,
     path = "/v1/consents/{event_id}/receipt",
-    params(("event_id" = String, Path, description = "The event id, as returned when it was recorded")),
+    params(("event_id" = uuid::Uuid, Path, description = "The event id, as returned when it was recorded")),
     responses(
         (status = 200, body = ReceiptBody),
         (status = 400, body = ErrorBody),

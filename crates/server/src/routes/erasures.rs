@@ -41,7 +41,7 @@ struct Erasures {
 #[utoipa::path(
     post,
     path = "/v1/subjects/{id}/erase",
-    params(("id" = String, Path, description = "The subject id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The subject id (a UUID)")),
     responses(
         (status = 200, body = CertificateBody),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -66,7 +66,7 @@ async fn erase_subject(
 #[utoipa::path(
     get,
     path = "/v1/subjects/{id}/erasure-certificate",
-    params(("id" = String, Path, description = "The subject id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The subject id (a UUID)")),
     responses(
         (status = 200, body = CertificateBody),
         (status = 400, description = "Malformed id", body = ErrorBody),

@@ -42,9 +42,11 @@ struct Hold(HoldView);
 #[utoipa::path(
     post,
     path = "/v1/collections/{collection}/records/{id}/legal-hold",
-    params(("collection" = String, Path), ("id" = String, Path)),
+    params(("collection" = String, Path), ("id" = uuid::Uuid, Path)),
     request_body = HoldBody,
     responses(
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 201, body = Hold),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -73,7 +75,7 @@ async fn place_hold(
 #[utoipa::path(
     delete,
     path = "/v1/collections/{collection}/records/{id}/legal-hold",
-    params(("collection" = String, Path), ("id" = String, Path)),
+    params(("collection" = String, Path), ("id" = uuid::Uuid, Path)),
     responses(
         (status = 204, description = "Released"),
         (status = 400, body = ErrorBody),

@@ -76,6 +76,8 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> 
     request_body = PublicBody,
     params(("Sec-GPC" = Option<String>, Header, description = "1 when the browser sends Global Privacy Control")),
     responses(
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 201, description = "Recorded", body = Outcome),
         (status = 400, body = ErrorBody),
         (status = 403, description = "Not a site's key, an origin the site does not declare, or a token that is not valid", body = ErrorBody),
@@ -173,7 +175,7 @@ async fn public_preflight(State(s): State<AppState>, headers: HeaderMap) -> Resp
 #[utoipa::path(
     post,
     path = "/v1/subjects/{id}/site-token",
-    params(("id" = String, Path), ("site" = String, Query, description = "A site declared under [[sites]]")),
+    params(("id" = uuid::Uuid, Path), ("site" = String, Query, description = "A site declared under [[sites]]")),
     responses(
         (status = 201, body = Token),
         (status = 400, body = ErrorBody),

@@ -124,6 +124,7 @@ fn records(views: Vec<RecordView>) -> Json<Records> {
     params(("collection" = String, Path, description = "A collection declared in the inventory")),
     request_body = CreateRecord,
     responses(
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 201, description = "Created", body = Created),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or bad API key", body = ErrorBody),
@@ -167,7 +168,7 @@ async fn create_record(
     path = "/v1/collections/{collection}/records/{id}",
     params(
         ("collection" = String, Path),
-        ("id" = String, Path, description = "The record id"),
+        ("id" = uuid::Uuid, Path, description = "The record id"),
         ("purpose" = String, Query, description = "Why the data is read; a purpose declared in the inventory"),
     ),
     responses(
@@ -198,9 +199,11 @@ async fn get_record(
 #[utoipa::path(
     patch,
     path = "/v1/collections/{collection}/records/{id}",
-    params(("collection" = String, Path), ("id" = String, Path)),
+    params(("collection" = String, Path), ("id" = uuid::Uuid, Path)),
     request_body = UpdateRecord,
     responses(
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 204, description = "Changed"),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -227,12 +230,15 @@ async fn update_record(
 #[utoipa::path(
     delete,
     path = "/v1/collections/{collection}/records/{id}",
-    params(("collection" = String, Path), ("id" = String, Path)),
+    params(("collection" = String, Path), ("id" = uuid::Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "The record is under a legal hold", body = ErrorBody),
+        (status = 422, description = "Unknown collection", body = ErrorBody),
     ),
     tag = "records"
 )]
@@ -301,7 +307,7 @@ async fn search_records(
 #[utoipa::path(
     get,
     path = "/v1/subjects/{id}/records",
-    params(("id" = String, Path, description = "The subject id"), ("purpose" = String, Query)),
+    params(("id" = uuid::Uuid, Path, description = "The subject id"), ("purpose" = String, Query)),
     responses(
         (status = 200, body = Records),
         (status = 400, body = ErrorBody),
