@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::{TestApp, spawn};
 
+/// One call: what it is, the URI, the key, and the body with its content type.
+type Try<'a> = (&'a str, String, Option<&'a str>, Option<(&'a str, &'a str)>);
+
 /// The path with each parameter filled in: ids with `id`, the rest with a declared name.
 fn fill(path: &str, id: &str) -> String {
     path.replace("{collection}", "customers")
@@ -84,7 +87,7 @@ async fn every_status_the_server_sends_is_documented() {
                 "{}{query}",
                 fill(path, &custos_core::ids::SubjectId::random().to_string())
             );
-            let mut tries: Vec<(&str, String, Option<&str>, Option<(&str, &str)>)> = vec![
+            let mut tries: Vec<Try<'_>> = vec![
                 (
                     "without a key",
                     good.clone(),
