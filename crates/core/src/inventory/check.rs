@@ -1,77 +1,12 @@
 //! From the file's raw shape to a valid [`Inventory`]: one function per section, each
-//! reporting its problems to a [`Checker`] and returning what it could make of the section.
-
-use std::collections::BTreeSet;
-use std::ops::Range;
+//! reporting its problems to a `Checker` and returning what it could make of the section.
 
 use toml::Spanned;
 
+use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
-use super::{
-    Inventory, InventoryError, Organization, Problem, collections, is_identifier, purposes, rights,
-};
+use super::{Inventory, InventoryError, Organization, Problem, collections, purposes, rights};
 use crate::countries;
-
-/// What [`is_identifier`] requires, as a problem's message says it.
-pub(super) const IDENTIFIER_RULE: &str =
-    "the id must be lower snake_case (a-z, 0-9, _), starting with a letter";
-
-/// Collects the problems of one inventory, each with its line.
-pub(super) struct Checker<'a> {
-    text: &'a str,
-    problems: Vec<Problem>,
-}
-
-impl Checker<'_> {
-    /// The 1-based line a span starts on.
-    pub(super) fn line_of(&self, span: Range<usize>) -> usize {
-        line_in(self.text, span.start)
-    }
-
-    /// The line a spanned value starts on, as a problem carries it.
-    pub(super) fn line<T>(&self, value: &Spanned<T>) -> Option<usize> {
-        Some(self.line_of(value.span()))
-    }
-
-    pub(super) fn report(
-        &mut self,
-        line: Option<usize>,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.problems.push(Problem {
-            line,
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Reports an id that is not an identifier or was seen before under `what`.
-    pub(super) fn id(
-        &mut self,
-        line: Option<usize>,
-        path: &str,
-        id: &str,
-        seen: &mut BTreeSet<String>,
-        what: &str,
-    ) {
-        if !is_identifier(id) {
-            self.report(line, path, IDENTIFIER_RULE);
-        }
-        if !seen.insert(id.to_owned()) {
-            self.report(
-                line,
-                path,
-                format!("a {what} with this id is declared twice"),
-            );
-        }
-    }
-}
-
-/// The 1-based line `offset` is on.
-fn line_in(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
 
 impl Inventory {
     /// Parses and checks an inventory.
@@ -86,10 +21,7 @@ impl Inventory {
                 message: e.message().trim().to_owned(),
             }],
         })?;
-        let mut c = Checker {
-            text,
-            problems: Vec::new(),
-        };
+        let mut c = Checker::new(text);
         let database = database(&mut c, raw.database);
         let organization = organization(&mut c, raw.organization);
         let processors = purposes::processors(&mut c, raw.processors);
@@ -101,7 +33,7 @@ impl Inventory {
             collections::collections(&mut c, raw.collections, &purposes, &purpose_ids);
         let rights = rights::rights(&mut c, raw.rights, &collections, &declared);
         match organization {
-            Some(organization) if c.problems.is_empty() => Ok(Inventory {
+            Some(organization) if c.is_clean() => Ok(Inventory {
                 database,
                 organization,
                 purposes,
@@ -111,12 +43,9 @@ impl Inventory {
                 sites,
                 rights,
             }),
-            _ => {
-                c.problems.sort_by_key(|p| p.line.unwrap_or(0));
-                Err(InventoryError {
-                    problems: c.problems,
-                })
-            }
+            _ => Err(InventoryError {
+                problems: c.into_problems(),
+            }),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::Spanned;
 
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::{RawCollection, RawField};
 use super::{
     Collection, DEFAULT_TEXT_LENGTH, FieldDecl, FieldType, LegalBasis, MAX_TEXT_LENGTH, OnExpiry,

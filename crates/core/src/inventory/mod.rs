@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::rights::{Calendar, ProfileId};
 
 mod check;
+mod checker;
 mod collections;
 mod period;
 mod purposes;

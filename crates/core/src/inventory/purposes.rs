@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use toml::Spanned;
 
-use super::check::{Checker, IDENTIFIER_RULE};
+use super::checker::{Checker, IDENTIFIER_RULE};
 use super::raw::{RawProcessor, RawPurpose, RawRole, RawSite};
 use super::{
     ADMIN_ROLE, LegalBasis, Period, Processor, Purpose, Role, Site, is_identifier, is_origin,

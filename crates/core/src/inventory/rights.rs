@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{FixedOffset, NaiveDate};
 use toml::Spanned;
 
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::{RawCollection, RawJurisdiction, RawRights};
 use super::{Collection, FieldRef, FieldType, Jurisdiction, Rights};
 use crate::countries;
