@@ -5,6 +5,7 @@ mod audit;
 mod commands;
 mod durability;
 mod erasure;
+mod loops;
 mod postgres;
 mod secrecy;
 mod walkthrough;
