@@ -10,6 +10,7 @@ use crate::holds::HoldRow;
 use crate::keys::ApiKeyRow;
 use crate::ledger::ConsentRow;
 use crate::records::{IndexEntry, RecordRow};
+use crate::requests::RequestRow;
 
 /// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
 /// records, leaves before heads, and the tree's right edge last, so that an interrupted copy
@@ -26,6 +27,8 @@ pub enum Table {
     ConsentEvents,
     /// Legal holds on records.
     LegalHolds,
+    /// Data-subject requests.
+    Requests,
     /// API key digests.
     ApiKeys,
     /// Integrated audit entries.
@@ -38,12 +41,13 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
         Table::ConsentEvents,
         Table::LegalHolds,
+        Table::Requests,
         Table::ApiKeys,
         Table::AuditLeaves,
         Table::AuditHeads,
@@ -58,6 +62,7 @@ impl Table {
             Table::Records => "records",
             Table::ConsentEvents => "consent events",
             Table::LegalHolds => "legal holds",
+            Table::Requests => "requests",
             Table::ApiKeys => "api keys",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
@@ -98,6 +103,8 @@ pub enum CopyRow {
     Consent(ConsentRow),
     /// A legal hold.
     Hold(HoldRow),
+    /// A data-subject request, its reasons encrypted as stored.
+    Request(RequestRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
     /// An integrated audit entry.
@@ -126,6 +133,7 @@ impl CopyRow {
             CopyRow::Record { record, .. } => Cursor::Key(record.id.to_string()),
             CopyRow::Consent(e) => Cursor::Number(e.seq),
             CopyRow::Hold(h) => Cursor::Key(h.record_id.to_string()),
+            CopyRow::Request(r) => Cursor::Key(r.id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),

@@ -10,11 +10,21 @@ use crate::holds::HoldStore;
 use crate::keys::KeyStore;
 use crate::ledger::LedgerStore;
 use crate::records::RecordStore;
+use crate::requests::RequestStore;
 
 /// The storage a vault runs on: every aggregate's storage, and whether the database answers.
 #[async_trait]
 pub trait Store:
-    RecordStore + LedgerStore + HoldStore + AuditStore + KeyStore + CopyStore + Send + Sync + 'static
+    RecordStore
+    + LedgerStore
+    + HoldStore
+    + RequestStore
+    + AuditStore
+    + KeyStore
+    + CopyStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -32,6 +32,7 @@ mod holds;
 mod keys;
 mod ledger;
 mod records;
+mod requests;
 mod schema;
 
 /// Connections per process. Bounded: a busy server waits for a connection (up to

@@ -101,6 +101,23 @@ CREATE TABLE legal_holds (
     placed_ms BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE requests (
+    id UUID PRIMARY KEY,
+    subject_id UUID NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    closed_ms BIGINT,
+    version BIGINT NOT NULL,
+    body BYTEA NOT NULL,
+    reasons BYTEA NOT NULL
+);
+CREATE INDEX requests_due ON requests (due_ms, id);
+CREATE INDEX requests_subject ON requests (subject_id, due_ms);
+CREATE INDEX requests_closed ON requests (closed_ms) WHERE closed_ms IS NOT NULL;
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

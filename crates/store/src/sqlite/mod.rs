@@ -27,6 +27,7 @@ mod holds;
 mod keys;
 mod ledger;
 mod records;
+mod requests;
 mod schema;
 
 /// Read connections kept open; more are opened when all are in use, and closed after.
