@@ -68,6 +68,10 @@ pub enum Action {
     /// fields read to place the subject under a profile.
     #[serde(rename = "request.file")]
     RequestFile,
+    /// The reasons of a data-subject request were read: `fields` names which
+    /// (`extension_reason`, `rejection_reason`), which staff wrote and may name a person.
+    #[serde(rename = "request.read")]
+    RequestRead,
     /// A data-subject request moved on (verified, approved, extended, rejected, completed):
     /// `detail` names the transition and where it led, never its reason.
     #[serde(rename = "request.transition")]
