@@ -4,6 +4,8 @@ mod api;
 mod consents;
 mod public;
 mod refusals;
+mod request_refusals;
+mod requests;
 mod retention;
 
 use std::sync::Arc;
