@@ -5,6 +5,7 @@ mod audit;
 mod commands;
 mod durability;
 mod postgres;
+mod requests;
 mod secrecy;
 mod walkthrough;
 
