@@ -4,6 +4,7 @@ mod api;
 mod consents;
 mod public;
 mod refusals;
+mod request_deadlines;
 mod request_refusals;
 mod requests;
 mod retention;
