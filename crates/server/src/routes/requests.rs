@@ -177,8 +177,14 @@ async fn file_request(
         .into_response())
 }
 
-/// The list's filters, read from the query string, each refused naming the parameter.
+/// The list's filters, read from the query string, each refused naming the parameter; a
+/// filter left empty (`?status=`) filters nothing.
 fn filter(mut q: std::collections::BTreeMap<String, String>) -> Result<RequestFilter, ApiError> {
+    for name in ["subject_id", "status", "kind", "due_within", "overdue"] {
+        if q.get(name).is_some_and(|v| v.is_empty()) {
+            q.remove(name);
+        }
+    }
     let mut f = RequestFilter {
         subject: q
             .remove("subject_id")

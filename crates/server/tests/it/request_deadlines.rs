@@ -50,6 +50,12 @@ async fn the_list_is_in_deadline_order_with_days_left_and_filters() {
     clock.set(MARCH_2027 + DAY);
     let ids = |v: &[Value]| v.iter().map(|r| id(r).to_owned()).collect::<Vec<_>>();
     let all = t.list(&desk_key, "").await;
+    assert_eq!(
+        t.list(&desk_key, "?status=&kind=&due_within=&overdue=")
+            .await,
+        all,
+        "empty filters filter nothing"
+    );
     assert_eq!(ids(&all), [id(&late), id(&opt), id(&gdpr), id(&ccpa)]);
     let days: Vec<i64> = all
         .iter()
