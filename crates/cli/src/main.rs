@@ -13,6 +13,7 @@ use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
 mod receipts;
+mod requests;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +70,11 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// The request desk: data-subject requests by deadline, and moving them on.
+    Requests {
+        #[command(subcommand)]
+        command: requests::RequestsCommand,
     },
     /// Manage API keys.
     Apikey {
@@ -322,6 +328,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_retention(&r, report);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Requests { command } => requests::run(&paths, command).await,
         Command::Apikey { command } => {
             let vault = open(&paths).await?;
             match command {
@@ -571,6 +578,13 @@ fn print_retention(r: &custos_vault::RetentionReport, report: bool) {
                     .unwrap_or_default()
             );
         }
+    }
+    if r.requests_deleted > 0 || !report {
+        let verb = if r.dry_run { "would delete" } else { "deleted" };
+        println!(
+            "requests: {verb} {} records of requests closed more than 24 months ago",
+            r.requests_deleted
+        );
     }
     if r.retried_later > 0 {
         println!(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::WithholdReason;
 use crate::consent::ConsentEvent;
 use crate::erasure::ErasureSummary;
-use crate::ids::{RecordId, SubjectId};
+use crate::ids::{RecordId, RequestId, SubjectId};
 use crate::merkle::Hash;
 
 /// What was done.
@@ -68,6 +68,21 @@ pub enum Action {
     /// A subject was erased: the entry carries what was erased and what kept, and why.
     #[serde(rename = "subject.erase")]
     SubjectErase,
+    /// A data-subject request was filed: the entry names the request, its subject, and the
+    /// fields read to place the subject under a profile.
+    #[serde(rename = "request.file")]
+    RequestFile,
+    /// The reasons of a data-subject request were read: `fields` names which
+    /// (`extension_reason`, `rejection_reason`), which staff wrote and may name a person.
+    #[serde(rename = "request.read")]
+    RequestRead,
+    /// A data-subject request moved on (verified, approved, extended, rejected, completed):
+    /// `detail` names the transition and where it led, never its reason.
+    #[serde(rename = "request.transition")]
+    RequestTransition,
+    /// Retention deleted the record of a request closed longer ago than it is kept.
+    #[serde(rename = "retention.request_delete")]
+    RetentionRequestDelete,
 }
 
 /// How it ended.
@@ -111,6 +126,9 @@ pub struct AuditEntry {
     /// Which subject (a pseudonymous id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_id: Option<SubjectId>,
+    /// Which data-subject request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
     /// For which purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
@@ -144,6 +162,7 @@ impl AuditEntry {
             collection: None,
             record_id: None,
             subject_id: None,
+            request_id: None,
             purpose: None,
             fields: Vec::new(),
             withheld: Vec::new(),

@@ -1,4 +1,5 @@
-//! ISO 3166-1 alpha-2 country codes: the 249 officially assigned codes.
+//! ISO 3166-1 alpha-2 country codes (the 249 officially assigned codes), and the shape of an
+//! ISO 3166-2 region code.
 
 /// Every officially assigned ISO 3166-1 alpha-2 code, sorted.
 pub const ALPHA2: [&str; 249] = [
@@ -25,6 +26,18 @@ pub fn is_alpha2(code: &str) -> bool {
     ALPHA2.binary_search(&code).is_ok()
 }
 
+/// Whether `s` is an ISO 3166-2 code: a country's alpha-2 code, a hyphen, and one to three
+/// upper-case letters or digits (`US-CA`, `GB-SCT`, `FR-75`).
+pub fn is_region(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(country, sub)| {
+        is_alpha2(country)
+            && (1..=3).contains(&sub.len())
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +51,12 @@ mod tests {
         // UK and EU are reserved, not assigned; XK is user-assigned.
         for bad in ["UK", "EU", "XK", "ZZ", "gb", "G", "GBR"] {
             assert!(!is_alpha2(bad), "{bad}");
+        }
+        for ok in ["US-CA", "GB-SCT", "FR-75"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["US", "us-ca", "XX-CA", "US-", "US-CALI", "US_CA"] {
+            assert!(!is_region(bad), "{bad}");
         }
     }
 }

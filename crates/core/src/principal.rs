@@ -120,6 +120,18 @@ pub enum Act<'a> {
         /// Whose certificate; none for the whole list.
         subject: Option<SubjectId>,
     },
+    /// File a data-subject request on a subject's behalf.
+    FileRequest {
+        /// Whose request it is.
+        subject: SubjectId,
+    },
+    /// Read data-subject requests: one, or a list.
+    ReadRequests {
+        /// Whose, when the requests read are one subject's; `None` for any subject's.
+        subject: Option<SubjectId>,
+    },
+    /// Move data-subject requests on: acknowledge, verify, approve, extend, reject, complete.
+    HandleRequests,
 }
 
 impl Act<'_> {
@@ -137,6 +149,9 @@ impl Act<'_> {
             Act::ManageApiKeys => "manage API keys",
             Act::EraseSubject { .. } => "erase subjects",
             Act::ReadErasures { .. } => "read erasures",
+            Act::FileRequest { .. } => "file data-subject requests",
+            Act::ReadRequests { .. } => "read data-subject requests",
+            Act::HandleRequests => "handle data-subject requests",
         }
     }
 
@@ -145,8 +160,11 @@ impl Act<'_> {
         match self {
             Act::Read { subject, .. }
             | Act::ReadLedger { subject }
-            | Act::ReadErasures { subject } => *subject,
-            Act::RecordChoice { subject } | Act::EraseSubject { subject } => Some(*subject),
+            | Act::ReadErasures { subject }
+            | Act::ReadRequests { subject } => *subject,
+            Act::RecordChoice { subject }
+            | Act::EraseSubject { subject }
+            | Act::FileRequest { subject } => Some(*subject),
             _ => None,
         }
     }
@@ -187,9 +205,12 @@ fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusa
 ///
 /// - The administrator role, and the person at the vault's own command line, may do anything.
 /// - A role of the inventory reads for its own purposes; with `may_write` it also writes
-///   records, records and reads consent choices and mints site tokens. Reading the audit
+///   records, records and reads consent choices, mints site tokens, and files and reads
+///   data-subject requests (the application files them on a customer's behalf). Handling
+///   requests (verifying, approving, extending, rejecting, completing them), reading the audit
 ///   trail, retention, legal holds and API keys are the administrator's.
-/// - A signed-in customer records and reads their own consent choices, and nothing else yet.
+/// - A signed-in customer records and reads their own consent choices, and files and reads
+///   their own data-subject requests, and nothing else yet.
 /// - A background job does its own job only.
 ///
 /// # Errors
@@ -208,7 +229,11 @@ pub fn authorize(
             }
         }
         Principal::Customer { subject } => match act {
-            Act::RecordChoice { .. } | Act::ReadLedger { .. } | Act::ReadErasures { .. }
+            Act::RecordChoice { .. }
+            | Act::ReadLedger { .. }
+            | Act::ReadErasures { .. }
+            | Act::FileRequest { .. }
+            | Act::ReadRequests { .. }
                 if act.subject() == Some(*subject) =>
             {
                 Ok(())
@@ -253,12 +278,24 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
                 Err(Refusal(format!("role {:?} may not write records", r.id)))
             }
         }
+        Act::FileRequest { .. } | Act::ReadRequests { .. } => {
+            if r.may_write {
+                Ok(())
+            } else {
+                Err(Refusal(format!(
+                    "role {:?} may not {}: it needs may_write",
+                    r.id,
+                    act.describe()
+                )))
+            }
+        }
         Act::ReadAudit
         | Act::RunRetention
         | Act::ManageHolds
         | Act::ManageApiKeys
         | Act::EraseSubject { .. }
-        | Act::ReadErasures { .. } => Err(Refusal(format!("only admin may {}", act.describe()))),
+        | Act::ReadErasures { .. }
+        | Act::HandleRequests => Err(Refusal(format!("only admin may {}", act.describe()))),
     }
 }
 
@@ -301,6 +338,15 @@ mod tests {
                 },
             ),
             ("erasures", Act::ReadErasures { subject: None }),
+            ("file_request", Act::FileRequest { subject }),
+            (
+                "read_requests",
+                Act::ReadRequests {
+                    subject: Some(subject),
+                },
+            ),
+            ("all_requests", Act::ReadRequests { subject: None }),
+            ("handle_requests", Act::HandleRequests),
         ];
         for p in &inv.purposes {
             let name: &'static str = Box::leak(format!("read:{}", p.id).into_boxed_str());
@@ -343,6 +389,10 @@ mod tests {
             "erase",
             "certificate",
             "erasures",
+            "file_request",
+            "read_requests",
+            "all_requests",
+            "handle_requests",
             "read:billing",
             "read:support",
             "read:marketing",
@@ -371,17 +421,67 @@ mod tests {
     }
 
     #[test]
+    fn a_role_that_may_write_files_and_reads_requests_but_does_not_handle_them() {
+        let inv = Inventory::from_toml(&EXAMPLE.replacen(
+            "id = \"support_agent\"\npurposes = [\"support\"]",
+            "id = \"support_agent\"\npurposes = [\"support\"]\nmay_write = true",
+            1,
+        ))
+        .unwrap();
+        let s = SubjectId::random();
+        let agent = Principal::api_key("helpdesk", "support_agent");
+        assert_eq!(
+            allowed(&agent, &inv, s),
+            [
+                "write",
+                "choice",
+                "ledger",
+                "site_token",
+                "file_request",
+                "read_requests",
+                "all_requests",
+                "read:support"
+            ]
+        );
+        let e = authorize(&agent, &Act::HandleRequests, &inv).unwrap_err();
+        assert_eq!(e.message(), "only admin may handle data-subject requests");
+        let without = Principal::api_key("m", "marketer");
+        let e = authorize(&without, &Act::FileRequest { subject: s }, &inv).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "role \"marketer\" may not file data-subject requests: it needs may_write"
+        );
+    }
+
+    #[test]
     fn a_customer_acts_on_their_own_subject_only() {
         let inv = inv();
         let me = SubjectId::random();
         let other = SubjectId::random();
         let p = Principal::Customer { subject: me };
-        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger", "certificate"]);
+        assert_eq!(
+            allowed(&p, &inv, me),
+            [
+                "choice",
+                "ledger",
+                "certificate",
+                "file_request",
+                "read_requests"
+            ]
+        );
         assert!(allowed(&p, &inv, other).is_empty());
         let e = authorize(&p, &Act::RecordChoice { subject: other }, &inv).unwrap_err();
         assert_eq!(e.message(), "a customer may act on their own data only");
         // Without a subject named up front, a customer is refused: nothing can be checked.
         assert!(authorize(&p, &Act::ReadLedger { subject: None }, &inv).is_err());
+        assert!(authorize(&p, &Act::ReadRequests { subject: None }, &inv).is_err());
+        let e = authorize(&p, &Act::FileRequest { subject: other }, &inv).unwrap_err();
+        assert_eq!(e.message(), "a customer may act on their own data only");
+        let e = authorize(&p, &Act::HandleRequests, &inv).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "a customer may not handle data-subject requests here"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub(crate) enum ErrorCode {
     InvalidField,
     /// A conflicting change, or a name already taken.
     Conflict,
+    /// A data-subject request's state machine refuses the transition; `rule` names the rule.
+    TransitionRefused,
     /// Storage is unreachable for now.
     Unavailable,
     /// The request took longer than it may.
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::UnknownSubject => "unknown_subject",
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::TransitionRefused => "transition_refused",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
@@ -83,7 +86,7 @@ impl ErrorCode {
             | ErrorCode::UndeclaredField
             | ErrorCode::UnknownSubject
             | ErrorCode::InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::TransitionRefused => StatusCode::CONFLICT,
             ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +99,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     field: Option<String>,
+    rule: Option<&'static str>,
 }
 
 /// The body of every error answer.
@@ -114,6 +118,10 @@ pub(crate) struct ErrorDetail {
     /// The field or parameter at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// For `transition_refused`: the rule the transition would break, such as
+    /// `already_extended` or `request_closed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
 }
 
 impl ApiError {
@@ -123,6 +131,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            rule: None,
         }
     }
 
@@ -202,6 +211,10 @@ impl From<VaultError> for ApiError {
                 }
             }
             VaultError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            VaultError::TransitionRefused { rule, message } => ApiError {
+                rule: Some(rule),
+                ..ApiError::new(ErrorCode::TransitionRefused, with_rule(&message, rule))
+            },
             VaultError::Unavailable(m) => {
                 tracing::warn!(error = %m, "storage unavailable");
                 ApiError::new(
@@ -226,6 +239,7 @@ impl IntoResponse for ApiError {
                 code: self.code.as_str().to_owned(),
                 message: self.message,
                 field: self.field,
+                rule: self.rule,
             },
         };
         let mut resp = (status, Json(body)).into_response();
@@ -329,6 +343,15 @@ mod tests {
             StatusCode::CONFLICT,
             "conflict",
             "taken",
+        );
+        check(
+            VaultError::TransitionRefused {
+                rule: "already_extended",
+                message: "extended already".into(),
+            },
+            StatusCode::CONFLICT,
+            "transition_refused",
+            "extended already (rule: already_extended)",
         );
         check(
             VaultError::Unavailable("db at 10.0.0.7 refused".into()),

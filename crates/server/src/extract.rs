@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::header::{self, AUTHORIZATION};
 use axum::http::request::Parts;
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{RecordId, RequestId, SubjectId};
 use custos_vault::{Principal, VaultError};
 
 use crate::error::{ApiError, ErrorCode};
@@ -100,6 +100,12 @@ pub(crate) trait Expected {
 pub(crate) fn record_id(s: &str) -> Result<RecordId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request("id", "the record id is not a UUID"))
+}
+
+/// A request id named in the path.
+pub(crate) fn request_id(s: &str) -> Result<RequestId, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request("id", "the request id is not a UUID"))
 }
 
 /// A subject id named in the path or query as `field`.

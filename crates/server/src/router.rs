@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{audit, consents, erasures, holds, notice, public, records, system};
+use crate::routes::{audit, consents, erasures, holds, notice, public, records, requests, system};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -43,6 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(consents::routes())
         .merge(holds::routes())
         .merge(erasures::routes())
+        .merge(requests::routes())
         .merge(public::routes())
         .merge(notice::routes())
         .merge(audit::routes())

@@ -9,12 +9,13 @@ pub(crate) mod holds;
 pub(crate) mod notice;
 pub(crate) mod public;
 pub(crate) mod records;
+pub(crate) mod requests;
 pub(crate) mod system;
 
 #[cfg(test)]
 mod tests {
     /// The modules `routes.rs` declares, with their source.
-    const RESOURCES: [(&str, &str); 8] = [
+    const RESOURCES: [(&str, &str); 9] = [
         ("audit", include_str!("routes/audit.rs")),
         ("consents", include_str!("routes/consents.rs")),
         ("erasures", include_str!("routes/erasures.rs")),
@@ -22,6 +23,7 @@ mod tests {
         ("notice", include_str!("routes/notice.rs")),
         ("public", include_str!("routes/public.rs")),
         ("records", include_str!("routes/records.rs")),
+        ("requests", include_str!("routes/requests.rs")),
         ("system", include_str!("routes/system.rs")),
     ];
 

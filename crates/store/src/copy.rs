@@ -10,6 +10,7 @@ use crate::holds::HoldRow;
 use crate::keys::ApiKeyRow;
 use crate::ledger::ConsentRow;
 use crate::records::{IndexEntry, RecordRow};
+use crate::requests::RequestRow;
 use crate::subjects::ErasureRow;
 
 /// A table as `custos db copy` moves it, in the order it moves them: keys and subjects before
@@ -29,6 +30,8 @@ pub enum Table {
     LegalHolds,
     /// The erasure list.
     Erasures,
+    /// Data-subject requests.
+    Requests,
     /// API key digests.
     ApiKeys,
     /// Integrated audit entries.
@@ -41,13 +44,14 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
         Table::ConsentEvents,
         Table::LegalHolds,
         Table::Erasures,
+        Table::Requests,
         Table::ApiKeys,
         Table::AuditLeaves,
         Table::AuditHeads,
@@ -63,6 +67,7 @@ impl Table {
             Table::ConsentEvents => "consent events",
             Table::LegalHolds => "legal holds",
             Table::Erasures => "erasures",
+            Table::Requests => "requests",
             Table::ApiKeys => "api keys",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
@@ -105,6 +110,8 @@ pub enum CopyRow {
     Hold(HoldRow),
     /// A subject on the erasure list.
     Erasure(ErasureRow),
+    /// A data-subject request, its reasons encrypted as stored.
+    Request(RequestRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
     /// An integrated audit entry.
@@ -134,6 +141,7 @@ impl CopyRow {
             CopyRow::Consent(e) => Cursor::Number(e.seq),
             CopyRow::Hold(h) => Cursor::Key(h.record_id.to_string()),
             CopyRow::Erasure(e) => Cursor::Key(e.subject_id.to_string()),
+            CopyRow::Request(r) => Cursor::Key(r.id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),

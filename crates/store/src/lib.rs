@@ -5,8 +5,8 @@
 //! entries and its audit entry commit together or not at all.
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
-//! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`AuditStore`], [`KeyStore`] and
-//! [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
+//! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`AuditStore`],
+//! [`KeyStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
 //! with [`prelude`]; through `dyn Store` they need no import.
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ mod ledger;
 mod location;
 mod postgres;
 mod records;
+mod requests;
 mod shared;
 mod sqlite;
 mod store;
@@ -39,6 +40,7 @@ pub use records::{
     EncryptedFields, IndexEntry, NewRecord, NewSubject, RecordChange, RecordRow, RecordStore,
     RecordWithKey, decode_fields, encode_fields,
 };
+pub use requests::{RequestQuery, RequestRow, RequestStore};
 pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};
 pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
@@ -57,7 +59,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, Store, SubjectStore,
+        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, RequestStore, Store,
+        SubjectStore,
     };
 }
 

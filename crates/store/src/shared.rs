@@ -1,9 +1,11 @@
 //! What both backends share: statements they run alike and the encodings of stored values.
 //! Backends import from here, never from each other.
 
+use custos_core::ids::{RequestId, SubjectId};
 use custos_core::merkle::Hash;
 
 use crate::error::StoreError;
+use crate::requests::RequestQuery;
 
 /// The columns a read of a record with its subject's key selects, in the order both backends
 /// read them; each appends its own conditions.
@@ -18,6 +20,83 @@ pub(crate) const LEASE_SQL: &str = "INSERT INTO leases (name, holder, expires_ms
      VALUES ('sequencer', CAST($1 AS TEXT), CAST($2 AS BIGINT) + CAST($3 AS BIGINT)) \
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms \
      WHERE leases.holder = excluded.holder OR leases.expires_ms < CAST($2 AS BIGINT) RETURNING holder";
+
+/// The columns of a request, in the order both backends read them.
+pub(crate) const REQUEST_COLUMNS: &str =
+    "id, subject_id, kind, status, due_ms, received_ms, closed_ms, version, body, reasons";
+
+/// A value a request list binds, as each backend types it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueryParam {
+    /// A subject id.
+    Subject(SubjectId),
+    /// A request id.
+    Request(RequestId),
+    /// A kind's or status's name.
+    Name(&'static str),
+    /// An instant or a count.
+    Int(i64),
+}
+
+/// The statement a [`RequestQuery`] runs and the values it binds, in the order their
+/// placeholders (`$1`, `$2`, ...) first appear: both backends number them alike.
+pub(crate) fn request_query(q: &RequestQuery) -> (String, Vec<QueryParam>) {
+    /// Binds `p` to the next placeholder, and names it.
+    fn next(p: QueryParam, params: &mut Vec<QueryParam>) -> String {
+        params.push(p);
+        format!("${}", params.len())
+    }
+    let mut params = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(s) = q.subject {
+        conditions.push(format!(
+            "subject_id = {}",
+            next(QueryParam::Subject(s), &mut params)
+        ));
+    }
+    if !q.statuses.is_empty() {
+        let names: Vec<String> = q
+            .statuses
+            .iter()
+            .map(|s| next(QueryParam::Name(s.as_str()), &mut params))
+            .collect();
+        conditions.push(format!("status IN ({})", names.join(", ")));
+    }
+    if let Some(k) = q.kind {
+        conditions.push(format!(
+            "kind = {}",
+            next(QueryParam::Name(k.as_str()), &mut params)
+        ));
+    }
+    if let Some(t) = q.due_by {
+        conditions.push(format!(
+            "due_ms <= {}",
+            next(QueryParam::Int(t), &mut params)
+        ));
+    }
+    if let Some(t) = q.closed_before {
+        conditions.push(format!(
+            "closed_ms < {}",
+            next(QueryParam::Int(t), &mut params)
+        ));
+    }
+    if let Some((due, id)) = q.after {
+        let due = next(QueryParam::Int(due), &mut params);
+        let id = next(QueryParam::Request(id), &mut params);
+        conditions.push(format!(
+            "(due_ms > {due} OR (due_ms = {due} AND id > {id}))"
+        ));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let limit = next(QueryParam::Int(q.limit as i64), &mut params);
+    let sql =
+        format!("SELECT {REQUEST_COLUMNS} FROM requests{filter} ORDER BY due_ms, id LIMIT {limit}");
+    (sql, params)
+}
 
 /// A stored hash, which must be 32 bytes.
 pub(crate) fn hash32(b: Vec<u8>) -> Result<Hash, StoreError> {
@@ -43,6 +122,39 @@ pub(crate) fn split_peaks(peaks: &[u8]) -> Result<Vec<Hash>, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use custos_core::rights::{RequestKind, RequestStatus};
+
+    use super::*;
+
+    /// Placeholders are numbered in the order they first appear, so SQLite (which numbers
+    /// `$N` names by first appearance) and PostgreSQL bind the same values to them.
+    #[test]
+    fn a_request_query_numbers_its_placeholders_in_order() {
+        let q = RequestQuery {
+            statuses: vec![RequestStatus::Received, RequestStatus::Extended],
+            kind: Some(RequestKind::Erasure),
+            due_by: Some(7),
+            after: Some((5, RequestId::untimed())),
+            limit: 10,
+            ..RequestQuery::default()
+        };
+        let (sql, params) = request_query(&q);
+        assert!(
+            sql.ends_with(
+                "WHERE status IN ($1, $2) AND kind = $3 AND due_ms <= $4 \
+                 AND (due_ms > $5 OR (due_ms = $5 AND id > $6)) ORDER BY due_ms, id LIMIT $7"
+            ),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 7);
+        assert_eq!(params[2], QueryParam::Name("erasure"));
+        let (sql, params) = request_query(&RequestQuery::default());
+        assert!(
+            sql.ends_with("FROM requests ORDER BY due_ms, id LIMIT $1"),
+            "{sql}"
+        );
+        assert_eq!(params, [QueryParam::Int(0)]);
+    }
     /// What both backends need comes from this file: neither backend names the other.
     #[test]
     fn backends_never_import_each_other() {

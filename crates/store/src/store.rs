@@ -10,6 +10,7 @@ use crate::holds::HoldStore;
 use crate::keys::KeyStore;
 use crate::ledger::LedgerStore;
 use crate::records::RecordStore;
+use crate::requests::RequestStore;
 use crate::subjects::SubjectStore;
 
 /// The storage a vault runs on: every aggregate's storage, and whether the database answers.
@@ -18,6 +19,7 @@ pub trait Store:
     RecordStore
     + LedgerStore
     + HoldStore
+    + RequestStore
     + AuditStore
     + KeyStore
     + SubjectStore

@@ -42,6 +42,14 @@ pub enum VaultError {
     /// A conflicting change or a name already taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A data-subject request's state machine refuses the transition asked for.
+    #[error("{message}")]
+    TransitionRefused {
+        /// The rule the transition would break, in stable snake_case (`already_extended`).
+        rule: &'static str,
+        /// What the rule says.
+        message: String,
+    },
     /// Storage is unreachable for now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -119,6 +127,15 @@ impl From<FieldError> for VaultError {
             field: Some(e.field),
             kind,
             rule: e.rule.into(),
+        }
+    }
+}
+
+impl From<custos_core::rights::TransitionError> for VaultError {
+    fn from(e: custos_core::rights::TransitionError) -> Self {
+        VaultError::TransitionRefused {
+            rule: e.rule(),
+            message: e.to_string(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod init;
 mod keys;
 mod records;
+mod requests;
 mod retention;
 mod sites;
 
@@ -35,6 +36,7 @@ pub use erasure::{ErasureView, SignedCertificate};
 pub use error::{InvalidKind, VaultError};
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
+pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
 

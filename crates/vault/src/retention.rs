@@ -1,5 +1,6 @@
-//! Retention that executes: the sweep that deletes what the inventory says must go, legal
-//! holds that stop it for one record, and the report of what is due.
+//! Retention that executes: the sweep that deletes what the inventory says must go (and the
+//! records of data-subject requests closed 24 months ago), legal holds that stop it for one
+//! record, and the report of what is due.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -88,6 +89,9 @@ pub struct RetentionReport {
     pub collections: BTreeMap<String, CollectionRetention>,
     /// Removals that lost a race with a concurrent change, left for the next run.
     pub retried_later: u64,
+    /// Records of data-subject requests closed longer ago than they are kept (24 months),
+    /// deleted (in a dry run: that would be).
+    pub requests_deleted: u64,
 }
 
 /// What is due in one record.
@@ -128,6 +132,7 @@ impl Vault {
                 .map(|c| (c.clone(), CollectionRetention::default()))
                 .collect(),
             retried_later: 0,
+            requests_deleted: 0,
         };
         let mut subjects: HashMap<SubjectId, (SubjectState, i64)> = HashMap::new();
         let mut after = None;
@@ -260,6 +265,7 @@ impl Vault {
                 }
             }
         }
+        report.requests_deleted = self.expire_requests(p, now, dry_run).await?;
         Ok(report)
     }
 
@@ -278,6 +284,7 @@ impl Vault {
                         records_deleted = deleted,
                         fields_erased = erased,
                         held,
+                        requests_deleted = r.requests_deleted,
                         "retention sweep"
                     );
                 }

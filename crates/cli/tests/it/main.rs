@@ -7,6 +7,7 @@ mod durability;
 mod erasure;
 mod loops;
 mod postgres;
+mod requests;
 mod secrecy;
 mod walkthrough;
 

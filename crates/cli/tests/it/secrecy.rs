@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::{Server, client, custos, initialised, stderr};
 
 /// The forms a value could leak in: as written, normalised, hex, base64 at every alignment.
-fn forms(v: &str) -> Vec<Vec<u8>> {
+pub(crate) fn forms(v: &str) -> Vec<Vec<u8>> {
     let mut out = vec![
         v.as_bytes().to_vec(),
         hex::encode(v).into_bytes(),
@@ -32,7 +32,7 @@ fn forms(v: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

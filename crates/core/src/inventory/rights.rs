@@ -195,18 +195,6 @@ fn field_ref(
     }
 }
 
-/// Whether `s` is an ISO 3166-2 code: a country's alpha-2 code, a hyphen, and one to three
-/// upper-case letters or digits (`US-CA`, `GB-SCT`, `FR-75`).
-fn is_region(s: &str) -> bool {
-    s.split_once('-').is_some_and(|(country, sub)| {
-        countries::is_alpha2(country)
-            && (1..=3).contains(&sub.len())
-            && sub
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    })
-}
-
 /// `[[rights.jurisdictions]]`: each a known profile and some valid codes, and no code placed
 /// by two rules.
 fn jurisdictions(c: &mut Checker<'_>, raw: Vec<Spanned<RawJurisdiction>>) -> Vec<Jurisdiction> {
@@ -257,7 +245,7 @@ fn jurisdictions(c: &mut Checker<'_>, raw: Vec<Spanned<RawJurisdiction>>) -> Vec
             );
         }
         for code in &j.regions {
-            if !is_region(code) {
+            if !countries::is_region(code) {
                 c.report(
                     line,
                     format!("{path}.regions"),
@@ -486,9 +474,6 @@ mod tests {
             "type = \"country\"",
             "type = \"nation\"",
             &["collections.customers.fields.country.type: \"nation\" is not a field type"],
-        );
-        assert!(
-            is_region("FR-75") && is_region("GB-SCT") && !is_region("XX-CA") && !is_region("US-")
         );
     }
 }

@@ -140,8 +140,8 @@ pub(crate) use calendar::{parse_date, parse_utc_offset};
 pub use jurisdiction::{EU_EEA, jurisdiction};
 pub use profile::{CCPA, Extension, GDPR, PROFILES, Profile, ProfileId, RequestKind, UK_GDPR};
 pub use request::{
-    Channel, MAX_REASON_LENGTH, NewRequestError, ParseReasonError, Reason, Request, RequestStatus,
-    Transition, TransitionError,
+    Channel, MAX_REASON_LENGTH, NewRequestError, ParseReasonError, RECORD_KEPT_MONTHS, Reason,
+    Request, RequestStatus, Transition, TransitionError,
 };
 
 /// A name that is not one of the few a closed set allows (a request kind, a profile id).

@@ -50,6 +50,11 @@ impl RequestStatus {
     }
 }
 
+/// How long the record of a closed request is kept, in months: "at least 24 months" (CCPA
+/// Regulations § 7101(a)). The record holds no personal value, so keeping it past the
+/// subject's erasure keeps nothing of them.
+pub const RECORD_KEPT_MONTHS: u32 = 24;
+
 /// The longest reason accepted, in characters.
 pub const MAX_REASON_LENGTH: usize = 2_000;
 
@@ -429,6 +434,17 @@ impl Request {
     /// The deadline now: the extended one, else the first.
     pub fn deadline(&self) -> i64 {
         self.extended_to.unwrap_or(self.due_at)
+    }
+
+    /// When the record of a closed request may go: [`RECORD_KEPT_MONTHS`] after it closed,
+    /// as a calendar period in UTC. `None` while it is open, or past the calendar's range.
+    pub fn kept_until(&self) -> Option<i64> {
+        use crate::inventory::{Period, PeriodUnit};
+        let kept = Period {
+            amount: RECORD_KEPT_MONTHS,
+            unit: PeriodUnit::Months,
+        };
+        kept.after(self.closed_at?)
     }
 
     /// Whether the request is open and its deadline has passed at `at`.

@@ -6,6 +6,9 @@ mod erasure;
 mod openapi;
 mod public;
 mod refusals;
+mod request_deadlines;
+mod request_refusals;
+mod requests;
 mod retention;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use super::convert::backend;
 use super::holds::to_hold;
 use super::keys::to_api_key;
 use super::ledger::to_consent;
+use super::requests::{export_requests, import_request};
 use super::{PostgresStore, Tx};
 use crate::audit::{AuditStore, LeafRow};
 use crate::copy::{CopyRow, CopyStore, Cursor, Table};
@@ -35,6 +36,7 @@ impl CopyStore for PostgresStore {
             Table::ConsentEvents => (one("SELECT count(*) FROM consent_events").await?, 0),
             Table::LegalHolds => (one("SELECT count(*) FROM legal_holds").await?, 0),
             Table::Erasures => (one("SELECT count(*) FROM erasure_log").await?, 0),
+            Table::Requests => (one("SELECT count(*) FROM requests").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
@@ -100,6 +102,11 @@ impl CopyStore for PostgresStore {
                     })
                 })
                 .collect()),
+            Table::Requests => Ok(export_requests(self, id, limit)
+                .await?
+                .into_iter()
+                .map(CopyRow::Request)
+                .collect()),
             Table::ApiKeys => Ok(self
                 .query(
                     "SELECT name, role, digest, created_ms, revoked_ms FROM api_keys \
@@ -164,11 +171,16 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
         Some(Cursor::Key(k)) => (k, -1),
         Some(Cursor::Number(n)) => (String::new(), n),
     };
-    // Subjects and records are keyed by UUID; the nil UUID sorts before every real one.
+    // Subjects, records, holds and requests are keyed by UUID; the nil UUID sorts before
+    // every real one.
     let id = if key.is_empty()
         || !matches!(
             table,
-            Table::Subjects | Table::Records | Table::LegalHolds | Table::Erasures
+            Table::Subjects
+                | Table::Records
+                | Table::LegalHolds
+                | Table::Erasures
+                | Table::Requests
         ) {
         Uuid::nil()
     } else {
@@ -299,6 +311,7 @@ async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
             .await
             .map_err(backend)?;
         }
+        CopyRow::Request(r) => import_request(tx, r).await?,
         CopyRow::ApiKey(k) => {
             tx.execute(
                 "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \

@@ -32,6 +32,7 @@ mod holds;
 mod keys;
 mod ledger;
 mod records;
+mod requests;
 mod schema;
 mod subjects;
 

@@ -102,6 +102,23 @@ CREATE TABLE legal_holds (
 );
 "#,
     r#"
+CREATE TABLE requests (
+    id UUID PRIMARY KEY,
+    subject_id UUID NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    closed_ms BIGINT,
+    version BIGINT NOT NULL,
+    body BYTEA NOT NULL,
+    reasons BYTEA NOT NULL
+);
+CREATE INDEX requests_due ON requests (due_ms, id);
+CREATE INDEX requests_subject ON requests (subject_id, due_ms);
+CREATE INDEX requests_closed ON requests (closed_ms) WHERE closed_ms IS NOT NULL;
+"#,
+    r#"
 CREATE TABLE erasure_log (
     subject_id UUID PRIMARY KEY,
     erased_ms BIGINT NOT NULL

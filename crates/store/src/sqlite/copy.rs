@@ -11,6 +11,7 @@ use super::holds::{hold_row, insert_hold, to_hold};
 use super::keys::api_key;
 use super::ledger::{consent_row, to_consent};
 use super::records::{RawRecord, to_record};
+use super::requests::{export_requests, insert_request};
 use crate::audit::{AuditStore, TreeState};
 use crate::copy::{CopyRow, CopyStore, Cursor, Table};
 use crate::error::StoreError;
@@ -37,6 +38,7 @@ impl CopyStore for SqliteStore {
                 Table::ConsentEvents => (one("SELECT count(*) FROM consent_events")?, 0),
                 Table::LegalHolds => (one("SELECT count(*) FROM legal_holds")?, 0),
                 Table::Erasures => (one("SELECT count(*) FROM erasure_log")?, 0),
+                Table::Requests => (one("SELECT count(*) FROM requests")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
@@ -149,6 +151,10 @@ fn export_page(
             })
             .collect()
         }
+        Table::Requests => Ok(export_requests(c, key, limit)?
+            .into_iter()
+            .map(CopyRow::Request)
+            .collect()),
         Table::AuditLeaves => unreachable!("paged through leaves() above"),
         Table::AuditHeads => {
             let mut s = c.prepare_cached("SELECT size, root, timestamp_ms, signature FROM audit_heads WHERE size > ?1 ORDER BY size LIMIT ?2").map_err(backend)?;
@@ -296,6 +302,7 @@ fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
                 .and_then(|mut s| s.execute(params![id_text(e.subject_id), e.erased_ms]))
                 .map_err(backend)?;
         }
+        CopyRow::Request(r) => insert_request(c, r, true)?,
         CopyRow::ApiKey(k) => {
             c.prepare_cached(
                 "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5) \

@@ -104,6 +104,23 @@ CREATE TABLE legal_holds (
 );
 "#,
     r#"
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    closed_ms INTEGER,
+    version INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    reasons BLOB NOT NULL
+);
+CREATE INDEX requests_due ON requests (due_ms, id);
+CREATE INDEX requests_subject ON requests (subject_id, due_ms);
+CREATE INDEX requests_closed ON requests (closed_ms) WHERE closed_ms IS NOT NULL;
+"#,
+    r#"
 CREATE TABLE erasure_log (
     subject_id TEXT PRIMARY KEY,
     erased_ms INTEGER NOT NULL

@@ -1,6 +1,7 @@
 //! One conformance suite for the `Store` trait, run against every backend: the same tests,
 //! not copies. A backend joins by one `conformance!` line.
 
+mod requests;
 mod suite;
 
 use std::sync::Arc;
@@ -139,6 +140,35 @@ macro_rules! conformance {
                     return;
                 };
                 suite::anonymising_replaces_the_record_in_one_transaction(fresh.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn requests_are_filed_and_listed_by_every_filter() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::requests::requests_are_filed_and_listed_by_every_filter(
+                    fresh.store.clone(),
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn a_transition_commits_with_its_audit_entry_and_a_stale_one_conflicts() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::requests::a_transition_commits_with_its_audit_entry_and_a_stale_one_conflicts(
+                    fresh.store.clone(),
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn requests_are_copied_as_stored() {
+                let (Some(from), Some(to)) = (crate::$backend().await, crate::$backend().await)
+                else {
+                    return;
+                };
+                crate::requests::requests_are_copied_as_stored(from.store.clone(), to.store.clone())
                     .await;
             }
             #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@ use custos_store::{
     QueuedAudit, RecordChange, RecordRow, Store, StoreError, TreeState,
 };
 
-fn audit(tag: &str, subject: Option<SubjectId>) -> QueuedAudit {
+pub(crate) fn audit(tag: &str, subject: Option<SubjectId>) -> QueuedAudit {
     QueuedAudit {
         subject_id: subject,
         entry: format!("{{\"tag\":\"{tag}\"}}").into_bytes(),
@@ -36,7 +36,7 @@ fn digest(b: u8) -> Vec<u8> {
 }
 
 /// Inserts a record for a new subject, indexed on `email` with `email_digest`.
-async fn insert(store: &dyn Store, email_digest: u8) -> RecordRow {
+pub(crate) async fn insert(store: &dyn Store, email_digest: u8) -> RecordRow {
     let subject = SubjectId::random();
     let r = row(subject, &[("email", b"ct-email"), ("name", b"ct-name")]);
     store

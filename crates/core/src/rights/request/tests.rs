@@ -310,6 +310,24 @@ fn overdue_and_days_left() {
 }
 
 #[test]
+fn a_closed_request_is_kept_24_months_after_it_closed() {
+    let open = in_status(
+        ProfileId::Gdpr,
+        RequestKind::Access,
+        RequestStatus::InProgress,
+    );
+    assert_eq!(open.kept_until(), None, "an open request is kept");
+    for status in [RequestStatus::Completed, RequestStatus::Rejected] {
+        let mut r = in_status(ProfileId::Ccpa, RequestKind::Erasure, status);
+        r.closed_at = Some(ms("2027-06-01T12:00:00Z"));
+        assert_eq!(r.kept_until(), Some(ms("2029-06-01T12:00:00Z")), "{status}");
+        // The end of February, a leap year before: 24 calendar months, never fewer.
+        r.closed_at = Some(ms("2028-02-29T08:00:00Z"));
+        assert_eq!(r.kept_until(), Some(ms("2030-02-28T08:00:00Z")), "{status}");
+    }
+}
+
+#[test]
 fn reasons_are_said_and_not_shown_in_debug() {
     assert_eq!(Reason::parse("  "), Err(ParseReasonError::Empty));
     assert_eq!(Reason::parse(""), Err(ParseReasonError::Empty));
