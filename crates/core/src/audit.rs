@@ -64,6 +64,10 @@ pub enum Action {
     /// A legal hold was released.
     #[serde(rename = "legal_hold.release")]
     LegalHoldRelease,
+    /// Everything held about a subject was exported, decrypted, for the subject (access and
+    /// portability); the entry names the fields exported.
+    #[serde(rename = "subject.export")]
+    SubjectExport,
 }
 
 /// How it ended.

@@ -110,6 +110,13 @@ pub enum Act<'a> {
     ManageHolds,
     /// Create, list or revoke API keys.
     ManageApiKeys,
+    /// Export everything held about a subject, decrypted, with why it is held and who read
+    /// it: the subject's right of access and to portability (GDPR Art. 15 and 20, CCPA's
+    /// right to know). Not a processing purpose, so no purpose is named.
+    ExportSubject {
+        /// Whose.
+        subject: SubjectId,
+    },
 }
 
 impl Act<'_> {
@@ -125,6 +132,7 @@ impl Act<'_> {
             Act::RunRetention => "run retention",
             Act::ManageHolds => "place or release legal holds",
             Act::ManageApiKeys => "manage API keys",
+            Act::ExportSubject { .. } => "export a subject's data",
         }
     }
 
@@ -132,7 +140,7 @@ impl Act<'_> {
     fn subject(&self) -> Option<SubjectId> {
         match self {
             Act::Read { subject, .. } | Act::ReadLedger { subject } => *subject,
-            Act::RecordChoice { subject } => Some(*subject),
+            Act::RecordChoice { subject } | Act::ExportSubject { subject } => Some(*subject),
             _ => None,
         }
     }
@@ -174,8 +182,9 @@ fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusa
 /// - The administrator role, and the person at the vault's own command line, may do anything.
 /// - A role of the inventory reads for its own purposes; with `may_write` it also writes
 ///   records, records and reads consent choices and mints site tokens. Reading the audit
-///   trail, retention, legal holds and API keys are the administrator's.
-/// - A signed-in customer records and reads their own consent choices, and nothing else yet.
+///   trail, retention, legal holds, API keys and subject exports are the administrator's.
+/// - A signed-in customer records and reads their own consent choices and exports their own
+///   data, and nothing else yet.
 /// - A background job does its own job only.
 ///
 /// # Errors
@@ -194,7 +203,7 @@ pub fn authorize(
             }
         }
         Principal::Customer { subject } => match act {
-            Act::RecordChoice { .. } | Act::ReadLedger { .. }
+            Act::RecordChoice { .. } | Act::ReadLedger { .. } | Act::ExportSubject { .. }
                 if act.subject() == Some(*subject) =>
             {
                 Ok(())
@@ -239,9 +248,11 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
                 Err(Refusal(format!("role {:?} may not write records", r.id)))
             }
         }
-        Act::ReadAudit | Act::RunRetention | Act::ManageHolds | Act::ManageApiKeys => {
-            Err(Refusal(format!("only admin may {}", act.describe())))
-        }
+        Act::ReadAudit
+        | Act::RunRetention
+        | Act::ManageHolds
+        | Act::ManageApiKeys
+        | Act::ExportSubject { .. } => Err(Refusal(format!("only admin may {}", act.describe()))),
     }
 }
 
@@ -276,6 +287,7 @@ mod tests {
             ("retention", Act::RunRetention),
             ("holds", Act::ManageHolds),
             ("apikeys", Act::ManageApiKeys),
+            ("export", Act::ExportSubject { subject }),
         ];
         for p in &inv.purposes {
             let name: &'static str = Box::leak(format!("read:{}", p.id).into_boxed_str());
@@ -315,6 +327,7 @@ mod tests {
             "retention",
             "holds",
             "apikeys",
+            "export",
             "read:billing",
             "read:support",
             "read:marketing",
@@ -348,12 +361,39 @@ mod tests {
         let me = SubjectId::random();
         let other = SubjectId::random();
         let p = Principal::Customer { subject: me };
-        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger"]);
+        assert_eq!(allowed(&p, &inv, me), ["choice", "ledger", "export"]);
         assert!(allowed(&p, &inv, other).is_empty());
-        let e = authorize(&p, &Act::RecordChoice { subject: other }, &inv).unwrap_err();
-        assert_eq!(e.message(), "a customer may act on their own data only");
+        for act in [
+            Act::RecordChoice { subject: other },
+            Act::ExportSubject { subject: other },
+        ] {
+            let e = authorize(&p, &act, &inv).unwrap_err();
+            assert_eq!(e.message(), "a customer may act on their own data only");
+        }
         // Without a subject named up front, a customer is refused: nothing can be checked.
         assert!(authorize(&p, &Act::ReadLedger { subject: None }, &inv).is_err());
+    }
+
+    #[test]
+    fn only_admin_the_cli_and_the_subject_export_a_subject() {
+        let inv = Inventory::from_toml(&EXAMPLE.replacen(
+            "id = \"support_agent\"\npurposes = [\"support\"]",
+            "id = \"support_agent\"\npurposes = [\"support\"]\nmay_write = true",
+            1,
+        ))
+        .unwrap();
+        let s = SubjectId::random();
+        let export = Act::ExportSubject { subject: s };
+        // A role that writes records still may not hand a customer's whole file out.
+        let writer = Principal::api_key("helpdesk", "support_agent");
+        assert_eq!(
+            authorize(&writer, &export, &inv).unwrap_err().message(),
+            "only admin may export a subject's data"
+        );
+        assert!(authorize(&Principal::api_key("root", "admin"), &export, &inv).is_ok());
+        assert!(authorize(&Principal::Cli, &export, &inv).is_ok());
+        assert!(authorize(&Principal::Customer { subject: s }, &export, &inv).is_ok());
+        assert!(authorize(&Principal::System(Job::Retention), &export, &inv).is_err());
     }
 
     #[test]
@@ -375,6 +415,12 @@ mod tests {
             ),
             (Act::ReadAudit, "only admin may read audit entries"),
             (Act::RunRetention, "only admin may run retention"),
+            (
+                Act::ExportSubject {
+                    subject: SubjectId::random(),
+                },
+                "only admin may export a subject's data",
+            ),
         ] {
             assert_eq!(authorize(&agent, &act, &inv).unwrap_err().message(), says);
         }
