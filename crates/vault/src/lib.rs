@@ -8,6 +8,7 @@ mod consent;
 mod copy;
 mod demo;
 mod error;
+mod export;
 mod init;
 mod keys;
 mod records;
@@ -31,6 +32,11 @@ pub use custos_core::principal::{Job, Principal};
 pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use error::{InvalidKind, VaultError};
+pub use export::{
+    Activity, Actor, ActorKind, CollectionExport, EXPORT_FORMAT, ExportBytes, ExportFormat,
+    FieldExport, Happened, PurposeExport, Read, RecipientExport, RecordExport, RetentionExport,
+    Source, SubjectExport,
+};
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
