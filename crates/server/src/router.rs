@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{audit, consents, holds, notice, public, records, system};
+use crate::routes::{audit, consents, holds, notice, public, records, subjects, system};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -41,6 +41,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(records::routes())
         .merge(consents::routes())
+        .merge(subjects::routes())
         .merge(holds::routes())
         .merge(public::routes())
         .merge(notice::routes())

@@ -8,18 +8,20 @@ pub(crate) mod holds;
 pub(crate) mod notice;
 pub(crate) mod public;
 pub(crate) mod records;
+pub(crate) mod subjects;
 pub(crate) mod system;
 
 #[cfg(test)]
 mod tests {
     /// The modules `routes.rs` declares, with their source.
-    const RESOURCES: [(&str, &str); 7] = [
+    const RESOURCES: [(&str, &str); 8] = [
         ("audit", include_str!("routes/audit.rs")),
         ("consents", include_str!("routes/consents.rs")),
         ("holds", include_str!("routes/holds.rs")),
         ("notice", include_str!("routes/notice.rs")),
         ("public", include_str!("routes/public.rs")),
         ("records", include_str!("routes/records.rs")),
+        ("subjects", include_str!("routes/subjects.rs")),
         ("system", include_str!("routes/system.rs")),
     ];
 

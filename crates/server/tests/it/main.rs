@@ -2,6 +2,7 @@
 
 mod api;
 mod consents;
+mod export;
 mod public;
 mod refusals;
 mod retention;
