@@ -13,6 +13,7 @@ use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
 mod receipts;
+mod subjects;
 
 #[derive(Parser)]
 #[command(
@@ -99,6 +100,29 @@ enum Command {
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
+    },
+    /// Answer a data subject's rights: the export of everything held about them.
+    Subject {
+        #[command(subcommand)]
+        command: SubjectCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubjectCommand {
+    /// Write everything held about a subject to a file only you can read (mode 0600): every
+    /// record decrypted, why each value is held, how long, who receives it and where it came
+    /// from, the consent history, and who read the data. Audited as subject.export.
+    Export {
+        /// The subject id.
+        id: String,
+        /// The file to write: a zip (README.txt, export.json, a CSV per collection) when it
+        /// ends in .zip, JSON otherwise.
+        #[arg(long)]
+        out: PathBuf,
+        /// The format, whatever the file's name says.
+        #[arg(long, value_parser = ["json", "zip"])]
+        format: Option<String>,
     },
 }
 
@@ -382,6 +406,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Receipt {
             command: ReceiptCommand::Verify { file, public_key },
         } => receipts::verify(&file, public_key.as_deref()),
+        Command::Subject {
+            command: SubjectCommand::Export { id, out, format },
+        } => subjects::export(&paths, &id, &out, format.as_deref()).await,
         Command::Audit {
             command: AuditCommand::PublicKey,
         } => {

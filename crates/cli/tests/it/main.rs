@@ -4,6 +4,7 @@ mod architecture;
 mod audit;
 mod commands;
 mod durability;
+mod export;
 mod postgres;
 mod secrecy;
 mod walkthrough;
