@@ -500,6 +500,18 @@ async fn the_export_is_refused_to_who_must_be_refused_and_bad_input_changes_noth
         .filter(|r| r.entry.outcome == custos_core::audit::Outcome::Denied)
         .count();
     assert_eq!(denied, 6, "three roles, two formats");
+    // The other subject's export names the refused attempt without naming who tried.
+    let text = serde_json::to_string(
+        &t.vault
+            .export_subject(&Principal::Cli, other)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("\"other_customer\"") && !text.contains(&me.to_string()),
+        "{text}"
+    );
     let theirs = t.vault.audit_trail(&Principal::Cli, other).await.unwrap();
     assert!(
         theirs

@@ -213,44 +213,17 @@ impl Vault {
             .keys
             .root
             .unwrap(WrapContext::Subject(subject), &wrapped)?;
-        let mut collections: Vec<CollectionExport> = self
-            .inventory
-            .collections
+        let collections = self
+            .collections_of(&records, &key, &standing, &trail)
+            .await?;
+        let mut exported: Vec<String> = collections
             .iter()
-            .map(|(name, c)| CollectionExport {
-                collection: name.clone(),
-                fields: c.fields.keys().cloned().collect(),
-                records: Vec::new(),
+            .flat_map(|c| {
+                c.records
+                    .iter()
+                    .flat_map(|r| r.fields.keys().map(|f| format!("{}.{f}", c.collection)))
             })
             .collect();
-        let mut exported: Vec<String> = Vec::new();
-        for rec in &records {
-            let r = self.export_record(rec, &key, &standing, &trail).await?;
-            let name = &rec.record.collection;
-            exported.extend(r.fields.keys().map(|f| format!("{name}.{f}")));
-            let at = match collections.iter().position(|c| c.collection == *name) {
-                Some(i) => i,
-                None => {
-                    collections.push(CollectionExport {
-                        collection: name.clone(),
-                        fields: Vec::new(),
-                        records: Vec::new(),
-                    });
-                    collections.len() - 1
-                }
-            };
-            collections[at].records.push(r);
-        }
-        for c in &mut collections {
-            // Fields held but no longer declared still get a column.
-            for r in &c.records {
-                for f in r.fields.keys() {
-                    if !c.fields.contains(f) {
-                        c.fields.push(f.clone());
-                    }
-                }
-            }
-        }
         exported.sort();
         exported.dedup();
         let mut e = AuditEntry::new(p.actor(), Action::SubjectExport, Outcome::Ok);
@@ -272,6 +245,51 @@ impl Vault {
             activity,
             your_rights: self.notice.rights.clone(),
         })
+    }
+
+    /// The subject's records grouped by collection: every declared collection in inventory
+    /// order, then any no longer declared that still holds some of them.
+    async fn collections_of(
+        &self,
+        records: &[RecordWithKey],
+        key: &custos_core::crypto::DataKey,
+        standing: &Standing,
+        trail: &trail::Trail,
+    ) -> Result<Vec<CollectionExport>, VaultError> {
+        let mut collections: Vec<CollectionExport> = self
+            .inventory
+            .collections
+            .iter()
+            .map(|(name, c)| CollectionExport {
+                collection: name.clone(),
+                fields: c.fields.keys().cloned().collect(),
+                records: Vec::new(),
+            })
+            .collect();
+        for rec in records {
+            let r = self.export_record(rec, key, standing, trail).await?;
+            let name = &rec.record.collection;
+            let at = match collections.iter().position(|c| c.collection == *name) {
+                Some(i) => i,
+                None => {
+                    collections.push(CollectionExport {
+                        collection: name.clone(),
+                        fields: Vec::new(),
+                        records: Vec::new(),
+                    });
+                    collections.len() - 1
+                }
+            };
+            // Fields held but no longer declared still get a column.
+            let c = &mut collections[at];
+            for f in r.fields.keys() {
+                if !c.fields.contains(f) {
+                    c.fields.push(f.clone());
+                }
+            }
+            c.records.push(r);
+        }
+        Ok(collections)
     }
 
     /// One record with every field decrypted and explained.

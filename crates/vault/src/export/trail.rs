@@ -22,6 +22,8 @@ pub enum ActorKind {
     ApiKey,
     /// The subject, signed in.
     You,
+    /// Another customer, signed in to the portal (their id is not shown).
+    OtherCustomer,
     /// A member of staff signed in to the console.
     Operator,
     /// An administrator at the vault's command line.
@@ -190,6 +192,8 @@ impl Trail {
             Some(("apikey", n)) => (ActorKind::ApiKey, Some(n)),
             Some(("operator", n)) => (ActorKind::Operator, Some(n)),
             Some(("customer", s)) if s == self.subject.to_string() => (ActorKind::You, None),
+            // Another customer's id is theirs: it is not shown.
+            Some(("customer", _)) => (ActorKind::OtherCustomer, None),
             None if actor == "cli" => (ActorKind::CommandLine, None),
             None if actor == "retention" => (ActorKind::Retention, None),
             _ => (ActorKind::Other, Some(actor)),
@@ -206,6 +210,7 @@ impl Trail {
             (ActorKind::ApiKey, Some(n), None) => format!("{org}'s application key \"{n}\""),
             (ActorKind::Operator, Some(n), _) => format!("{org}'s staff member \"{n}\""),
             (ActorKind::You, ..) => "you".to_owned(),
+            (ActorKind::OtherCustomer, ..) => "another customer, signed in".to_owned(),
             (ActorKind::CommandLine, ..) => {
                 format!("an administrator of {org} at the vault's command line")
             }
