@@ -164,20 +164,20 @@ impl SubjectExport {
              right to know (CCPA). Your reference is {}: quote it when you write to {org}.",
             self.subject_id
         )));
-        r.push_str("\nWhat is in it\n-------------\n\n");
+        r.push_str("What is in it\n-------------\n\n");
         r.push_str("README.txt\n");
-        r.push_str(&indent(&wrap("This file.")));
+        r.push_str(&indent("This file."));
         for c in &self.collections {
             r.push_str(&format!("{}.csv\n", c.collection));
             let n = c.records.len();
-            r.push_str(&indent(&wrap(&format!(
+            r.push_str(&indent(&format!(
                 "Your records in \"{}\": {n} record{}, one a row.",
                 c.collection,
                 if n == 1 { "" } else { "s" }
-            ))));
+            )));
         }
         r.push_str("export.json\n");
-        r.push_str(&indent(&wrap(&format!(
+        r.push_str(&indent(&format!(
             "Everything, in one file a computer can read, to keep or to take to another \
              service. Beside every value it says why {org} holds it (each purpose, its legal \
              basis explained in plain words), how long it is kept, who receives it and in \
@@ -192,8 +192,8 @@ impl SubjectExport {
             plural(self.reads.len()),
             self.activity.len(),
             if self.activity.len() == 1 { "y" } else { "ies" },
-        ))));
-        r.push_str("\nHow to read the CSV files\n-------------------------\n\n");
+        )));
+        r.push_str("How to read the CSV files\n-------------------------\n\n");
         r.push_str(&wrap(
             "Open them in a spreadsheet (LibreOffice Calc, Microsoft Excel, Google Sheets, \
              Numbers) or a text editor. They are UTF-8 text; the first row names the columns: \
@@ -205,15 +205,15 @@ impl SubjectExport {
              front, so that a spreadsheet shows it as text and never runs it as a formula: the \
              apostrophe is not part of your data (phone numbers begin with +).",
         ));
-        r.push_str("\nWhom to contact\n---------------\n\n");
+        r.push_str("Whom to contact\n---------------\n\n");
         r.push_str(&wrap(&format!(
             "{org}, at {contact}: about anything in this archive, to correct or delete data, or \
              to use any of the rights below."
         )));
-        r.push_str("\nYour rights\n-----------\n\n");
+        r.push_str("Your rights\n-----------\n\n");
         for right in &self.your_rights {
             r.push_str(&format!("{} ({})\n", right.right, right.article));
-            r.push_str(&indent(&wrap(&right.how)));
+            r.push_str(&indent(&right.how));
         }
         r
     }
@@ -225,10 +225,15 @@ fn plural(n: usize) -> &'static str {
 
 /// Words wrapped at 78 columns, a blank line after.
 fn wrap(text: &str) -> String {
+    wrap_at(text, 78)
+}
+
+/// Words wrapped at `width` columns, a blank line after.
+fn wrap_at(text: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > 78 {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(&line);
             out.push('\n');
             line.clear();
@@ -243,8 +248,10 @@ fn wrap(text: &str) -> String {
     out
 }
 
+/// Words wrapped to fit 78 columns under a four-space indent, a blank line after.
 fn indent(text: &str) -> String {
-    text.lines()
+    wrap_at(text, 74)
+        .lines()
         .map(|l| {
             if l.is_empty() {
                 "\n".to_owned()
@@ -394,6 +401,12 @@ mod tests {
         let w = wrap(&"word ".repeat(40));
         assert!(w.lines().all(|l| l.chars().count() <= 78), "{w}");
         assert!(w.ends_with("\n\n"));
+        let i = indent(&"word ".repeat(40));
+        assert!(
+            i.lines()
+                .all(|l| l.is_empty() || (l.starts_with("    ") && l.chars().count() <= 78)),
+            "{i}"
+        );
     }
 
     #[test]
