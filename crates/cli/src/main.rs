@@ -14,6 +14,7 @@ use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_cus
 
 mod receipts;
 mod requests;
+mod subjects;
 
 #[derive(Parser)]
 #[command(
@@ -111,6 +112,11 @@ enum Command {
         #[command(subcommand)]
         command: ErasuresCommand,
     },
+    /// Answer a data subject's rights: the export of everything held about them.
+    Subject {
+        #[command(subcommand)]
+        command: SubjectCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +126,24 @@ enum ErasuresCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubjectCommand {
+    /// Write everything held about a subject to a file only you can read (mode 0600): every
+    /// record decrypted, why each value is held, how long, who receives it and where it came
+    /// from, the consent history, and who read the data. Audited as subject.export.
+    Export {
+        /// The subject id.
+        id: String,
+        /// The file to write: a zip (README.txt, export.json, a CSV per collection) when it
+        /// ends in .zip, JSON otherwise.
+        #[arg(long)]
+        out: PathBuf,
+        /// The format, whatever the file's name says.
+        #[arg(long, value_parser = ["json", "zip"])]
+        format: Option<String>,
     },
 }
 
@@ -419,6 +443,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Subject {
+            command: SubjectCommand::Export { id, out, format },
+        } => subjects::export(&paths, &id, &out, format.as_deref()).await,
         Command::Audit {
             command: AuditCommand::PublicKey,
         } => {

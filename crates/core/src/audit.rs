@@ -83,6 +83,10 @@ pub enum Action {
     /// Retention deleted the record of a request closed longer ago than it is kept.
     #[serde(rename = "retention.request_delete")]
     RetentionRequestDelete,
+    /// Everything held about a subject was exported, decrypted, for the subject (access and
+    /// portability); the entry names the fields exported.
+    #[serde(rename = "subject.export")]
+    SubjectExport,
 }
 
 /// How it ended.

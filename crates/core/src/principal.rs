@@ -132,6 +132,13 @@ pub enum Act<'a> {
     },
     /// Move data-subject requests on: acknowledge, verify, approve, extend, reject, complete.
     HandleRequests,
+    /// Export everything held about a subject, decrypted, with why it is held and who read
+    /// it: the subject's right of access and to portability (GDPR Art. 15 and 20, CCPA's
+    /// right to know). Not a processing purpose, so no purpose is named.
+    ExportSubject {
+        /// Whose.
+        subject: SubjectId,
+    },
 }
 
 impl Act<'_> {
@@ -152,6 +159,7 @@ impl Act<'_> {
             Act::FileRequest { .. } => "file data-subject requests",
             Act::ReadRequests { .. } => "read data-subject requests",
             Act::HandleRequests => "handle data-subject requests",
+            Act::ExportSubject { .. } => "export a subject's data",
         }
     }
 
@@ -164,7 +172,8 @@ impl Act<'_> {
             | Act::ReadRequests { subject } => *subject,
             Act::RecordChoice { subject }
             | Act::EraseSubject { subject }
-            | Act::FileRequest { subject } => Some(*subject),
+            | Act::FileRequest { subject }
+            | Act::ExportSubject { subject } => Some(*subject),
             _ => None,
         }
     }
@@ -208,9 +217,11 @@ fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusa
 ///   records, records and reads consent choices, mints site tokens, and files and reads
 ///   data-subject requests (the application files them on a customer's behalf). Handling
 ///   requests (verifying, approving, extending, rejecting, completing them), reading the audit
-///   trail, retention, legal holds and API keys are the administrator's.
-/// - A signed-in customer records and reads their own consent choices, and files and reads
-///   their own data-subject requests, and nothing else yet.
+///   trail, retention, legal holds, API keys, erasure and subject exports are the
+///   administrator's.
+/// - A signed-in customer records and reads their own consent choices, files and reads their
+///   own data-subject requests, reads their own erasure certificate and exports their own
+///   data, and nothing else yet.
 /// - A background job does its own job only.
 ///
 /// # Errors
@@ -234,6 +245,7 @@ pub fn authorize(
             | Act::ReadErasures { .. }
             | Act::FileRequest { .. }
             | Act::ReadRequests { .. }
+            | Act::ExportSubject { .. }
                 if act.subject() == Some(*subject) =>
             {
                 Ok(())
@@ -295,7 +307,8 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
         | Act::ManageApiKeys
         | Act::EraseSubject { .. }
         | Act::ReadErasures { .. }
-        | Act::HandleRequests => Err(Refusal(format!("only admin may {}", act.describe()))),
+        | Act::HandleRequests
+        | Act::ExportSubject { .. } => Err(Refusal(format!("only admin may {}", act.describe()))),
     }
 }
 
@@ -347,6 +360,7 @@ mod tests {
             ),
             ("all_requests", Act::ReadRequests { subject: None }),
             ("handle_requests", Act::HandleRequests),
+            ("export", Act::ExportSubject { subject }),
         ];
         for p in &inv.purposes {
             let name: &'static str = Box::leak(format!("read:{}", p.id).into_boxed_str());
@@ -393,6 +407,7 @@ mod tests {
             "read_requests",
             "all_requests",
             "handle_requests",
+            "export",
             "read:billing",
             "read:support",
             "read:marketing",
@@ -466,12 +481,18 @@ mod tests {
                 "ledger",
                 "certificate",
                 "file_request",
-                "read_requests"
+                "read_requests",
+                "export"
             ]
         );
         assert!(allowed(&p, &inv, other).is_empty());
-        let e = authorize(&p, &Act::RecordChoice { subject: other }, &inv).unwrap_err();
-        assert_eq!(e.message(), "a customer may act on their own data only");
+        for act in [
+            Act::RecordChoice { subject: other },
+            Act::ExportSubject { subject: other },
+        ] {
+            let e = authorize(&p, &act, &inv).unwrap_err();
+            assert_eq!(e.message(), "a customer may act on their own data only");
+        }
         // Without a subject named up front, a customer is refused: nothing can be checked.
         assert!(authorize(&p, &Act::ReadLedger { subject: None }, &inv).is_err());
         assert!(authorize(&p, &Act::ReadRequests { subject: None }, &inv).is_err());
@@ -482,6 +503,28 @@ mod tests {
             e.message(),
             "a customer may not handle data-subject requests here"
         );
+    }
+
+    #[test]
+    fn only_admin_the_cli_and_the_subject_export_a_subject() {
+        let inv = Inventory::from_toml(&EXAMPLE.replacen(
+            "id = \"support_agent\"\npurposes = [\"support\"]",
+            "id = \"support_agent\"\npurposes = [\"support\"]\nmay_write = true",
+            1,
+        ))
+        .unwrap();
+        let s = SubjectId::random();
+        let export = Act::ExportSubject { subject: s };
+        // A role that writes records still may not hand a customer's whole file out.
+        let writer = Principal::api_key("helpdesk", "support_agent");
+        assert_eq!(
+            authorize(&writer, &export, &inv).unwrap_err().message(),
+            "only admin may export a subject's data"
+        );
+        assert!(authorize(&Principal::api_key("root", "admin"), &export, &inv).is_ok());
+        assert!(authorize(&Principal::Cli, &export, &inv).is_ok());
+        assert!(authorize(&Principal::Customer { subject: s }, &export, &inv).is_ok());
+        assert!(authorize(&Principal::System(Job::Retention), &export, &inv).is_err());
     }
 
     #[test]
@@ -503,6 +546,12 @@ mod tests {
             ),
             (Act::ReadAudit, "only admin may read audit entries"),
             (Act::RunRetention, "only admin may run retention"),
+            (
+                Act::ExportSubject {
+                    subject: SubjectId::random(),
+                },
+                "only admin may export a subject's data",
+            ),
         ] {
             assert_eq!(authorize(&agent, &act, &inv).unwrap_err().message(), says);
         }

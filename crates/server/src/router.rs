@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{audit, consents, erasures, holds, notice, public, records, requests, system};
+use crate::routes::{
+    audit, consents, erasures, holds, notice, public, records, requests, subjects, system,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -41,6 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(records::routes())
         .merge(consents::routes())
+        .merge(subjects::routes())
         .merge(holds::routes())
         .merge(erasures::routes())
         .merge(requests::routes())

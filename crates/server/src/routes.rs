@@ -10,12 +10,13 @@ pub(crate) mod notice;
 pub(crate) mod public;
 pub(crate) mod records;
 pub(crate) mod requests;
+pub(crate) mod subjects;
 pub(crate) mod system;
 
 #[cfg(test)]
 mod tests {
     /// The modules `routes.rs` declares, with their source.
-    const RESOURCES: [(&str, &str); 9] = [
+    const RESOURCES: [(&str, &str); 10] = [
         ("audit", include_str!("routes/audit.rs")),
         ("consents", include_str!("routes/consents.rs")),
         ("erasures", include_str!("routes/erasures.rs")),
@@ -24,6 +25,7 @@ mod tests {
         ("public", include_str!("routes/public.rs")),
         ("records", include_str!("routes/records.rs")),
         ("requests", include_str!("routes/requests.rs")),
+        ("subjects", include_str!("routes/subjects.rs")),
         ("system", include_str!("routes/system.rs")),
     ];
 

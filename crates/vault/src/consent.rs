@@ -313,7 +313,8 @@ impl Vault {
         Ok(self.state_of(&events, self.now_ms()))
     }
 
-    fn state_of(&self, events: &[ConsentEvent], now_ms: i64) -> SubjectState {
+    /// What a subject's `events` add up to at `now_ms`.
+    pub(crate) fn state_of(&self, events: &[ConsentEvent], now_ms: i64) -> SubjectState {
         SubjectState::at(events, now_ms, |id| {
             self.inventory
                 .purpose(id)

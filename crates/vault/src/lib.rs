@@ -9,6 +9,7 @@ mod copy;
 mod demo;
 mod erasure;
 mod error;
+mod export;
 mod init;
 mod keys;
 mod records;
@@ -34,6 +35,11 @@ pub use custos_store::{Location, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use erasure::{ErasureView, SignedCertificate};
 pub use error::{InvalidKind, VaultError};
+pub use export::{
+    Activity, Actor, ActorKind, CollectionExport, EXPORT_FORMAT, ExportBytes, ExportFormat,
+    FieldExport, Happened, PurposeExport, Read, RecipientExport, RecordExport, RetentionExport,
+    Source, SubjectExport,
+};
 pub use init::{InitReport, init};
 pub use records::{Created, RecordView, WithheldView};
 pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};

@@ -5,6 +5,7 @@ mod audit;
 mod commands;
 mod durability;
 mod erasure;
+mod export;
 mod loops;
 mod postgres;
 mod requests;

@@ -3,6 +3,7 @@
 mod api;
 mod consents;
 mod erasure;
+mod export;
 mod openapi;
 mod public;
 mod refusals;
