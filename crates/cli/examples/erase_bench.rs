@@ -63,22 +63,37 @@ async fn main() {
     };
     load(None, others, 0).await;
     let mut times = Vec::new();
+    let mut certs = Vec::new();
     for s in 0..subjects {
         let first = write(None, 1_000_000 + s * records).await;
         load(Some(first.subject_id), records - 1, 1_000_001 + s * records).await;
-        vault.sequence_audit().await.expect("sequenced");
+        // A server's sequencer keeps the queue short; so does the bench before it times.
+        while vault.sequence_audit().await.expect("sequenced") > 0 {}
         let t = Instant::now();
         let c = vault
             .erase_subject(&Principal::Cli, first.subject_id)
             .await
             .expect("erased");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        // The certificate alone, signed again: what of the call is the proof, not the shredding.
+        let t = Instant::now();
+        vault
+            .erasure_certificate(&Principal::Cli, first.subject_id)
+            .await
+            .expect("a certificate");
+        certs.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(
             c.certificate.erasure.records_erased["customers"],
             records as u64
         );
     }
     times.sort_by(f64::total_cmp);
+    certs.sort_by(f64::total_cmp);
+    let entries = vault.audit_size().await.expect("the log's size");
+    println!(
+        "the certificate alone (an inclusion proof over {entries} entries, signed): median {:.1} ms",
+        percentile(&certs, 0.5)
+    );
     println!(
         "erase a subject of {records} records ({subjects} subjects, {others} others in the vault): \
          median {:.1} ms, min {:.1} ms, max {:.1} ms (with its signed certificate)",

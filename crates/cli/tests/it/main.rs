@@ -9,6 +9,7 @@ mod export;
 mod loops;
 mod postgres;
 mod requests;
+mod rights;
 mod secrecy;
 mod walkthrough;
 

@@ -29,20 +29,21 @@ impl SubjectStore for SqliteStore {
             if status.is_none_or(|s| s == "erased") {
                 return Err(StoreError::NotFound);
             }
+            // One prepared statement each, reused for every record.
+            let mut index = c
+                .prepare_cached("DELETE FROM blind_index WHERE record_id = ?1")
+                .map_err(backend)?;
+            let mut record = c
+                .prepare_cached("DELETE FROM records WHERE id = ?1 AND subject_id = ?2")
+                .map_err(backend)?;
             for id in &e.erase {
                 let id = id_text(id);
-                c.execute("DELETE FROM blind_index WHERE record_id = ?1", [&id])
-                    .map_err(backend)?;
-                let n = c
-                    .execute(
-                        "DELETE FROM records WHERE id = ?1 AND subject_id = ?2",
-                        params![id, subject],
-                    )
-                    .map_err(backend)?;
-                if n == 0 {
+                index.execute([&id]).map_err(backend)?;
+                if record.execute(params![id, subject]).map_err(backend)? == 0 {
                     return Err(changed());
                 }
             }
+            drop((index, record));
             for t in &e.trim {
                 let id = id_text(t.id);
                 let n = c
