@@ -107,7 +107,7 @@ enum Command {
         #[command(subcommand)]
         command: ReceiptCommand,
     },
-    /// The erasure list: subjects erased, which a restore re-applies.
+    /// The erasure list: subjects erased, which a restore must re-apply.
     Erasures {
         #[command(subcommand)]
         command: ErasuresCommand,

@@ -25,9 +25,11 @@ pub struct Trim {
 pub struct Erasure {
     /// The subject.
     pub subject_id: SubjectId,
-    /// Records deleted whole, with their index entries.
-    pub erase: Vec<RecordId>,
-    /// Records kept with fewer fields.
+    /// Records deleted whole, with their index entries, each with the version that was read:
+    /// a conflict if it changed, or if a legal hold now stands on it.
+    pub erase: Vec<(RecordId, i64)>,
+    /// Records kept with fewer fields (a conflict if a legal hold now stands on one: it is
+    /// kept whole).
     pub trim: Vec<Trim>,
     /// How many of the subject's records stay (kept whole or trimmed): a conflict when the
     /// subject holds any other, such as one written since the erasure was planned.
@@ -40,7 +42,7 @@ pub struct Erasure {
     pub audit: QueuedAudit,
 }
 
-/// A subject on the erasure list: what a restore re-applies. No personal value.
+/// A subject on the erasure list: what a restore must re-apply. No personal value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasureRow {
     /// The subject erased.

@@ -88,7 +88,7 @@ impl Vault {
         };
         for ((id, fate), rec) in fates.into_iter().zip(&records) {
             match fate {
-                Fate::Erase => erasure.erase.push(id),
+                Fate::Erase => erasure.erase.push((id, rec.record.version)),
                 Fate::Keep => erasure.remaining += 1,
                 Fate::Trim(keep) => {
                     let mut fields = rec.record.fields.clone();
@@ -144,7 +144,7 @@ impl Vault {
         self.certificate_of(subject).await
     }
 
-    /// The erasure list: every subject erased, oldest first. What a restore re-applies; no
+    /// The erasure list: every subject erased, oldest first. What a restore must re-apply; no
     /// personal value.
     ///
     /// # Errors

@@ -199,16 +199,17 @@ impl Vault {
         let coll = self.collection(collection)?;
         let values = fields::validate_record(coll, body, Mode::Create, self.context())?;
         let now = self.now_ms();
+        let unknown = || {
+            VaultError::invalid_as(
+                InvalidKind::UnknownSubject,
+                "subject_id",
+                "unknown_subject",
+                "no subject with this id exists",
+            )
+        };
         let (subject_id, key, new_subject) = match subject {
             Some(s) => {
-                let wrapped = self.store.subject_key(s).await?.ok_or_else(|| {
-                    VaultError::invalid_as(
-                        InvalidKind::UnknownSubject,
-                        "subject_id",
-                        "unknown_subject",
-                        "no subject with this id exists",
-                    )
-                })?;
+                let wrapped = self.store.subject_key(s).await?.ok_or_else(unknown)?;
                 (
                     s,
                     self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?,
@@ -250,7 +251,12 @@ impl Vault {
                 index,
                 audit: queued(&audit),
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Erased since its key was read.
+                StoreError::NotFound => unknown(),
+                e => e.into(),
+            })?;
         Ok(Created { id, subject_id })
     }
 
@@ -479,6 +485,13 @@ impl Vault {
                 .record(collection, id)
                 .await?
                 .ok_or(VaultError::NotFound("record"))?;
+            if self.store.erasure(rec.record.subject_id).await?.is_some() {
+                // What an erasure kept, the law keeps as it was: nothing is added back.
+                return Err(VaultError::Conflict(
+                    "the record's subject was erased; what was kept for the law is not changed"
+                        .into(),
+                ));
+            }
             let key = self.keys.root.unwrap(
                 WrapContext::Subject(rec.record.subject_id),
                 &rec.wrapped_key,

@@ -402,11 +402,12 @@ impl Vault {
             .inventory
             .collection(&record.collection)
             .ok_or_else(|| VaultError::Internal("the collection vanished".into()))?;
-        let wrapped = self
-            .store
-            .subject_key(record.subject_id)
-            .await?
-            .ok_or(VaultError::NotFound("subject"))?;
+        // The key through the record: a subject erased but for what the law keeps is no
+        // longer found as a subject, yet its kept records still expire.
+        let Some(current) = self.store.record(&record.collection, record.id).await? else {
+            return Ok(None);
+        };
+        let wrapped = current.wrapped_key;
         let old_key = self
             .keys
             .root

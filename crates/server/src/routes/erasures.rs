@@ -71,7 +71,7 @@ async fn erase_subject(
         (status = 200, body = CertificateBody),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "Not admin", body = ErrorBody),
+        (status = 403, description = "Neither admin nor the subject themself", body = ErrorBody),
         (status = 404, description = "The subject was not erased", body = ErrorBody),
         (status = 503, description = "Not yet in a signed head: retry shortly", body = ErrorBody),
     ),
@@ -89,7 +89,8 @@ async fn erasure_certificate(
 }
 
 /// The erasure list (admin): every subject erased and when, oldest first. A restore
-/// re-applies it; it holds no personal value.
+/// must re-apply it (backups and restore come with the key-management work); it holds no
+/// personal value.
 #[utoipa::path(
     get,
     path = "/v1/erasures",

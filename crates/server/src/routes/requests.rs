@@ -69,8 +69,9 @@ impl Expected for FileBody {
         \"purposes\"?: [string]}";
 }
 
-/// Why a request is extended or rejected, in words the subject is told.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Why a request is extended or rejected, in words the subject is told. Staff's words may name
+/// a person, so the body has no `Debug`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     /// At most 2,000 characters. Sealed under the subject's data key: erasing the subject

@@ -199,9 +199,20 @@ async fn a_legal_hold_keeps_its_record_and_the_certificate_says_why() {
             .await
         }
     };
-    let r = read(held).await;
+    let r = read(held.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["fields"]["email"], "held@example.com");
+    // What was kept is kept as it was: nothing is added back to it.
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/v1/collections/customers/records/{held}"),
+            Some(&t.admin),
+            Some(json!({"fields": {"phone": "+44 20 7946 0001"}})),
+        )
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "conflict", None);
+    assert!(read(held).await.body["fields"].get("phone").is_none());
     assert_error(&read(gone).await, StatusCode::NOT_FOUND, "not_found", None);
 }
 

@@ -36,13 +36,19 @@ fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
 /// A record's insert as one statement, so one round trip and an implicit transaction: the
 /// subject, its key, the record, its index entries and its audit entry commit together or not
 /// at all. Foreign keys are checked at the statement's end, when every part is in.
+/// An existing subject must not be erased: the row is locked (`FOR SHARE`), so this insert
+/// waits for an erasure in progress and then sees it and inserts nothing. A subject that does
+/// not exist is left to the foreign key to refuse, as a conflict.
 const INSERT_RECORD: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
      k AS (INSERT INTO subject_keys (subject_id, version, wrapped) SELECT $1, 1, $4 WHERE $3), \
+     ok AS (SELECT 1 AS one WHERE $3 \
+           OR EXISTS (SELECT 1 FROM subjects WHERE id = $6 AND status <> 'erased' FOR SHARE) \
+           OR NOT EXISTS (SELECT 1 FROM subjects WHERE id = $6)), \
      r AS (INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
-           VALUES ($5, $6, $7, $8, $9, $10, $11)), \
+           SELECT $5, $6, $7, $8, $9, $10, $11 FROM ok RETURNING id), \
      b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-           SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d)) \
-     INSERT INTO audit_queue (subject_id, entry) VALUES ($14, $15)";
+           SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d), r) \
+     INSERT INTO audit_queue (subject_id, entry) SELECT $14, $15 FROM r";
 
 /// The values of [`INSERT_RECORD`], owned.
 struct InsertParams<'a> {
@@ -160,11 +166,15 @@ impl RecordStore for PostgresStore {
             .await
             .map_err(backend)?;
         let params = InsertParams::of(&new);
-        client
+        let n = client
             .execute(&st, &params.as_params())
             .await
-            .map(drop)
-            .map_err(insert_error)
+            .map_err(insert_error)?;
+        if n == 0 {
+            // The subject is erased.
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     async fn anonymise_record(

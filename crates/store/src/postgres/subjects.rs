@@ -36,7 +36,8 @@ impl SubjectStore for PostgresStore {
         if status.is_none_or(|s| s == "erased") {
             return Err(StoreError::NotFound);
         }
-        let erase: Vec<Uuid> = e.erase.iter().map(|r| r.as_uuid()).collect();
+        let erase: Vec<Uuid> = e.erase.iter().map(|(r, _)| r.as_uuid()).collect();
+        let versions: Vec<i64> = e.erase.iter().map(|(_, v)| *v).collect();
         tx.execute(
             "DELETE FROM blind_index WHERE record_id = ANY($1)",
             &[&erase],
@@ -45,8 +46,10 @@ impl SubjectStore for PostgresStore {
         .map_err(backend)?;
         let n = tx
             .execute(
-                "DELETE FROM records WHERE id = ANY($1) AND subject_id = $2",
-                &[&erase, &subject],
+                "DELETE FROM records r USING unnest($1::uuid[], $3::bigint[]) AS u(id, version) \
+                 WHERE r.id = u.id AND r.version = u.version AND r.subject_id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.record_id = r.id)",
+                &[&erase, &subject, &versions],
             )
             .await
             .map_err(backend)?;
@@ -57,7 +60,8 @@ impl SubjectStore for PostgresStore {
             let n = tx
                 .execute(
                     "UPDATE records SET fields = $1, version = version + 1, updated_ms = $2 \
-                     WHERE id = $3 AND subject_id = $4 AND version = $5",
+                     WHERE id = $3 AND subject_id = $4 AND version = $5 AND NOT EXISTS \
+                     (SELECT 1 FROM legal_holds h WHERE h.record_id = records.id)",
                     &[
                         &encode_fields(&t.fields),
                         &e.erased_ms,

@@ -59,6 +59,21 @@ pub(super) fn to_record(raw: RawRecord) -> Result<RecordWithKey, StoreError> {
 
 /// A record, its subject when new, its index entries and its audit entry.
 fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
+    if new.new_subject.is_none() {
+        // An erased subject takes no new record: its key may survive for what the law keeps,
+        // but nothing new is filed under it. The one writer thread makes this check and the
+        // insert one step, so an erasure cannot slip between them.
+        let status: Option<String> = c
+            .prepare_cached("SELECT status FROM subjects WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([id_text(new.record.subject_id)], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        if status.as_deref() == Some("erased") {
+            return Err(StoreError::NotFound);
+        }
+    }
     if let Some(s) = &new.new_subject {
         c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![id_text(s.id), s.created_ms]))

@@ -34,12 +34,19 @@ impl SubjectStore for SqliteStore {
                 .prepare_cached("DELETE FROM blind_index WHERE record_id = ?1")
                 .map_err(backend)?;
             let mut record = c
-                .prepare_cached("DELETE FROM records WHERE id = ?1 AND subject_id = ?2")
+                .prepare_cached(
+                    "DELETE FROM records WHERE id = ?1 AND subject_id = ?2 AND version = ?3 \
+                     AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.record_id = records.id)",
+                )
                 .map_err(backend)?;
-            for id in &e.erase {
+            for (id, version) in &e.erase {
                 let id = id_text(id);
                 index.execute([&id]).map_err(backend)?;
-                if record.execute(params![id, subject]).map_err(backend)? == 0 {
+                if record
+                    .execute(params![id, subject, version])
+                    .map_err(backend)?
+                    == 0
+                {
                     return Err(changed());
                 }
             }
@@ -49,7 +56,8 @@ impl SubjectStore for SqliteStore {
                 let n = c
                     .execute(
                         "UPDATE records SET fields = ?1, version = version + 1, updated_ms = ?2 \
-                         WHERE id = ?3 AND subject_id = ?4 AND version = ?5",
+                         WHERE id = ?3 AND subject_id = ?4 AND version = ?5 AND NOT EXISTS \
+                         (SELECT 1 FROM legal_holds h WHERE h.record_id = records.id)",
                         params![
                             encode_fields(&t.fields),
                             e.erased_ms,

@@ -803,7 +803,7 @@ pub(crate) async fn erasure_shreds_in_one_transaction(store: Arc<dyn Store>) {
         .unwrap();
     let erasure = |remaining: u64, destroy_key: bool, version: i64| Erasure {
         subject_id: s,
-        erase: vec![a.id],
+        erase: vec![(a.id, 1)],
         trim: vec![Trim {
             id: b.id,
             version,
@@ -867,12 +867,50 @@ pub(crate) async fn erasure_shreds_in_one_transaction(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(tags, ["{\"tag\":\"erase\"}"]);
 
+    // Nothing new is filed under an erased subject, though its key survives for what is kept.
+    let late = row(s, &[("email", b"ct-late")]);
+    assert!(matches!(
+        store
+            .insert_record(NewRecord {
+                record: late.clone(),
+                new_subject: None,
+                index: vec![],
+                audit: audit("late", Some(s)),
+            })
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.record("customers", late.id).await.unwrap().is_none());
+
+    // A hold placed after the erasure was planned keeps its record: the erasure is refused.
+    let d = insert(store.as_ref(), 10).await;
+    store
+        .place_hold(hold(&d), audit("hold-d", Some(d.subject_id)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .erase_subject(Erasure {
+                subject_id: d.subject_id,
+                erase: vec![(d.id, 1)],
+                trim: vec![],
+                remaining: 0,
+                destroy_key: true,
+                erased_ms: 44,
+                audit: audit("erase-d", Some(d.subject_id)),
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.record("customers", d.id).await.unwrap().is_some());
+    assert!(store.subject_key(d.subject_id).await.unwrap().is_some());
+
     // With nothing kept, the key row goes too.
     let c = insert(store.as_ref(), 9).await;
     store
         .erase_subject(Erasure {
             subject_id: c.subject_id,
-            erase: vec![c.id],
+            erase: vec![(c.id, 1)],
             trim: vec![],
             remaining: 0,
             destroy_key: true,

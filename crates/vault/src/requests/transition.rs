@@ -3,7 +3,7 @@
 
 use custos_core::audit::Action;
 use custos_core::consent::{Choice, ConsentStatus, Source};
-use custos_core::ids::RequestId;
+use custos_core::ids::{RequestId, SubjectId};
 use custos_core::inventory::LegalBasis;
 use custos_core::principal::Act;
 use custos_core::rights::{RequestKind, Transition};
@@ -58,6 +58,13 @@ impl Vault {
                 let done = self.record_choices(p, &body).await?;
                 return self.step(p, id, t, done).await;
             }
+            if r.kind == RequestKind::Erasure && r.apply(t.clone(), self.now_ms(), calendar).is_ok()
+            {
+                // An erasure request completes only with the subject erased: an approval
+                // whose erasure failed (a conflict, an outage) is carried out here.
+                let done = self.erase_for(p, r.subject).await?;
+                return self.step(p, id, t, Some(done)).await;
+            }
         }
         let view = self.step(p, id, t, None).await?;
         if approving {
@@ -89,21 +96,8 @@ impl Vault {
             // `erasure_certificate`). A subject erased already is not an error: the request
             // asked for what is done.
             RequestKind::Erasure => {
-                let subject = approved.subject_id;
-                let detail = match self.erase_subject(p, subject).await {
-                    Ok(signed) => {
-                        let e = &signed.certificate.erasure;
-                        let erased: u64 = e.records_erased.values().sum();
-                        format!("erased {erased} records, kept {}", e.kept.len())
-                    }
-                    Err(VaultError::NotFound(_))
-                        if self.store.erasure(subject).await?.is_some() =>
-                    {
-                        "the subject was erased already".to_owned()
-                    }
-                    Err(e) => return Err(e),
-                };
-                self.step(p, approved.id, Transition::Complete, Some(detail))
+                let done = self.erase_for(p, approved.subject_id).await?;
+                self.step(p, approved.id, Transition::Complete, Some(done))
                     .await
             }
             // The subject export is the customer's to fetch (`export_subject`); approval starts
@@ -111,6 +105,25 @@ impl Vault {
             RequestKind::Access | RequestKind::Portability => Ok(approved),
             // Staff correct the record through the records API, then complete the request.
             RequestKind::Rectification => Ok(approved),
+        }
+    }
+
+    /// Erases the subject of an erasure request, or finds them erased already (the request
+    /// asked for what is done); says what was done.
+    async fn erase_for(&self, p: &Principal, subject: SubjectId) -> Result<String, VaultError> {
+        match self.erase_subject(p, subject).await {
+            Ok(signed) => {
+                let e = &signed.certificate.erasure;
+                let erased: u64 = e.records_erased.values().sum();
+                Ok(format!("erased {erased} records, kept {}", e.kept.len()))
+            }
+            // Erased, though the certificate could not be signed yet: it is served later.
+            Err(VaultError::Unavailable(_) | VaultError::NotFound(_))
+                if self.store.erasure(subject).await?.is_some() =>
+            {
+                Ok("the subject is erased".to_owned())
+            }
+            Err(e) => Err(e),
         }
     }
 
