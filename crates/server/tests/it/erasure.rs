@@ -212,7 +212,27 @@ async fn a_legal_hold_keeps_its_record_and_the_certificate_says_why() {
         )
         .await;
     assert_error(&r, StatusCode::CONFLICT, "conflict", None);
-    assert!(read(held).await.body["fields"].get("phone").is_none());
+    assert!(
+        read(held.clone()).await.body["fields"]
+            .get("phone")
+            .is_none()
+    );
+    // The right of access still covers what was kept.
+    let r = t
+        .call(
+            "GET",
+            &format!("/v1/subjects/{subject}/export"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains(&held) && r.text.contains("held@example.com"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("gone@example.com"), "{}", r.text);
     assert_error(&read(gone).await, StatusCode::NOT_FOUND, "not_found", None);
 }
 

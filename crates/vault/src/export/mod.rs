@@ -188,14 +188,17 @@ impl Vault {
             self.store.append_audit(vec![queued(&e)]).await?;
             return Err(refused);
         }
-        let Some(wrapped) = self.store.subject_key(subject).await? else {
-            return Err(VaultError::NotFound("subject"));
+        let records = self.store.subject_records(subject).await?;
+        let wrapped = match (self.store.subject_key(subject).await?, records.first()) {
+            (Some(w), _) => w,
+            // Erased but for what the law keeps: what is kept is still theirs to see.
+            (None, Some(kept)) => kept.wrapped_key.clone(),
+            (None, None) => return Err(VaultError::NotFound("subject")),
         };
         // Reads answered a moment ago may still be queued: integrate them, so the export
         // names every read made before it.
         while self.sequence_audit().await? >= crate::audit::BATCH {}
         let now = self.now_ms();
-        let records = self.store.subject_records(subject).await?;
         let history = self.ledger(subject).await?;
         let leaves = self.store.subject_leaves(subject).await?;
         let trail = trail::Trail::read(self, subject, &leaves).await?;
