@@ -8,14 +8,12 @@
 //! from the document (`GET /.well-known/custos-log-key`, `custos audit public-key`): a document
 //! checked against the key it carries itself is reported as "signer not verified".
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
 use crate::certificate::{self, Certificate};
 use crate::receipt::{self, Receipt};
-use crate::signed::{SignedError, jws_type};
+use crate::signed::{SignedError, jws_type, open_jws};
 
 /// The members a file may hold beside `jws`: a readable copy of the payload, under the name
 /// the API gives it.
@@ -136,11 +134,8 @@ fn split_file(text: &str) -> Result<(String, Option<(String, Value)>), VerifyFil
 
 /// The JWS payload as JSON.
 fn payload(jws: &str) -> Result<Value, VerifyFileError> {
-    jws.split('.')
-        .nth(1)
-        .and_then(|p| B64.decode(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| malformed("the JWS payload is not base64url JSON"))
+    serde_json::from_slice(&open_jws(jws)?.payload)
+        .map_err(|_| malformed("the JWS payload is not base64url JSON"))
 }
 
 /// Where `a` and `b` first differ, as a JSON pointer (RFC 6901); `None` when they are equal.

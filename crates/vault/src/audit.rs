@@ -242,6 +242,57 @@ impl Vault {
         Ok((proof, sth))
     }
 
+    /// The index of the subject's first integrated audit entry that `matches`, integrating
+    /// what is queued if none is found yet. Another server's sequencer may be integrating at
+    /// the same time: its win is ours too.
+    pub(crate) async fn find_subject_entry(
+        &self,
+        subject: SubjectId,
+        matches: impl Fn(&AuditEntry) -> bool,
+    ) -> Result<Option<u64>, VaultError> {
+        for attempt in 0..3 {
+            let found = self
+                .store
+                .subject_leaves(subject)
+                .await?
+                .into_iter()
+                .find(|l| AuditEntry::from_bytes(&l.entry).is_ok_and(|e| matches(&e)))
+                .map(|l| l.index);
+            if found.is_some() || attempt == 2 {
+                return Ok(found);
+            }
+            loop {
+                match self.sequence_audit().await {
+                    Ok(n) if n >= BATCH => continue,
+                    Ok(_) | Err(VaultError::Conflict(_)) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Entry `index` as a signed document carries it: the entry, its inclusion proof and the
+    /// newest signed head; with the entry read back.
+    pub(crate) async fn log_proof(
+        &self,
+        index: u64,
+    ) -> Result<(custos_core::signed::LogProof, AuditEntry), VaultError> {
+        let (proof, sth) = self.proof_of(index).await?;
+        let entry = AuditEntry::from_bytes(proof.entry.as_bytes())
+            .map_err(|_| VaultError::Integrity("an audit entry is unreadable".into()))?;
+        let log = custos_core::signed::LogProof {
+            leaf_index: index,
+            entry: proof.entry,
+            inclusion_proof: proof.proof,
+            tree_size: proof.tree_size,
+            root_hash: proof.root_hash,
+            timestamp_ms: sth.head.timestamp_ms,
+            signature: hex::encode(sth.signature),
+        };
+        Ok((log, entry))
+    }
+
     /// The audit trail of one subject. Admin only; the reading is itself audited.
     ///
     /// # Errors

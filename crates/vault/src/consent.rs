@@ -7,7 +7,7 @@ use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::consent::{Choice, ConsentEvent, ConsentStatus, Evidence, Source, SubjectState};
 use custos_core::ids::{EventId, SubjectId};
 use custos_core::inventory::LegalBasis;
-use custos_core::receipt::{self, Controller, LogProof, RECEIPT_VERSION, Receipt, ReceiptPurpose};
+use custos_core::receipt::{self, Controller, RECEIPT_VERSION, Receipt, ReceiptPurpose};
 use custos_core::time::format_time_ms;
 use serde::Serialize;
 
@@ -409,31 +409,17 @@ impl Vault {
                     "consent event {id} is not the event it claims to be"
                 ))
             })?;
-        let mut index = None;
-        for _ in 0..2 {
-            index = self
-                .store
-                .subject_leaves(row.subject_id)
-                .await?
-                .into_iter()
-                .find(|l| {
-                    AuditEntry::from_bytes(&l.entry)
-                        .ok()
-                        .and_then(|e| e.consent)
-                        .is_some_and(|e| e.id == id)
-                })
-                .map(|l| l.index);
-            if index.is_some() {
-                break;
-            }
-            self.sequence_audit().await?;
-        }
-        let index = index.ok_or_else(|| {
-            VaultError::Unavailable("the event is not in the audit log yet: retry shortly".into())
-        })?;
-        let (proof, sth) = self.proof_of(index).await?;
-        let entry = AuditEntry::from_bytes(proof.entry.as_bytes())
-            .map_err(|_| VaultError::Integrity("an audit entry is unreadable".into()))?;
+        let index = self
+            .find_subject_entry(row.subject_id, |e| {
+                e.consent.as_ref().is_some_and(|e| e.id == id)
+            })
+            .await?
+            .ok_or_else(|| {
+                VaultError::Unavailable(
+                    "the event is not in the audit log yet: retry shortly".into(),
+                )
+            })?;
+        let (log, entry) = self.log_proof(index).await?;
         if entry.consent.as_ref() != Some(&event) {
             return Err(VaultError::Integrity(format!(
                 "consent event {id} in the ledger differs from its audit entry: run custos audit verify"
@@ -497,16 +483,8 @@ impl Vault {
             state: receipt::state_of(event.choice).to_owned(),
             purposes,
             event,
-            log: LogProof {
-                leaf_index: index,
-                entry: proof.entry,
-                inclusion_proof: proof.proof,
-                tree_size: proof.tree_size,
-                root_hash: proof.root_hash,
-                timestamp_ms: sth.head.timestamp_ms,
-                signature: hex::encode(sth.signature),
-            },
-            public_key: hex::encode(self.keys.signer.verifying_key().to_bytes()),
+            log,
+            public_key: self.log_public_key(),
         };
         let jws = receipt::sign(&receipt, &self.keys.signer);
         Ok((receipt, jws))

@@ -11,7 +11,6 @@ use custos_core::erasure::{Fate, Held, plan};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::principal::Act;
 use custos_core::receipt::Controller;
-use custos_core::signed::LogProof;
 use custos_core::time::format_time_ms;
 use custos_store::{Erasure, QueuedAudit, StoreError, Trim};
 use serde::Serialize;
@@ -175,9 +174,7 @@ impl Vault {
                     "the erasure is not in the audit log yet: retry shortly".into(),
                 )
             })?;
-        let (proof, sth) = self.proof_of(index).await?;
-        let entry = AuditEntry::from_bytes(proof.entry.as_bytes())
-            .map_err(|_| VaultError::Integrity("an audit entry is unreadable".into()))?;
+        let (log, entry) = self.log_proof(index).await?;
         let summary = entry
             .erasure
             .clone()
@@ -197,48 +194,10 @@ impl Vault {
             erased_at: entry.time.clone(),
             statement: certificate::statement(&org.name, &summary),
             erasure: summary,
-            log: LogProof {
-                leaf_index: index,
-                entry: proof.entry,
-                inclusion_proof: proof.proof,
-                tree_size: proof.tree_size,
-                root_hash: proof.root_hash,
-                timestamp_ms: sth.head.timestamp_ms,
-                signature: hex::encode(sth.signature),
-            },
+            log,
             public_key: self.log_public_key(),
         };
         let jws = certificate::sign(&certificate, &self.keys.signer);
         Ok(SignedCertificate { certificate, jws })
-    }
-
-    /// The index of the subject's first integrated audit entry that `matches`, integrating
-    /// what is queued if none is found yet. Another server's sequencer may be integrating at
-    /// the same time: its win is ours too.
-    pub(crate) async fn find_subject_entry(
-        &self,
-        subject: SubjectId,
-        matches: impl Fn(&AuditEntry) -> bool,
-    ) -> Result<Option<u64>, VaultError> {
-        for attempt in 0..3 {
-            let found = self
-                .store
-                .subject_leaves(subject)
-                .await?
-                .into_iter()
-                .find(|l| AuditEntry::from_bytes(&l.entry).is_ok_and(|e| matches(&e)))
-                .map(|l| l.index);
-            if found.is_some() || attempt == 2 {
-                return Ok(found);
-            }
-            loop {
-                match self.sequence_audit().await {
-                    Ok(n) if n >= crate::audit::BATCH => continue,
-                    Ok(_) | Err(VaultError::Conflict(_)) => break,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(None)
     }
 }

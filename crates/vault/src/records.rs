@@ -70,6 +70,23 @@ fn audit_for(
     e
 }
 
+/// Decrypts one field of a record, as the field it was encrypted for, into a personal value.
+pub(crate) fn open_field(
+    key: &DataKey,
+    record: &RecordRow,
+    field: &str,
+    ct: &[u8],
+) -> Result<PersonalValue, VaultError> {
+    let at = FieldBinding {
+        record: record.id,
+        collection: &record.collection,
+        field,
+    };
+    let plain = key.decrypt_field(at, ct)?;
+    serde_json::from_slice(plain.expose_secret())
+        .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))
+}
+
 fn queued(e: &AuditEntry) -> QueuedAudit {
     QueuedAudit {
         subject_id: e.subject_id,
@@ -288,17 +305,7 @@ impl Vault {
             };
             match decision {
                 Decision::Allow => {
-                    let at = FieldBinding {
-                        record: r.id,
-                        collection: &r.collection,
-                        field: name,
-                    };
-                    let plain = key.decrypt_field(at, ct)?;
-                    let v: PersonalValue =
-                        serde_json::from_slice(plain.expose_secret()).map_err(|_| {
-                            VaultError::Integrity("a decrypted field is not JSON".into())
-                        })?;
-                    fields.insert(name.clone(), v);
+                    fields.insert(name.clone(), open_field(&key, r, name, ct)?);
                     audit.fields.push(name.clone());
                 }
                 Decision::Withhold(reason) => {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::consent::SubjectState;
-use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
+use custos_core::crypto::{DataKey, WrapContext};
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::OnExpiry;
 use custos_core::retention::{Facts, collection_purposes, due};
@@ -417,15 +417,7 @@ impl Vault {
             let Some(decl) = coll.fields.get(name).filter(|d| d.keep_when_anonymised) else {
                 continue;
             };
-            let at = FieldBinding {
-                record: record.id,
-                collection: &record.collection,
-                field: name,
-            };
-            let plain = old_key.decrypt_field(at, ct)?;
-            let value: custos_core::personal::PersonalValue =
-                serde_json::from_slice(plain.expose_secret())
-                    .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+            let value = crate::records::open_field(&old_key, record, name, ct)?;
             let n = custos_core::fields::normalise(name, decl, &value, self.context())?;
             kept.insert(name.clone(), Some(n));
         }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::consent::{ConsentEvent, SubjectState};
-use custos_core::crypto::{FieldBinding, WrapContext};
+use custos_core::crypto::WrapContext;
 use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::{Collection, LegalBasis};
 use custos_core::notice::{NoticeController, NoticePurpose, NoticeRight};
@@ -328,14 +328,7 @@ impl Vault {
         };
         let mut fields = BTreeMap::new();
         for (name, ct) in &r.fields {
-            let at = FieldBinding {
-                record: r.id,
-                collection: &r.collection,
-                field: name,
-            };
-            let plain = key.decrypt_field(at, ct)?;
-            let value: PersonalValue = serde_json::from_slice(plain.expose_secret())
-                .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
+            let value = crate::records::open_field(key, r, name, ct)?;
             let field = self.explain(&ctx, name, value, trail.source(r, name));
             fields.insert(name.clone(), field);
         }

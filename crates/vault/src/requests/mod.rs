@@ -9,7 +9,7 @@ mod transition;
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::countries;
-use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
+use custos_core::crypto::{DataKey, WrapContext};
 use custos_core::ids::{RequestId, SubjectId};
 use custos_core::inventory::{FieldRef, LegalBasis, Period};
 use custos_core::principal::Act;
@@ -439,13 +439,7 @@ fn latest_value(
         .filter(|r| r.collection == field.collection && r.fields.contains_key(&field.field))
         .max_by_key(|r| r.updated_ms);
     let Some(r) = latest else { return Ok(None) };
-    let at = FieldBinding {
-        record: r.id,
-        collection: &r.collection,
-        field: &field.field,
-    };
-    let plain = key.decrypt_field(at, &r.fields[&field.field])?;
-    let value: serde_json::Value = serde_json::from_slice(plain.expose_secret())
-        .map_err(|_| VaultError::Integrity("a decrypted field is not JSON".into()))?;
-    Ok(value.as_str().map(str::to_owned))
+    let value = crate::records::open_field(key, r, &field.field, &r.fields[&field.field])?;
+    // A country or region code, which places the subject under a profile.
+    Ok(value.expose_secret().as_str().map(str::to_owned))
 }
