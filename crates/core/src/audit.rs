@@ -87,6 +87,23 @@ pub enum Action {
     /// portability); the entry names the fields exported.
     #[serde(rename = "subject.export")]
     SubjectExport,
+    /// A customer corrected a value of their own record in the portal (GDPR Art. 16): the
+    /// entry names the fields changed and the rectification request.
+    #[serde(rename = "record.rectify")]
+    RecordRectify,
+    /// A one-time sign-in code was asked for: `detail` carries the address's keyed digest
+    /// (never the address) and whether a code was sent or why not.
+    #[serde(rename = "signin.code")]
+    SigninCode,
+    /// A customer signed in to the portal with a code.
+    #[serde(rename = "signin")]
+    Signin,
+    /// A sign-in failed: `detail` says why (`wrong_code`, `expired`, `locked`, ...).
+    #[serde(rename = "signin.failed")]
+    SigninFailed,
+    /// A customer signed out of the portal.
+    #[serde(rename = "signout")]
+    Signout,
 }
 
 /// How it ended.

@@ -326,6 +326,11 @@ impl DataKey {
         IndexKey(self)
     }
 
+    /// Turns this key into a key for keyed digests of sign-in secrets and addresses.
+    pub fn into_mac_key(self) -> MacKey {
+        MacKey(self)
+    }
+
     /// The Ed25519 signing key whose seed is this key.
     pub fn to_signing_key(&self) -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(self.key.expose_secret())
@@ -350,6 +355,29 @@ impl IndexKey {
             mac.update(part.as_bytes());
         }
         mac.update(normalised.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// An HMAC-SHA256 key for keyed digests outside the blind index: sign-in codes, addresses
+/// and client addresses in the audit log and the throttle, CSRF tokens. Each use names its
+/// own domain, so a digest made for one use never matches another.
+#[derive(Debug)]
+pub struct MacKey(DataKey);
+
+impl MacKey {
+    /// The keyed digest of `parts` under `domain`; each part is length-prefixed, so
+    /// `("ab", "c")` and `("a", "bc")` differ.
+    pub fn digest(&self, domain: &str, parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.key.expose_secret())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"custos/mac/v1\0");
+        mac.update(domain.as_bytes());
+        mac.update(b"\0");
+        for part in parts {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 }

@@ -23,5 +23,6 @@ pub mod retention;
 pub mod rights;
 pub mod secret;
 pub mod signed;
+pub mod signin;
 pub mod time;
 pub mod verify;

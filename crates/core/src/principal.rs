@@ -82,6 +82,12 @@ impl Principal {
 pub enum Act<'a> {
     /// Create, change or delete records.
     WriteRecords,
+    /// Correct a value of a subject's record at the subject's request (GDPR Art. 16): what a
+    /// customer does in the portal, validated as any write.
+    Rectify {
+        /// Whose record.
+        subject: SubjectId,
+    },
     /// Read personal data for a purpose; which fields are returned is then decided field by
     /// field by [`crate::access::decide`].
     Read {
@@ -146,6 +152,7 @@ impl Act<'_> {
     fn describe(&self) -> &'static str {
         match self {
             Act::WriteRecords => "write records",
+            Act::Rectify { .. } => "correct records",
             Act::Read { .. } => "read personal data",
             Act::RecordChoice { .. } => "record choices in the consent ledger",
             Act::ReadLedger { .. } => "read the consent ledger",
@@ -171,6 +178,7 @@ impl Act<'_> {
             | Act::ReadErasures { subject }
             | Act::ReadRequests { subject } => *subject,
             Act::RecordChoice { subject }
+            | Act::Rectify { subject }
             | Act::EraseSubject { subject }
             | Act::FileRequest { subject }
             | Act::ExportSubject { subject } => Some(*subject),
@@ -219,9 +227,9 @@ fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusa
 ///   requests (verifying, approving, extending, rejecting, completing them), reading the audit
 ///   trail, retention, legal holds, API keys, erasure and subject exports are the
 ///   administrator's.
-/// - A signed-in customer records and reads their own consent choices, files and reads their
-///   own data-subject requests, reads their own erasure certificate and exports their own
-///   data, and nothing else yet.
+/// - A signed-in customer corrects their own records, records and reads their own consent
+///   choices, files and reads their own data-subject requests, reads their own erasure
+///   certificate and exports their own data, and nothing else.
 /// - A background job does its own job only.
 ///
 /// # Errors
@@ -241,6 +249,7 @@ pub fn authorize(
         }
         Principal::Customer { subject } => match act {
             Act::RecordChoice { .. }
+            | Act::Rectify { .. }
             | Act::ReadLedger { .. }
             | Act::ReadErasures { .. }
             | Act::FileRequest { .. }
@@ -281,6 +290,7 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
             }
         }
         Act::WriteRecords
+        | Act::Rectify { .. }
         | Act::RecordChoice { .. }
         | Act::ReadLedger { .. }
         | Act::MintSiteToken => {
@@ -331,6 +341,7 @@ mod tests {
     fn acts<'a>(inv: &'a Inventory, subject: SubjectId) -> Vec<(&'static str, Act<'a>)> {
         let mut acts = vec![
             ("write", Act::WriteRecords),
+            ("rectify", Act::Rectify { subject }),
             ("choice", Act::RecordChoice { subject }),
             (
                 "ledger",
@@ -393,6 +404,7 @@ mod tests {
     fn what_each_caller_may_do_in_the_example() {
         let everything = [
             "write",
+            "rectify",
             "choice",
             "ledger",
             "site_token",
@@ -449,6 +461,7 @@ mod tests {
             allowed(&agent, &inv, s),
             [
                 "write",
+                "rectify",
                 "choice",
                 "ledger",
                 "site_token",
@@ -477,6 +490,7 @@ mod tests {
         assert_eq!(
             allowed(&p, &inv, me),
             [
+                "rectify",
                 "choice",
                 "ledger",
                 "certificate",

@@ -6,7 +6,7 @@
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
 //! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`AuditStore`],
-//! [`KeyStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
+//! [`KeyStore`], [`SigninStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
 //! with [`prelude`]; through `dyn Store` they need no import.
 
 use std::sync::Arc;
@@ -22,6 +22,7 @@ mod postgres;
 mod records;
 mod requests;
 mod shared;
+mod signin;
 mod sqlite;
 mod store;
 mod subjects;
@@ -41,6 +42,7 @@ pub use records::{
     RecordWithKey, decode_fields, encode_fields,
 };
 pub use requests::{RequestQuery, RequestRow, RequestStore};
+pub use signin::{ChallengeRow, SessionRow, SigninStore};
 pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};
 pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
@@ -59,8 +61,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, RequestStore, Store,
-        SubjectStore,
+        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, RequestStore,
+        SigninStore, Store, SubjectStore,
     };
 }
 

@@ -11,6 +11,7 @@ use crate::keys::KeyStore;
 use crate::ledger::LedgerStore;
 use crate::records::RecordStore;
 use crate::requests::RequestStore;
+use crate::signin::SigninStore;
 use crate::subjects::SubjectStore;
 
 /// The storage a vault runs on: every aggregate's storage, and whether the database answers.
@@ -23,6 +24,7 @@ pub trait Store:
     + AuditStore
     + KeyStore
     + SubjectStore
+    + SigninStore
     + CopyStore
     + Send
     + Sync

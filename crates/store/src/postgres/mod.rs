@@ -34,6 +34,7 @@ mod ledger;
 mod records;
 mod requests;
 mod schema;
+mod signin;
 mod subjects;
 
 /// Connections per process. Bounded: a busy server waits for a connection (up to

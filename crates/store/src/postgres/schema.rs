@@ -124,6 +124,30 @@ CREATE TABLE erasure_log (
     erased_ms BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE signin_challenges (
+    id BYTEA PRIMARY KEY,
+    address_digest BYTEA NOT NULL,
+    client_digest BYTEA NOT NULL,
+    subject_id UUID,
+    code_digest BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL,
+    tries BIGINT NOT NULL DEFAULT 0,
+    last_try_ms BIGINT,
+    used_ms BIGINT
+);
+CREATE INDEX signin_challenges_address ON signin_challenges (address_digest, created_ms);
+CREATE INDEX signin_challenges_client ON signin_challenges (client_digest, created_ms);
+CREATE INDEX signin_challenges_created ON signin_challenges (created_ms);
+CREATE TABLE sessions (
+    id BYTEA PRIMARY KEY,
+    subject_id UUID,
+    created_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    revoked_ms BIGINT
+);
+CREATE INDEX sessions_last_seen ON sessions (last_seen_ms);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

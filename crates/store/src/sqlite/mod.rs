@@ -29,6 +29,7 @@ mod ledger;
 mod records;
 mod requests;
 mod schema;
+mod signin;
 mod subjects;
 
 /// Read connections kept open; more are opened when all are in use, and closed after.

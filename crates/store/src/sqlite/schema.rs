@@ -126,6 +126,30 @@ CREATE TABLE erasure_log (
     erased_ms INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE signin_challenges (
+    id BLOB PRIMARY KEY,
+    address_digest BLOB NOT NULL,
+    client_digest BLOB NOT NULL,
+    subject_id TEXT,
+    code_digest BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_try_ms INTEGER,
+    used_ms INTEGER
+);
+CREATE INDEX signin_challenges_address ON signin_challenges (address_digest, created_ms);
+CREATE INDEX signin_challenges_client ON signin_challenges (client_digest, created_ms);
+CREATE INDEX signin_challenges_created ON signin_challenges (created_ms);
+CREATE TABLE sessions (
+    id BLOB PRIMARY KEY,
+    subject_id TEXT,
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+CREATE INDEX sessions_last_seen ON sessions (last_seen_ms);
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {

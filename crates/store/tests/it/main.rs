@@ -2,6 +2,7 @@
 //! not copies. A backend joins by one `conformance!` line.
 
 mod requests;
+mod signin;
 mod suite;
 
 use std::sync::Arc;
@@ -51,6 +52,20 @@ macro_rules! conformance {
                     return;
                 };
                 suite::erasure_shreds_in_one_transaction(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn challenges_are_counted_and_used_once() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::signin::challenges_are_counted_and_used_once(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sessions_are_touched_ended_and_purged() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::signin::sessions_are_touched_ended_and_purged(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn records_round_trip() {

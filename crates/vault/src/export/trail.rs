@@ -322,6 +322,11 @@ fn in_words(e: &AuditEntry) -> String {
     let done = match e.action {
         Action::RecordCreate => format!("stored a new record in {coll} with {fields}"),
         Action::RecordUpdate => format!("changed {fields} in a record of {coll}"),
+        Action::RecordRectify => format!("corrected {fields} in a record of {coll}, as you asked"),
+        Action::Signin => "you signed in to the privacy portal".to_owned(),
+        Action::SigninFailed => "a sign-in to the privacy portal failed".to_owned(),
+        Action::SigninCode => "a sign-in code was asked for your address".to_owned(),
+        Action::Signout => "you signed out of the privacy portal".to_owned(),
         Action::RecordDelete => format!("deleted a record of {coll}"),
         Action::ConsentRecord => {
             let choice = e.consent.as_ref().map(|c| c.choice);
