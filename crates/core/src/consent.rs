@@ -61,16 +61,19 @@ pub enum Source {
     EmailLink,
     /// A Global Privacy Control signal sent by the customer's browser.
     Gpc,
+    /// The customer, signed in to the privacy portal.
+    Portal,
 }
 
 impl Source {
     /// Every source, with its name.
-    pub const ALL: [(&'static str, Source); 5] = [
+    pub const ALL: [(&'static str, Source); 6] = [
         ("web_form", Source::WebForm),
         ("api", Source::Api),
         ("import", Source::Import),
         ("email_link", Source::EmailLink),
         ("gpc", Source::Gpc),
+        ("portal", Source::Portal),
     ];
 }
 

@@ -184,6 +184,11 @@ impl From<VaultError> for ApiError {
                 ErrorCode::Unauthenticated,
                 "a valid API key is required: Authorization: Bearer KEY",
             ),
+            // The same words whatever the reason, as the portal says them.
+            VaultError::SigninRefused(_) => ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the sign-in code did not work: ask for a new one",
+            ),
             VaultError::Forbidden(m) => ApiError::new(ErrorCode::Forbidden, m),
             VaultError::NotFound(what) => {
                 ApiError::new(ErrorCode::NotFound, format!("{what} not found"))

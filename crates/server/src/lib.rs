@@ -7,6 +7,7 @@
 mod error;
 mod extract;
 mod metrics;
+mod portal;
 mod router;
 mod routes;
 mod state;
@@ -29,6 +30,7 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let (router, _) = router::router().split_for_parts();
     router
+        .merge(portal::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::track,

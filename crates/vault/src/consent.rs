@@ -387,19 +387,30 @@ impl Vault {
     /// the receipt and its JWS.
     ///
     /// # Errors
-    /// `Forbidden` for a role that may not write; `NotFound` for an unknown event;
-    /// `Unavailable` when its entry is not yet in a signed head (retry).
+    /// `Forbidden` for a role that may not write, or a customer asking for another's event;
+    /// `NotFound` for an unknown event; `Unavailable` when its entry is not yet in a signed
+    /// head (retry).
     pub async fn consent_receipt(
         &self,
         p: &Principal,
         id: EventId,
     ) -> Result<(Receipt, String), VaultError> {
-        self.authorize(p, &Act::ReadLedger { subject: None })?;
+        // A caller who may read any ledger is told so before the lookup; a customer, who may
+        // read their own only, once the event's subject is known.
+        if !matches!(p, Principal::Customer { .. }) {
+            self.authorize(p, &Act::ReadLedger { subject: None })?;
+        }
         let row = self
             .store
             .consent_event(id)
             .await?
             .ok_or(VaultError::NotFound("consent event"))?;
+        self.authorize(
+            p,
+            &Act::ReadLedger {
+                subject: Some(row.subject_id),
+            },
+        )?;
         let event = AuditEntry::from_bytes(&row.entry)
             .ok()
             .and_then(|e| e.consent)

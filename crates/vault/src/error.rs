@@ -50,6 +50,10 @@ pub enum VaultError {
         /// What the rule says.
         message: String,
     },
+    /// A step of signing in to the portal was refused: the customer is told the same
+    /// whatever the reason, the audit log which.
+    #[error("sign-in refused: {0}")]
+    SigninRefused(custos_core::signin::SigninRefusal),
     /// Storage is unreachable for now.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -1,24 +1,27 @@
-//! The vault's key ring: the root key from its file, and the blind-index and audit-signing
-//! keys, stored wrapped by the root key.
+//! The vault's key ring: the root key from its file, and the blind-index, audit-signing and
+//! portal keys, stored wrapped by the root key.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use custos_core::audit::SigningKey;
-use custos_core::crypto::{DataKey, IndexKey, RootKey, WrapContext};
+use custos_core::crypto::{DataKey, IndexKey, MacKey, RootKey, WrapContext};
 use custos_store::{Store, StoreError};
 
 use crate::VaultError;
 
 const INDEX_KEY: &str = "index";
 const SIGNING_KEY: &str = "audit-signing";
+const PORTAL_KEY: &str = "portal";
 
 /// The keys a running vault holds in memory; each zeroises itself on drop.
 pub(crate) struct KeyRing {
     pub(crate) root: RootKey,
     pub(crate) index: IndexKey,
     pub(crate) signer: SigningKey,
+    /// Keyed digests of sign-in codes, addresses and client addresses, and CSRF tokens.
+    pub(crate) mac: MacKey,
 }
 
 impl KeyRing {
@@ -28,10 +31,12 @@ impl KeyRing {
     ) -> Result<Self, VaultError> {
         let index = named_key(store, &root, INDEX_KEY).await?.into_index_key();
         let signer = named_key(store, &root, SIGNING_KEY).await?.to_signing_key();
+        let mac = named_key(store, &root, PORTAL_KEY).await?.into_mac_key();
         Ok(Self {
             root,
             index,
             signer,
+            mac,
         })
     }
 }

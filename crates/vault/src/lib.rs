@@ -12,6 +12,7 @@ mod error;
 mod export;
 mod init;
 mod keys;
+mod portal;
 mod records;
 mod requests;
 mod retention;
@@ -41,6 +42,7 @@ pub use export::{
     Source, SubjectExport,
 };
 pub use init::{InitReport, init};
+pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
 pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};

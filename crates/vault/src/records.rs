@@ -6,7 +6,7 @@ use custos_core::access::{Decision, SubjectState, WithholdReason, decide};
 use custos_core::audit::{Action, AuditEntry, Outcome, Withheld};
 use custos_core::crypto::{DataKey, FieldBinding, WrapContext};
 use custos_core::fields::{self, Context, Mode, Validated};
-use custos_core::ids::{RecordId, SubjectId};
+use custos_core::ids::{RecordId, RequestId, SubjectId};
 use custos_core::inventory::{Collection, Purpose};
 use custos_core::personal::{PersonalFields, PersonalValue};
 use custos_core::principal::Act;
@@ -95,7 +95,7 @@ fn queued(e: &AuditEntry) -> QueuedAudit {
 }
 
 impl Vault {
-    fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
+    pub(crate) fn collection(&self, name: &str) -> Result<&Collection, VaultError> {
         self.inventory.collection(name).ok_or_else(|| {
             let named = fields::echoable(name).map_or_else(String::new, |n| format!(" {n:?}"));
             VaultError::invalid_as(
@@ -486,6 +486,23 @@ impl Vault {
             ));
         }
         let values = fields::validate_record(coll, body, Mode::Patch, self.context())?;
+        self.change_fields(p, collection, id, &values, Action::RecordUpdate, None)
+            .await
+    }
+
+    /// Writes validated values into a record, audited as `action` (naming the request it
+    /// carries out, if any). Retried when a concurrent change to the same record commits
+    /// first, so neither change is lost. The caller has authorized the change.
+    pub(crate) async fn change_fields(
+        &self,
+        p: &Principal,
+        collection: &str,
+        id: RecordId,
+        values: &Validated,
+        action: Action,
+        request: Option<RequestId>,
+    ) -> Result<(), VaultError> {
+        let coll = self.collection(collection)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let rec = self
                 .store
@@ -504,15 +521,16 @@ impl Vault {
                 &rec.wrapped_key,
             )?;
             let mut record = rec.record;
-            let index = self.encrypt(&key, coll, &mut record, &values);
+            let index = self.encrypt(&key, coll, &mut record, values);
             record.updated_ms = self.now_ms();
             let reindexed_fields = values
                 .keys()
                 .filter(|n| coll.fields[*n].searchable)
                 .cloned()
                 .collect();
-            let mut audit = audit_for(p, Action::RecordUpdate, collection, id, record.subject_id);
+            let mut audit = audit_for(p, action, collection, id, record.subject_id);
             audit.fields = values.keys().cloned().collect();
+            audit.request_id = request;
             let change = RecordChange {
                 record,
                 reindexed_fields,

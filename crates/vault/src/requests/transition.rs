@@ -13,6 +13,9 @@ use super::stored::{self, EXTENSION_REASON, REJECTION_REASON, StoredStep};
 use super::{RequestView, queued, request_entry};
 use crate::{NewChoice, Principal, Vault, VaultError};
 
+/// What a step of a request filed in the portal says of the subject's identity.
+pub(crate) const SIGNED_IN: &str = "identity verified: the subject signed in to the portal with a code sent to an address on file";
+
 /// How often a transition is tried again when a concurrent change to the request won.
 const ATTEMPTS: usize = 5;
 
@@ -71,6 +74,44 @@ impl Vault {
             return self.carry_out(p, view).await;
         }
         Ok(view)
+    }
+
+    /// Moves a request its subject filed in the portal as far as the subject may take it.
+    /// Their sign-in is the identity check, so the request is verified (where its kind needs
+    /// it) with [`SIGNED_IN`] as the step's detail; with `approve`, it is approved and carried
+    /// out at once (a restriction, objection or opt-out is recorded in the ledger and
+    /// completed; an access or rectification request is left in progress for its use case to
+    /// complete). Without, it waits for staff (an erasure).
+    pub(crate) async fn self_served(
+        &self,
+        p: &Principal,
+        id: RequestId,
+        kind: RequestKind,
+        approve: bool,
+    ) -> Result<RequestView, VaultError> {
+        let said = || Some(SIGNED_IN.to_owned());
+        let mut view = None;
+        if kind.needs_verification() {
+            view = Some(self.step(p, id, Transition::Verify, said()).await?);
+        }
+        match (approve, view) {
+            (false, Some(v)) => Ok(v),
+            _ => {
+                let approved = self.step(p, id, Transition::Approve, said()).await?;
+                self.carry_out(p, approved).await
+            }
+        }
+    }
+
+    /// Completes a request its subject's own use case answered in the portal (an access
+    /// request answered by the download, a rectification by the correction).
+    pub(crate) async fn complete_self_served(
+        &self,
+        p: &Principal,
+        id: RequestId,
+        detail: String,
+    ) -> Result<RequestView, VaultError> {
+        self.step(p, id, Transition::Complete, Some(detail)).await
     }
 
     /// Carries out a request just approved. What is done through the consent ledger, and an
@@ -166,10 +207,14 @@ impl Vault {
                 Some(q) => format!("{} {q}", choice.as_str()),
                 None => choice.as_str().to_owned(),
             };
+            let source = match p {
+                Principal::Customer { .. } => Source::Portal,
+                _ => Source::Api,
+            };
             let new = NewChoice {
                 choice,
                 purpose,
-                source: Source::Api,
+                source,
                 notice_version: None,
                 collection_point: Some(format!("data-subject request {}", r.id)),
                 user_agent: None,
