@@ -12,10 +12,13 @@ mod error;
 mod export;
 mod init;
 mod keys;
+mod mail;
 mod records;
 mod requests;
 mod retention;
 mod sites;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +44,9 @@ pub use export::{
     Source, SubjectExport,
 };
 pub use init::{InitReport, init};
+pub use mail::{
+    DELIVERY_BATCH, DELIVERY_LEASE, DeliveryReport, SMTP_TIMEOUT, SmtpRelay, Transport,
+};
 pub use records::{Created, RecordView, WithheldView};
 pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
@@ -196,6 +202,8 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     notice: custos_core::notice::Notice,
     sequencer: Mutex<()>,
+    /// The key messages without a subject are sealed under, loaded or created on first use.
+    outbox_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -256,6 +264,7 @@ impl Vault {
             keys,
             clock,
             sequencer: Mutex::new(()),
+            outbox_key: tokio::sync::OnceCell::new(),
         })
     }
 
