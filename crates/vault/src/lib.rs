@@ -34,7 +34,7 @@ pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
-pub use custos_store::{Location, SchemaVersion, StoreError, Table};
+pub use custos_store::{Location, OutboxCounts, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use erasure::{ErasureView, SignedCertificate};
 pub use error::{InvalidKind, VaultError};

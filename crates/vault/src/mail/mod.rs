@@ -15,7 +15,7 @@ use std::time::Duration;
 use custos_core::crypto::{DataKey, MessageBinding};
 use custos_core::ids::{MailId, SubjectId};
 use custos_core::mail::{Mail, Next, after_failure};
-use custos_store::{OutboxRow, StoreError};
+use custos_store::{OutboxCounts, OutboxRow, StoreError};
 
 pub use transport::{SMTP_TIMEOUT, SmtpRelay, Transport};
 
@@ -134,6 +134,14 @@ impl Vault {
             self.mark(holder, &row, fate, &mut report).await;
         }
         Ok(report)
+    }
+
+    /// How many messages are queued, sent and given up: for status pages and tests.
+    ///
+    /// # Errors
+    /// When the store cannot count.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, VaultError> {
+        Ok(self.store.outbox_counts().await?)
     }
 
     /// Runs delivery rounds until its task is aborted: every `interval`, and at once again

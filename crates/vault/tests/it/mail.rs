@@ -166,7 +166,7 @@ async fn a_queued_message_arrives_over_smtp_once_with_its_recipient_subject_and_
     assert_eq!(again.claimed, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), 1, "sent once");
-    let counts = e.store.outbox_counts().await.unwrap();
+    let counts = e.vault.outbox_counts().await.unwrap();
     assert_eq!((counts.queued, counts.sent, counts.failed), (0, 1, 0));
 }
 
