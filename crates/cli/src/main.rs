@@ -636,6 +636,7 @@ async fn serve(
         );
     }
     let vault = open(paths).await?;
+    let mail = custos_vault::Transport::from_config(&vault.inventory().mail, &paths.dir)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -647,8 +648,9 @@ async fn serve(
         }
         print_demo(&vault, addr).await?;
     }
+    eprintln!("mail: {mail}");
     eprintln!("custos listening on http://{addr}");
-    custos_server::serve(vault, listener, retention, shutdown()).await?;
+    custos_server::serve(vault, listener, retention, mail, shutdown()).await?;
     eprintln!("custos stopped");
     Ok(ExitCode::SUCCESS)
 }

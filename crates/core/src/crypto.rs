@@ -3,7 +3,7 @@
 //!
 //! A root key (the key-encryption key) wraps one data key per subject and the vault's named
 //! keys. A field ciphertext is bound by associated data to its record, collection and field,
-//! so a ciphertext copied anywhere else fails to decrypt.
+//! and a queued message to its id, so a ciphertext copied anywhere else fails to decrypt.
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::ids::{RecordId, SubjectId};
+use crate::ids::{MailId, RecordId, SubjectId};
 use crate::secret::Secret;
 
 /// Length in bytes of every symmetric key here.
@@ -282,6 +282,23 @@ impl FieldBinding<'_> {
     }
 }
 
+/// Which queued message a sealed message is; bound into its associated data, so a sealed
+/// message cannot be moved to another outbox row.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageBinding {
+    /// The message's id.
+    pub id: MailId,
+}
+
+impl MessageBinding {
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(32);
+        aad.extend_from_slice(b"custos/mail/v1\0");
+        aad.extend_from_slice(self.id.as_bytes());
+        aad
+    }
+}
+
 impl DataKey {
     /// A new random key.
     ///
@@ -312,6 +329,30 @@ impl DataKey {
     pub fn decrypt_field(
         &self,
         at: FieldBinding<'_>,
+        ct: &[u8],
+    ) -> Result<Secret<Vec<u8>>, CryptoError> {
+        let v = ciphertext_key_version(ct)?;
+        if v != self.version {
+            return Err(CryptoError::UnknownKeyVersion(v));
+        }
+        open(self.key.expose_secret(), &at.aad(), ct)
+    }
+
+    /// Encrypts a whole message (recipient, subject and text, as `core::mail` encodes them),
+    /// bound to the message's id.
+    pub fn encrypt_message(&self, at: MessageBinding, plaintext: &[u8]) -> Vec<u8> {
+        seal(self.key.expose_secret(), self.version, &at.aad(), plaintext)
+    }
+
+    /// Decrypts a message sealed for exactly this id.
+    ///
+    /// # Errors
+    /// [`CryptoError::Decrypt`] when the ciphertext was made for another message or with
+    /// another key, or was altered; [`CryptoError::UnknownKeyVersion`] when it names another
+    /// key version.
+    pub fn decrypt_message(
+        &self,
+        at: MessageBinding,
         ct: &[u8],
     ) -> Result<Secret<Vec<u8>>, CryptoError> {
         let v = ciphertext_key_version(ct)?;
@@ -452,6 +493,28 @@ mod tests {
             k.decrypt_field(binding(r, "email"), &ct),
             Err(CryptoError::UnknownKeyVersion(2))
         ));
+    }
+
+    #[test]
+    fn a_message_opens_only_for_its_id_and_key() {
+        let k = DataKey::generate(1).unwrap();
+        let id = MailId::random();
+        let ct = k.encrypt_message(MessageBinding { id }, b"to ada");
+        let pt = k.decrypt_message(MessageBinding { id }, &ct).unwrap();
+        assert_eq!(pt.expose_secret(), b"to ada");
+        let elsewhere = MessageBinding {
+            id: MailId::random(),
+        };
+        assert!(matches!(
+            k.decrypt_message(elsewhere, &ct),
+            Err(CryptoError::Decrypt)
+        ));
+        let other = DataKey::generate(1).unwrap();
+        assert!(other.decrypt_message(MessageBinding { id }, &ct).is_err());
+        // A field ciphertext is not a message, even with the same bytes for its id.
+        let r = RecordId::from(id.as_uuid());
+        let field = k.encrypt_field(binding(r, "email"), b"to ada");
+        assert!(k.decrypt_message(MessageBinding { id }, &field).is_err());
     }
 
     #[test]

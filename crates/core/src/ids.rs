@@ -89,6 +89,12 @@ id_type!(
     "request id"
 );
 
+id_type!(
+    /// A message in the outbox, from the moment it is queued until it is sent or given up.
+    MailId,
+    "mail id"
+);
+
 /// A string that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is not a UUID")]

@@ -14,6 +14,7 @@ pub mod erasure;
 pub mod fields;
 pub mod ids;
 pub mod inventory;
+pub mod mail;
 pub mod merkle;
 pub mod notice;
 pub mod personal;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use custos_vault::Vault;
+use custos_vault::{Transport, Vault};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -44,8 +44,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     router::openapi()
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, running the audit sequencer
-/// alongside, and the retention sweep every `retention` (none: not in this process).
+/// How often the outbox is looked at for mail that is due.
+pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Serves the API on `listener` until `shutdown` resolves, running the audit sequencer and
+/// the outbox's delivery through `mail` alongside, and the retention sweep every `retention`
+/// (none: not in this process).
 ///
 /// # Errors
 /// When the listener fails.
@@ -53,9 +57,11 @@ pub async fn serve(
     vault: Arc<Vault>,
     listener: TcpListener,
     retention: Option<Duration>,
+    mail: Transport,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sequencer = tokio::spawn(Arc::clone(&vault).run_sequencer(Duration::from_millis(50)));
+    let outbox = tokio::spawn(Arc::clone(&vault).run_outbox(mail, OUTBOX_INTERVAL));
     let sweeper = retention.map(|every| tokio::spawn(Arc::clone(&vault).run_retention(every)));
     let state = AppState {
         vault,
@@ -68,6 +74,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     sequencer.abort();
+    outbox.abort();
     if let Some(s) = sweeper {
         s.abort();
     }

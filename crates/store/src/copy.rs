@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::holds::HoldRow;
 use crate::keys::ApiKeyRow;
 use crate::ledger::ConsentRow;
+use crate::outbox::OutboxRow;
 use crate::records::{IndexEntry, RecordRow};
 use crate::requests::RequestRow;
 use crate::subjects::ErasureRow;
@@ -32,6 +33,8 @@ pub enum Table {
     Erasures,
     /// Data-subject requests.
     Requests,
+    /// Mail not yet delivered (and what was), sealed as stored.
+    Outbox,
     /// API key digests.
     ApiKeys,
     /// Integrated audit entries.
@@ -44,7 +47,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
@@ -52,6 +55,7 @@ impl Table {
         Table::LegalHolds,
         Table::Erasures,
         Table::Requests,
+        Table::Outbox,
         Table::ApiKeys,
         Table::AuditLeaves,
         Table::AuditHeads,
@@ -68,6 +72,7 @@ impl Table {
             Table::LegalHolds => "legal holds",
             Table::Erasures => "erasures",
             Table::Requests => "requests",
+            Table::Outbox => "outbox",
             Table::ApiKeys => "api keys",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
@@ -112,6 +117,8 @@ pub enum CopyRow {
     Erasure(ErasureRow),
     /// A data-subject request, its reasons encrypted as stored.
     Request(RequestRow),
+    /// A message of the outbox, sealed as stored.
+    Mail(OutboxRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
     /// An integrated audit entry.
@@ -142,6 +149,7 @@ impl CopyRow {
             CopyRow::Hold(h) => Cursor::Key(h.record_id.to_string()),
             CopyRow::Erasure(e) => Cursor::Key(e.subject_id.to_string()),
             CopyRow::Request(r) => Cursor::Key(r.id.to_string()),
+            CopyRow::Mail(m) => Cursor::Key(m.id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),

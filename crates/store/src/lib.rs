@@ -5,8 +5,8 @@
 //! entries and its audit entry commit together or not at all.
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
-//! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`AuditStore`],
-//! [`KeyStore`], [`SigninStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
+//! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`OutboxStore`],
+//! [`AuditStore`], [`KeyStore`], [`SigninStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
 //! with [`prelude`]; through `dyn Store` they need no import.
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ mod holds;
 mod keys;
 mod ledger;
 mod location;
+mod outbox;
 mod postgres;
 mod records;
 mod requests;
@@ -36,6 +37,7 @@ pub use holds::{HoldRow, HoldStore};
 pub use keys::{ApiKeyRow, KeyStore};
 pub use ledger::{ConsentRow, LedgerStore};
 pub use location::Location;
+pub use outbox::{OutboxCounts, OutboxRow, OutboxStore};
 pub use postgres::PostgresStore;
 pub use records::{
     EncryptedFields, IndexEntry, NewRecord, NewSubject, RecordChange, RecordRow, RecordStore,
@@ -61,8 +63,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, RecordStore, RequestStore,
-        SigninStore, Store, SubjectStore,
+        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, OutboxStore, RecordStore,
+        RequestStore, SigninStore, Store, SubjectStore,
     };
 }
 

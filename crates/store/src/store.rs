@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::holds::HoldStore;
 use crate::keys::KeyStore;
 use crate::ledger::LedgerStore;
+use crate::outbox::OutboxStore;
 use crate::records::RecordStore;
 use crate::requests::RequestStore;
 use crate::signin::SigninStore;
@@ -21,6 +22,7 @@ pub trait Store:
     + LedgerStore
     + HoldStore
     + RequestStore
+    + OutboxStore
     + AuditStore
     + KeyStore
     + SubjectStore

@@ -1,5 +1,5 @@
-//! The vault's key ring: the root key from its file, and the blind-index, audit-signing and
-//! portal keys, stored wrapped by the root key.
+//! The vault's key ring: the root key from its file, and the blind-index, audit-signing,
+//! portal and outbox keys, stored wrapped by the root key.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -14,6 +14,8 @@ use crate::VaultError;
 const INDEX_KEY: &str = "index";
 const SIGNING_KEY: &str = "audit-signing";
 const PORTAL_KEY: &str = "portal";
+/// The key messages about no subject are sealed under (`Vault::enqueue_mail`).
+pub(crate) const OUTBOX_KEY: &str = "outbox";
 
 /// The keys a running vault holds in memory; each zeroises itself on drop.
 pub(crate) struct KeyRing {
@@ -41,7 +43,12 @@ impl KeyRing {
     }
 }
 
-async fn named_key(store: &dyn Store, root: &RootKey, name: &str) -> Result<DataKey, VaultError> {
+/// A named vault key, unwrapped; created (and stored wrapped) when absent.
+pub(crate) async fn named_key(
+    store: &dyn Store,
+    root: &RootKey,
+    name: &str,
+) -> Result<DataKey, VaultError> {
     let wrong_root = |_| {
         VaultError::Setup(format!(
             "the root key does not open this vault's {name} key: is {} the key this database was created with?",

@@ -12,11 +12,14 @@ mod error;
 mod export;
 mod init;
 mod keys;
+mod mail;
 mod portal;
 mod records;
 mod requests;
 mod retention;
 mod sites;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +35,7 @@ pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
-pub use custos_store::{Location, SchemaVersion, StoreError, Table};
+pub use custos_store::{Location, OutboxCounts, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use erasure::{ErasureView, SignedCertificate};
 pub use error::{InvalidKind, VaultError};
@@ -42,6 +45,9 @@ pub use export::{
     Source, SubjectExport,
 };
 pub use init::{InitReport, init};
+pub use mail::{
+    DELIVERY_BATCH, DELIVERY_LEASE, DeliveryReport, SMTP_TIMEOUT, SmtpRelay, Transport,
+};
 pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
 pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
@@ -198,6 +204,8 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     notice: custos_core::notice::Notice,
     sequencer: Mutex<()>,
+    /// The key messages without a subject are sealed under, loaded or created on first use.
+    outbox_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -258,6 +266,7 @@ impl Vault {
             keys,
             clock,
             sequencer: Mutex::new(()),
+            outbox_key: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -7,6 +7,7 @@ mod durability;
 mod erasure;
 mod export;
 mod loops;
+mod mail;
 mod postgres;
 mod requests;
 mod rights;

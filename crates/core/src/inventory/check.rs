@@ -5,7 +5,9 @@ use toml::Spanned;
 
 use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
-use super::{Inventory, InventoryError, Organization, Problem, collections, purposes, rights};
+use super::{
+    Inventory, InventoryError, Organization, Problem, collections, mail, purposes, rights,
+};
 use crate::countries;
 
 impl Inventory {
@@ -32,8 +34,9 @@ impl Inventory {
         let collections =
             collections::collections(&mut c, raw.collections, &purposes, &purpose_ids);
         let rights = rights::rights(&mut c, raw.rights, &collections, &declared);
-        match organization {
-            Some(organization) if c.is_clean() => Ok(Inventory {
+        let mail = mail::mail(&mut c, raw.mail, organization.as_ref());
+        match (organization, mail) {
+            (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
                 organization,
                 purposes,
@@ -42,6 +45,7 @@ impl Inventory {
                 collections,
                 sites,
                 rights,
+                mail,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

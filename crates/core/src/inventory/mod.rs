@@ -20,6 +20,7 @@ use crate::rights::{Calendar, ProfileId};
 mod check;
 mod checker;
 mod collections;
+mod mail;
 mod period;
 mod purposes;
 mod raw;
@@ -27,6 +28,10 @@ mod rights;
 #[cfg(test)]
 mod testing;
 
+pub use mail::{
+    CredentialVars, DEFAULT_MAIL_DIR, MailConfig, MailTransport, SmtpConfig, SmtpSecurity,
+    is_loopback,
+};
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
 
 /// The example inventory `custos init` writes: an online shop.
@@ -61,6 +66,11 @@ pub struct Inventory {
     pub sites: Vec<Site>,
     /// How data-subject requests are answered: `[rights]`, defaults when absent.
     pub rights: Rights,
+    /// Who mail is from and how it goes out: `[mail]`, else files in `mail/` of the data
+    /// directory from the organization's contact. Never serialised: it is how this
+    /// installation runs, not what it declares.
+    #[serde(skip)]
+    pub mail: MailConfig,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

@@ -22,6 +22,7 @@ pub(super) struct RawInventory {
     #[serde(default)]
     pub(super) sites: Vec<Spanned<RawSite>>,
     pub(super) rights: Option<Spanned<RawRights>>,
+    pub(super) mail: Option<Spanned<RawMail>>,
 }
 
 #[derive(Deserialize)]
@@ -121,4 +122,17 @@ pub(super) struct RawJurisdiction {
     pub(super) countries: Vec<String>,
     #[serde(default)]
     pub(super) regions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub(super) from: Option<Spanned<String>>,
+    pub(super) transport: Option<Spanned<String>>,
+    pub(super) host: Option<Spanned<String>>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) security: Option<Spanned<String>>,
+    pub(super) username_env: Option<Spanned<String>>,
+    pub(super) password_env: Option<Spanned<String>>,
+    pub(super) dir: Option<Spanned<String>>,
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::frame;
-use super::pages::{CollectionView, CorrectPage, FieldView, Home, PurposeLine, ReadView, RecordView};
+use super::pages::{
+    CollectionView, CorrectPage, FieldView, Home, PurposeLine, ReadView, RecordView,
+};
 use super::web::{Page, Signed};
 use crate::state::AppState;
 
@@ -143,7 +145,7 @@ fn collections(state: &AppState, export: &SubjectExport) -> Vec<CollectionView> 
 
 #[derive(Deserialize)]
 pub(super) struct Done {
-    done: Option<String>,
+    pub(super) done: Option<String>,
 }
 
 /// What a `?done=` key says; anything else says nothing (no text from the URL is shown).
@@ -217,7 +219,12 @@ fn not_yours() -> Page {
 }
 
 /// The current value of one field of the customer's record, from their own export.
-fn current(export: &SubjectExport, collection: &str, record: RecordId, field: &str) -> Option<String> {
+fn current(
+    export: &SubjectExport,
+    collection: &str,
+    record: RecordId,
+    field: &str,
+) -> Option<String> {
     export
         .collections
         .iter()
@@ -328,4 +335,3 @@ pub(super) async fn correct(
         Err(e) => e.into(),
     }
 }
-

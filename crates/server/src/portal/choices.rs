@@ -160,7 +160,9 @@ pub(super) async fn choose(
                 expires_at: None,
                 reason: None,
             };
-            v.record_choice(&s.principal, s.subject, new).await.map(drop)
+            v.record_choice(&s.principal, s.subject, new)
+                .await
+                .map(drop)
         }
         "object" => v
             .exercise_choice(&s.principal, RequestKind::Objection, vec![form.purpose])
@@ -174,7 +176,10 @@ pub(super) async fn choose(
             .exercise_choice(&s.principal, RequestKind::OptOutSaleSharing, Vec::new())
             .await
             .map(drop),
-        _ => Err(VaultError::bad_request("action", "no such choice")),
+        _ => Err(VaultError::BadRequest {
+            field: Some("action".into()),
+            message: "no such choice".into(),
+        }),
     };
     match done {
         Ok(()) => Page::SeeOther("/portal/choices?done=choice".into()),

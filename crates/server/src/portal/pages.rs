@@ -146,7 +146,6 @@ pub(super) struct RequestLine {
 #[template(path = "portal/requests.html")]
 pub(super) struct RequestsPage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) done: Option<String>,
     pub(super) requests: Vec<RequestLine>,
 }

@@ -59,7 +59,12 @@ pub(super) async fn download(
     }
 }
 
-fn erasure_form(state: &AppState, signed: &Signed, status: StatusCode, error: Option<String>) -> Page {
+fn erasure_form(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    error: Option<String>,
+) -> Page {
     let csrf = signed.csrf(state);
     Page::render(
         status,
@@ -128,10 +133,8 @@ pub(super) async fn requests(
             }
         })
         .collect();
-    let csrf = signed.csrf(&state);
     Page::ok(&RequestsPage {
-        frame: frame(&state, Some(csrf.clone())),
-        csrf,
+        frame: frame(&state, Some(signed.csrf(&state))),
         done: done_message(q.done.as_deref()),
         requests: rows,
     })
@@ -150,7 +153,10 @@ pub(super) async fn certificate(State(state): State<AppState>, signed: Signed) -
                 (header::CONTENT_TYPE, "application/json".to_owned()),
                 (
                     header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"erasure-certificate-{}.json\"", s.subject),
+                    format!(
+                        "attachment; filename=\"erasure-certificate-{}.json\"",
+                        s.subject
+                    ),
                 ),
             ],
             serde_json::to_vec_pretty(&cert).unwrap_or_default(),

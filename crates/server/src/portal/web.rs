@@ -40,7 +40,9 @@ pub(super) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, the portal's path; `max_age` 0 removes
 /// it.
 pub(super) fn cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/portal; HttpOnly; SameSite=Strict{age}"
     ))
@@ -206,17 +208,17 @@ impl IntoResponse for Page {
 
 /// Adds the portal's security headers to every answer: the CSP, no referrer, no sniffing,
 /// no framing, and no caching (every portal page may show personal data).
-pub(super) async fn headers(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub(super) async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -10,6 +10,7 @@ use super::convert::backend;
 use super::holds::to_hold;
 use super::keys::to_api_key;
 use super::ledger::to_consent;
+use super::outbox::{export_mail, import_mail};
 use super::requests::{export_requests, import_request};
 use super::{PostgresStore, Tx};
 use crate::audit::{AuditStore, LeafRow};
@@ -37,6 +38,7 @@ impl CopyStore for PostgresStore {
             Table::LegalHolds => (one("SELECT count(*) FROM legal_holds").await?, 0),
             Table::Erasures => (one("SELECT count(*) FROM erasure_log").await?, 0),
             Table::Requests => (one("SELECT count(*) FROM requests").await?, 0),
+            Table::Outbox => (one("SELECT count(*) FROM outbox").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
@@ -107,6 +109,11 @@ impl CopyStore for PostgresStore {
                 .into_iter()
                 .map(CopyRow::Request)
                 .collect()),
+            Table::Outbox => Ok(export_mail(self, id, limit)
+                .await?
+                .into_iter()
+                .map(CopyRow::Mail)
+                .collect()),
             Table::ApiKeys => Ok(self
                 .query(
                     "SELECT name, role, digest, created_ms, revoked_ms FROM api_keys \
@@ -171,7 +178,7 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
         Some(Cursor::Key(k)) => (k, -1),
         Some(Cursor::Number(n)) => (String::new(), n),
     };
-    // Subjects, records, holds and requests are keyed by UUID; the nil UUID sorts before
+    // Subjects, records, holds, requests and mail are keyed by UUID; the nil UUID sorts before
     // every real one.
     let id = if key.is_empty()
         || !matches!(
@@ -181,6 +188,7 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
                 | Table::LegalHolds
                 | Table::Erasures
                 | Table::Requests
+                | Table::Outbox
         ) {
         Uuid::nil()
     } else {
@@ -312,6 +320,7 @@ async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
             .map_err(backend)?;
         }
         CopyRow::Request(r) => import_request(tx, r).await?,
+        CopyRow::Mail(m) => import_mail(tx, m).await?,
         CopyRow::ApiKey(k) => {
             tx.execute(
                 "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) \

@@ -125,6 +125,24 @@ CREATE TABLE erasure_log (
 );
 "#,
     r#"
+CREATE TABLE outbox (
+    id UUID PRIMARY KEY,
+    subject_id UUID,
+    created_ms BIGINT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    claimed_by TEXT,
+    claimed_until_ms BIGINT,
+    sent_ms BIGINT,
+    failed_ms BIGINT,
+    last_error TEXT,
+    sealed BYTEA NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_ms, id) WHERE sent_ms IS NULL AND failed_ms IS NULL;
+CREATE INDEX outbox_subject ON outbox (subject_id) WHERE subject_id IS NOT NULL;
+"#,
+    r#"
 CREATE TABLE signin_challenges (
     id BYTEA PRIMARY KEY,
     address_digest BYTEA NOT NULL,

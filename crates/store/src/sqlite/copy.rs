@@ -10,6 +10,7 @@ use super::convert::{backend, id_text, parse_id};
 use super::holds::{hold_row, insert_hold, to_hold};
 use super::keys::api_key;
 use super::ledger::{consent_row, to_consent};
+use super::outbox::{export_mail, insert_mail};
 use super::records::{RawRecord, to_record};
 use super::requests::{export_requests, insert_request};
 use crate::audit::{AuditStore, TreeState};
@@ -39,6 +40,7 @@ impl CopyStore for SqliteStore {
                 Table::LegalHolds => (one("SELECT count(*) FROM legal_holds")?, 0),
                 Table::Erasures => (one("SELECT count(*) FROM erasure_log")?, 0),
                 Table::Requests => (one("SELECT count(*) FROM requests")?, 0),
+                Table::Outbox => (one("SELECT count(*) FROM outbox")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
@@ -154,6 +156,10 @@ fn export_page(
         Table::Requests => Ok(export_requests(c, key, limit)?
             .into_iter()
             .map(CopyRow::Request)
+            .collect()),
+        Table::Outbox => Ok(export_mail(c, key, limit)?
+            .into_iter()
+            .map(CopyRow::Mail)
             .collect()),
         Table::AuditLeaves => unreachable!("paged through leaves() above"),
         Table::AuditHeads => {
@@ -303,6 +309,7 @@ fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
                 .map_err(backend)?;
         }
         CopyRow::Request(r) => insert_request(c, r, true)?,
+        CopyRow::Mail(m) => insert_mail(c, m, true)?,
         CopyRow::ApiKey(k) => {
             c.prepare_cached(
                 "INSERT INTO api_keys (name, role, digest, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5) \

@@ -127,6 +127,24 @@ CREATE TABLE erasure_log (
 );
 "#,
     r#"
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT,
+    created_ms INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    claimed_by TEXT,
+    claimed_until_ms INTEGER,
+    sent_ms INTEGER,
+    failed_ms INTEGER,
+    last_error TEXT,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_ms, id) WHERE sent_ms IS NULL AND failed_ms IS NULL;
+CREATE INDEX outbox_subject ON outbox (subject_id) WHERE subject_id IS NOT NULL;
+"#,
+    r#"
 CREATE TABLE signin_challenges (
     id BLOB PRIMARY KEY,
     address_digest BLOB NOT NULL,

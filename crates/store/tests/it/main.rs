@@ -1,6 +1,7 @@
 //! One conformance suite for the `Store` trait, run against every backend: the same tests,
 //! not copies. A backend joins by one `conformance!` line.
 
+mod outbox;
 mod requests;
 mod signin;
 mod suite;
@@ -184,6 +185,33 @@ macro_rules! conformance {
                     return;
                 };
                 crate::requests::requests_are_copied_as_stored(from.store.clone(), to.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn mail_is_claimed_when_due_and_marked_only_by_its_holder() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::outbox::mail_is_claimed_when_due_and_marked_only_by_its_holder(
+                    fresh.store.clone(),
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn two_concurrent_claimers_never_get_the_same_row() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::outbox::two_concurrent_claimers_never_get_the_same_row(fresh.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn the_outbox_is_copied_as_stored() {
+                let (Some(from), Some(to)) = (crate::$backend().await, crate::$backend().await)
+                else {
+                    return;
+                };
+                crate::outbox::the_outbox_is_copied_as_stored(from.store.clone(), to.store.clone())
                     .await;
             }
             #[tokio::test(flavor = "multi_thread")]

@@ -90,12 +90,8 @@ impl Vault {
             Some(filed.id),
         )
         .await?;
-        self.complete_self_served(
-            p,
-            filed.id,
-            format!("corrected {} in the portal", c.field),
-        )
-        .await
+        self.complete_self_served(p, filed.id, format!("corrected {} in the portal", c.field))
+            .await
     }
 
     /// A customer restricts processing, objects (to the purposes named, or to every purpose

@@ -42,7 +42,12 @@ pub struct NewSession {
     pub subject: SubjectId,
 }
 
-fn audit(action: Action, outcome: Outcome, subject: Option<SubjectId>, detail: String) -> QueuedAudit {
+fn audit(
+    action: Action,
+    outcome: Outcome,
+    subject: Option<SubjectId>,
+    detail: String,
+) -> QueuedAudit {
     let actor = match subject {
         Some(s) if action == Action::Signin => Principal::Customer { subject: s }.actor(),
         _ => PORTAL_ACTOR.to_owned(),

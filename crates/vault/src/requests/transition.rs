@@ -14,7 +14,8 @@ use super::{RequestView, queued, request_entry};
 use crate::{NewChoice, Principal, Vault, VaultError};
 
 /// What a step of a request filed in the portal says of the subject's identity.
-pub(crate) const SIGNED_IN: &str = "identity verified: the subject signed in to the portal with a code sent to an address on file";
+pub(crate) const SIGNED_IN: &str =
+    "identity verified: the subject signed in to the portal with a code sent to an address on file";
 
 /// How often a transition is tried again when a concurrent change to the request won.
 const ATTEMPTS: usize = 5;

@@ -1,0 +1,3 @@
+//! The vault's own integration tests: mail delivery against a real SMTP receiver.
+
+mod mail;
