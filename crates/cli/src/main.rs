@@ -646,7 +646,7 @@ async fn serve(
             eprintln!("loading {n} synthetic customers...");
             vault.load_demo(n).await?;
         }
-        print_demo(&vault, addr).await?;
+        print_demo(&vault, addr, &mail).await?;
     }
     eprintln!("mail: {mail}");
     eprintln!("custos listening on http://{addr}");
@@ -655,7 +655,11 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
+async fn print_demo(
+    vault: &Arc<Vault>,
+    addr: SocketAddr,
+    mail: &custos_vault::Transport,
+) -> Result<()> {
     let name = format!("demo-admin-{}", std::process::id());
     let key = vault
         .create_api_key(&Principal::Cli, &name, "admin")
@@ -702,6 +706,9 @@ async fn print_demo(vault: &Arc<Vault>, addr: SocketAddr) -> Result<()> {
     println!(
         "  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -X POST {base}/v1/collections/customers/records -d '{{\"fields\":{{\"name\":\"Mary Somerville\",\"email\":\"mary@example.org\",\"phone\":\"+44 20 7946 0999\"}}}}'"
     );
+    println!();
+    println!("Privacy portal: {base}/portal");
+    println!("  sign in as the demo customer {email}; the code arrives as mail, {mail}");
     println!();
     Ok(())
 }
