@@ -766,3 +766,33 @@ async fn what_the_portal_does_is_on_the_request_desk() {
         "a code was sent to an erased address"
     );
 }
+
+#[tokio::test]
+async fn no_address_or_code_is_stored_in_clear() {
+    let (t, _clock, _) = app_with_customers().await;
+    let email = "canary.7c1d@example.com";
+    t.create(json!({"name": "Canary", "email": email})).await;
+    let mut v = Visitor::new(&t);
+    let page = v.ask_code(email).await;
+    let code = mailed_code(&t, email).await.unwrap();
+    v.enter_code(&page, "999999").await;
+    v.enter_code(&page, &code).await;
+    // Unknown addresses are not kept either.
+    Visitor::new(&t).ask_code("stranger.9f2e@example.com").await;
+    t.vault.sequence_audit().await.unwrap();
+    let mut bytes = Vec::new();
+    for f in std::fs::read_dir(t.dir.path()).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("custos.db") {
+            bytes.extend(std::fs::read(&f).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty());
+    let found = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    // The scan sees what is stored in clear: names of tables and actions.
+    assert!(found("signin_challenges") && found("signin.failed"));
+    for needle in [email, "canary.7c1d", "stranger.9f2e", &code] {
+        assert!(!found(needle), "{needle} is in the database file");
+    }
+}
