@@ -595,3 +595,41 @@ async fn two_vaults_on_one_postgres_deliver_fifty_messages_exactly_once() {
         assert!(!text.contains(canary), "{canary} in the outbox table");
     }
 }
+
+#[test]
+fn a_message_the_caller_got_wrong_is_invalid_naming_its_part() {
+    let cases = [
+        (
+            Mail::new(&PersonalValue::text("nobody"), "s", "t"),
+            "to",
+            "mail_recipient",
+        ),
+        (
+            Mail::new(&PersonalValue::text("a@example.com"), "", "t"),
+            "subject",
+            "mail_subject",
+        ),
+        (
+            Mail::new(&PersonalValue::text("a@example.com"), "s", "\u{7}"),
+            "text",
+            "mail_text",
+        ),
+    ];
+    for (made, want_field, want_rule) in cases {
+        match VaultError::from(made.unwrap_err()) {
+            VaultError::Invalid {
+                field,
+                rule,
+                message,
+                ..
+            } => {
+                assert_eq!(
+                    (field.as_deref(), rule.as_str()),
+                    (Some(want_field), want_rule)
+                );
+                assert!(!message.contains("nobody"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
