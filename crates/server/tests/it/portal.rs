@@ -796,3 +796,52 @@ async fn no_address_or_code_is_stored_in_clear() {
         assert!(!found(needle), "{needle} is in the database file");
     }
 }
+
+#[tokio::test]
+async fn without_a_session_every_page_and_form_sends_to_sign_in() {
+    let (t, _clock, [(record, _), _]) = app_with_customers().await;
+    let mut v = Visitor::new(&t);
+    // A cookie that was never a session is no better than none.
+    v.cookies.insert("custos_session".into(), "ab".repeat(32));
+    let correct = format!("/portal/correct?collection=customers&record={record}&field=phone");
+    let receipt = format!("/portal/receipts/{}", custos_core::ids::EventId::random());
+    for path in [
+        "/portal",
+        "/portal/choices",
+        "/portal/requests",
+        "/portal/erasure",
+        "/portal/erasure-certificate",
+        correct.as_str(),
+        receipt.as_str(),
+    ] {
+        let a = v.get(path).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(a.location(), Some("/portal/signin"), "{path}");
+    }
+    for path in [
+        "/portal/correct",
+        "/portal/choices",
+        "/portal/download",
+        "/portal/erasure",
+        "/portal/signout",
+    ] {
+        let a = v
+            .post(
+                path,
+                &[("csrf", "00"), ("action", "restrict"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(a.location(), Some("/portal/signin"), "{path}");
+    }
+    // Without a sign-in under way, the code form sends back to the start.
+    assert_eq!(
+        Visitor::new(&t).get("/portal/signin/code").await.location(),
+        Some("/portal/signin")
+    );
+    let requests = t
+        .vault
+        .requests(&Principal::Cli, RequestFilter::default())
+        .await
+        .unwrap();
+    assert!(requests.is_empty());
+}
