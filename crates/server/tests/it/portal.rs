@@ -222,9 +222,152 @@ async fn a_customer_signs_in_with_the_mailed_code_and_sees_their_data() {
     }
     assert!(!home.text.contains("Alan"), "another customer's data shown");
     assert!(home.text.contains(&format!("record={record}")));
-    // The session cookie is HttpOnly and SameSite=Strict; the sign-in cookie is gone.
+    // The sign-in cookie is gone; the session cookie is HttpOnly and SameSite=Strict.
     assert!(v.cookies.contains_key("custos_session"));
     assert!(!v.cookies.contains_key("custos_signin"));
+    // The page is a look at the data, audited as one, not as an export handed out.
+    let subject = subject_of(&t, "ada@example.com").await;
+    let trail = t.vault.audit_trail(&Principal::Cli, subject).await.unwrap();
+    let actions: Vec<_> = trail.iter().map(|e| e.entry.action).collect();
+    assert!(actions.contains(&custos_core::audit::Action::SubjectView));
+    assert!(!actions.contains(&custos_core::audit::Action::SubjectExport));
+}
+
+#[tokio::test]
+async fn cookies_are_http_only_strict_and_scoped_to_the_portal() {
+    let (t, _clock, _) = app_with_customers().await;
+    let mut v = Visitor::new(&t);
+    let form = v.get("/portal/signin").await;
+    let signin = form.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let a = v
+        .post(
+            "/portal/signin",
+            &[("csrf", &form.csrf()), ("email", "ada@example.com")],
+        )
+        .await;
+    let page = v.get("/portal/signin/code").await;
+    let code = mailed_code(&t, "ada@example.com").await.unwrap();
+    let done = v.enter_code(&page, &code).await;
+    let session = done
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|h| h.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("custos_session="))
+        .unwrap();
+    for c in [&signin, &session] {
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
+            assert!(c.contains(attr), "{attr} missing from {c}");
+        }
+    }
+    assert!(
+        a.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=600")
+    );
+    // A session cookie ends with the browser, and with the session in the database.
+    assert!(!session.contains("Max-Age") && !session.contains("Expires"));
+}
+
+#[tokio::test]
+async fn the_code_goes_to_the_address_on_file_not_the_address_as_typed() {
+    let (t, _clock, _) = app_with_customers().await;
+    t.create(json!({"name": "Kate", "email": "Kate@corp.example"}))
+        .await;
+    let mut v = Visitor::new(&t);
+    v.ask_code("KATE@CORP.EXAMPLE").await;
+    assert!(mailed_code(&t, "KATE@corp.example").await.is_none());
+    assert!(mailed_code(&t, "Kate@corp.example").await.is_some());
+}
+
+#[tokio::test]
+async fn wrong_codes_sent_at_once_are_compared_five_times_at_most() {
+    let (t, _clock, _) = app_with_customers().await;
+    let mut v = Visitor::new(&t);
+    v.ask_code("ada@example.com").await;
+    let code = mailed_code(&t, "ada@example.com").await.unwrap();
+    let flow = v.cookies["custos_signin"].clone();
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (vault, flow) = (Arc::clone(&t.vault), flow.clone());
+        let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
+        guesses.spawn(async move { vault.verify_signin_code(&flow, &guess).await });
+    }
+    let mut wrong = 0;
+    let mut locked = 0;
+    while let Some(r) = guesses.join_next().await {
+        match r.unwrap() {
+            Err(custos_vault::VaultError::SigninRefused(why)) => match why.as_str() {
+                "wrong_code" => wrong += 1,
+                "locked" => locked += 1,
+                other => panic!("{other}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((wrong, locked), (5, 25));
+    // And the right code, now: locked.
+    let r = t.vault.verify_signin_code(&flow, &code).await;
+    assert!(
+        matches!(r, Err(custos_vault::VaultError::SigninRefused(_))),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_address_one_signs_in_with_is_not_changed_in_the_portal() {
+    let (t, _clock, [(record, _), _]) = app_with_customers().await;
+    let mut v = Visitor::new(&t);
+    let home = v.sign_in("ada@example.com").await;
+    assert!(
+        !home.text.contains("field=email"),
+        "a Correct link for the email"
+    );
+    let a = v
+        .post(
+            "/portal/correct",
+            &[
+                ("csrf", &home.csrf()),
+                ("collection", "customers"),
+                ("record", &record),
+                ("field", "email"),
+                ("value", "mallory@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Nor through the vault's use case, whatever a page would send.
+    let p = Principal::Customer {
+        subject: subject_of(&t, "ada@example.com").await,
+    };
+    let e = t
+        .vault
+        .rectify(
+            &p,
+            custos_vault::Correction {
+                collection: "customers".into(),
+                record: record.parse().unwrap(),
+                field: "email".into(),
+                value: custos_core::personal::PersonalValue::text("mallory@example.com"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("the address you sign in with"),
+        "{e}"
+    );
+    assert!(
+        Visitor::new(&t)
+            .sign_in("ada@example.com")
+            .await
+            .text
+            .contains("Ada")
+    );
 }
 
 #[tokio::test]
