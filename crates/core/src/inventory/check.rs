@@ -6,7 +6,7 @@ use toml::Spanned;
 use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
 use super::{
-    Inventory, InventoryError, Organization, Problem, collections, mail, purposes, rights,
+    Inventory, InventoryError, Organization, Problem, collections, mail, portal, purposes, rights,
 };
 use crate::countries;
 
@@ -35,6 +35,7 @@ impl Inventory {
             collections::collections(&mut c, raw.collections, &purposes, &purpose_ids);
         let rights = rights::rights(&mut c, raw.rights, &collections, &declared);
         let mail = mail::mail(&mut c, raw.mail, organization.as_ref());
+        let portal = portal::portal(&mut c, raw.portal);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -46,6 +47,7 @@ impl Inventory {
                 sites,
                 rights,
                 mail,
+                portal,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

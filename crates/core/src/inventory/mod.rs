@@ -22,6 +22,7 @@ mod checker;
 mod collections;
 mod mail;
 mod period;
+mod portal;
 mod purposes;
 mod raw;
 mod rights;
@@ -33,6 +34,7 @@ pub use mail::{
     is_loopback,
 };
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
+pub use portal::PortalConfig;
 
 /// The example inventory `custos init` writes: an online shop.
 pub const EXAMPLE: &str = include_str!("../../example/custos.toml");
@@ -71,6 +73,9 @@ pub struct Inventory {
     /// installation runs, not what it declares.
     #[serde(skip)]
     pub mail: MailConfig,
+    /// How the portal runs: `[portal]`. Never serialised, like `mail`.
+    #[serde(skip)]
+    pub portal: PortalConfig,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

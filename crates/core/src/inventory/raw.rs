@@ -23,6 +23,7 @@ pub(super) struct RawInventory {
     pub(super) sites: Vec<Spanned<RawSite>>,
     pub(super) rights: Option<Spanned<RawRights>>,
     pub(super) mail: Option<Spanned<RawMail>>,
+    pub(super) portal: Option<Spanned<super::portal::RawPortal>>,
 }
 
 #[derive(Deserialize)]

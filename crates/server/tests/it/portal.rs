@@ -46,6 +46,8 @@ impl Answer {
 struct Visitor<'a> {
     t: &'a TestApp,
     cookies: BTreeMap<String, String>,
+    /// The peer the server sees, and the `X-Forwarded-For` it is sent, if any.
+    peer: Option<(std::net::SocketAddr, String)>,
 }
 
 impl<'a> Visitor<'a> {
@@ -53,6 +55,7 @@ impl<'a> Visitor<'a> {
         Visitor {
             t,
             cookies: BTreeMap::new(),
+            peer: None,
         }
     }
 
@@ -62,10 +65,13 @@ impl<'a> Visitor<'a> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let req = req
-            .header(header::COOKIE, jar.join("; "))
-            .body(body)
-            .unwrap();
+        let mut req = req.header(header::COOKIE, jar.join("; "));
+        if let Some((peer, xff)) = &self.peer {
+            req = req
+                .extension(axum::extract::ConnectInfo(*peer))
+                .header("x-forwarded-for", xff.as_str());
+        }
+        let req = req.body(body).unwrap();
         let resp = self.t.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -179,7 +185,14 @@ async fn mailed_code(t: &TestApp, email: &str) -> Option<String> {
 /// directory).
 async fn deliver(t: &TestApp) {
     let transport = Transport::from_config(&t.vault.inventory().mail, t.dir.path()).unwrap();
-    t.vault.deliver_mail(&transport, "test").await.unwrap();
+    while t
+        .vault
+        .deliver_mail(&transport, "test")
+        .await
+        .unwrap()
+        .claimed
+        > 0
+    {}
 }
 
 fn mail_count(t: &TestApp) -> usize {
@@ -987,4 +1000,48 @@ async fn without_a_session_every_page_and_form_sends_to_sign_in() {
         .await
         .unwrap();
     assert!(requests.is_empty());
+}
+
+#[tokio::test]
+async fn the_per_client_limit_counts_customers_behind_a_trusted_proxy() {
+    let t = crate::spawn_with_inventory(ManualClock::at(T0), |s| {
+        format!("{s}\n[portal]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+    })
+    .await;
+    for i in 0..10 {
+        t.create(json!({"name": format!("C {i}"), "email": format!("c{i}@example.com")}))
+            .await;
+    }
+    let ask = |peer: &str, xff: String, email: String| {
+        let peer = (peer.parse().unwrap(), xff);
+        let t = &t;
+        async move {
+            let mut v = Visitor::new(t);
+            v.peer = Some(peer);
+            v.ask_code(&email).await;
+        }
+    };
+    // From a client that is not a proxy, its X-Forwarded-For is ignored: twenty codes, and
+    // the twenty-first is not sent.
+    for i in 0..21 {
+        ask(
+            "203.0.113.5:4000",
+            format!("198.51.100.{i}"),
+            format!("c{}@example.com", i % 5),
+        )
+        .await;
+    }
+    deliver(&t).await;
+    assert_eq!(mail_count(&t), 20);
+    // Through the trusted proxy, each customer behind it is a client of their own.
+    for i in 0..21 {
+        ask(
+            "127.0.0.1:4000",
+            format!("198.51.100.{i}"),
+            format!("c{}@example.com", 5 + i % 5),
+        )
+        .await;
+    }
+    deliver(&t).await;
+    assert_eq!(mail_count(&t), 41);
 }
