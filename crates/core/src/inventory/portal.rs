@@ -83,4 +83,17 @@ mod tests {
         assert!(p.message.contains("not an IP address"), "{}", p.message);
         assert!(p.line.is_some());
     }
+
+    #[test]
+    fn the_examples_commented_section_parses_once_uncommented() {
+        let start = EXAMPLE.find("# [portal]").unwrap();
+        let section: String = EXAMPLE[start..]
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let inv = Inventory::from_toml(&format!("{EXAMPLE}\n{section}\n")).unwrap();
+        assert_eq!(inv.portal.trusted_proxies.len(), 2);
+    }
 }

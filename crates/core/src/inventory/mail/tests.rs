@@ -73,6 +73,7 @@ fn the_examples_commented_section_parses_once_uncommented() {
     let start = EXAMPLE.find("# [mail]").unwrap();
     let section: String = EXAMPLE[start..]
         .lines()
+        .take_while(|l| !l.trim().is_empty())
         .map(|l| l.strip_prefix("# ").unwrap_or(l))
         .collect::<Vec<_>>()
         .join("\n");
