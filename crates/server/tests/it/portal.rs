@@ -1045,3 +1045,42 @@ async fn the_per_client_limit_counts_customers_behind_a_trusted_proxy() {
     deliver(&t).await;
     assert_eq!(mail_count(&t), 41);
 }
+
+#[tokio::test]
+async fn a_choice_the_ledger_refuses_is_said_in_words_and_changes_nothing() {
+    let (t, _clock, _) = app_with_customers().await;
+    let mut v = Visitor::new(&t);
+    let home = v.sign_in("ada@example.com").await;
+    let csrf = home.csrf();
+    // Consent to a purpose that rests on legitimate interests, an objection to one that
+    // rests on consent, a purpose no one declared, a choice no one offers.
+    for (action, purpose) in [
+        ("grant", "support"),
+        ("object", "marketing"),
+        ("grant", "astrology"),
+        ("dance", "marketing"),
+    ] {
+        let a = v
+            .post(
+                "/portal/choices",
+                &[("csrf", &csrf), ("action", action), ("purpose", purpose)],
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::BAD_REQUEST,
+            "{action} {purpose}: {}",
+            a.text
+        );
+        assert!(a.text.contains("Nothing was changed"), "{}", a.text);
+    }
+    let subject = subject_of(&t, "ada@example.com").await;
+    let ledger = t.vault.consents(&Principal::Cli, subject).await.unwrap();
+    assert!(ledger.history.is_empty(), "{:?}", ledger.history);
+    let requests = t
+        .vault
+        .requests(&Principal::Cli, RequestFilter::default())
+        .await
+        .unwrap();
+    assert!(requests.is_empty(), "{requests:?}");
+}
