@@ -8,6 +8,7 @@ mod erasure;
 mod export;
 mod loops;
 mod mail;
+mod portal_browser;
 mod postgres;
 mod requests;
 mod rights;
