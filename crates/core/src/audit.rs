@@ -87,6 +87,10 @@ pub enum Action {
     /// portability); the entry names the fields exported.
     #[serde(rename = "subject.export")]
     SubjectExport,
+    /// A customer saw everything held about them in the privacy portal: decrypted as for an
+    /// export, shown in the page rather than handed out as a file.
+    #[serde(rename = "subject.view")]
+    SubjectView,
     /// A customer corrected a value of their own record in the portal (GDPR Art. 16): the
     /// entry names the fields changed and the rectification request.
     #[serde(rename = "record.rectify")]

@@ -29,6 +29,10 @@ pub const CODES_PER_CLIENT: u32 = 20;
 /// not on file cannot be told apart by the time the answer takes.
 pub const CODE_REQUEST_FLOOR_MS: u64 = 250;
 
+/// How long a sign-in challenge, and a session once ended, is kept: long enough for every
+/// window above, then deleted by the retention sweep.
+pub const SIGNIN_KEPT_MS: i64 = 24 * 60 * MINUTE_MS;
+
 /// How long a session lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {

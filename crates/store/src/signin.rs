@@ -69,12 +69,15 @@ pub trait SigninStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A challenge by its id.
     async fn challenge(&self, id: &[u8]) -> Result<Option<ChallengeRow>, StoreError>;
-    /// Counts a wrong code against a challenge, with its audit entry.
-    async fn wrong_code(&self, id: &[u8], at_ms: i64, audit: QueuedAudit)
-    -> Result<(), StoreError>;
+    /// Counts a try at a challenge's code before the code is compared, and says how many
+    /// tries its address has had since `since_ms`, this one included, in one transaction:
+    /// of any number of tries at once, the sixth sees six, so no more than five are ever
+    /// compared within the lockout. `NotFound` for an unknown challenge.
+    async fn count_try(&self, id: &[u8], at_ms: i64, since_ms: i64) -> Result<u32, StoreError>;
     /// Uses a challenge's code and begins a session, with its audit entry, in one
-    /// transaction; a `Conflict` when the code was used already (a replay), so a code
-    /// signs in once however many servers see it.
+    /// transaction; the try that found the right code is taken back, so a sign-in does not
+    /// count toward the lockout. A `Conflict` when the code was used already (a replay),
+    /// so a code signs in once however many servers see it.
     async fn start_session(
         &self,
         challenge_id: &[u8],

@@ -135,6 +135,20 @@ impl From<FieldError> for VaultError {
     }
 }
 
+impl From<custos_core::mail::MailError> for VaultError {
+    fn from(e: custos_core::mail::MailError) -> Self {
+        use custos_core::mail::MailError;
+        let (field, rule) = match &e {
+            MailError::Recipient(_) => ("to", "mail_recipient"),
+            MailError::Subject(_) => ("subject", "mail_subject"),
+            MailError::Text(_) => ("text", "mail_text"),
+            // A stored message that does not read back, or any later kind: not the caller's.
+            _ => return VaultError::Integrity(e.to_string()),
+        };
+        VaultError::invalid(field, rule, e.to_string())
+    }
+}
+
 impl From<custos_core::rights::TransitionError> for VaultError {
     fn from(e: custos_core::rights::TransitionError) -> Self {
         VaultError::TransitionRefused {

@@ -92,6 +92,9 @@ pub struct RetentionReport {
     /// Records of data-subject requests closed longer ago than they are kept (24 months),
     /// deleted (in a dry run: that would be).
     pub requests_deleted: u64,
+    /// Sign-in challenges and sessions older than they are kept (a day, for the throttle),
+    /// deleted; none in a dry run.
+    pub signins_deleted: u64,
 }
 
 /// What is due in one record.
@@ -133,6 +136,7 @@ impl Vault {
                 .collect(),
             retried_later: 0,
             requests_deleted: 0,
+            signins_deleted: 0,
         };
         let mut subjects: HashMap<SubjectId, (SubjectState, i64)> = HashMap::new();
         let mut after = None;
@@ -266,6 +270,12 @@ impl Vault {
             }
         }
         report.requests_deleted = self.expire_requests(p, now, dry_run).await?;
+        if !dry_run {
+            report.signins_deleted = self
+                .store
+                .purge_signins(now - custos_core::signin::SIGNIN_KEPT_MS)
+                .await?;
+        }
         Ok(report)
     }
 

@@ -52,11 +52,11 @@ pub(super) fn day(t: &str) -> String {
 }
 
 /// The types a single text box can correct; a postal address or a yes/no is corrected by
-/// writing to the business.
+/// writing to the business, and so is an email address (it may be the one the customer signs
+/// in with: changing it needs proof of the new one, which the portal does not ask yet).
 fn input_type(ty: FieldType) -> Option<&'static str> {
     match ty {
         FieldType::Text | FieldType::Country => Some("text"),
-        FieldType::Email => Some("email"),
         FieldType::Phone => Some("tel"),
         FieldType::Date => Some("date"),
         FieldType::Number => Some("number"),
@@ -168,7 +168,7 @@ pub(super) async fn home(
     Query(q): Query<Done>,
 ) -> Page {
     let s = &signed.session;
-    let export = match state.vault.export_subject(&s.principal, s.subject).await {
+    let export = match state.vault.view_own(&s.principal).await {
         Ok(e) => Some(e),
         // Erased while signed in: nothing is held any more.
         Err(VaultError::NotFound(_)) => None,
@@ -255,7 +255,7 @@ pub(super) async fn correct_page(
         return not_yours();
     };
     let s = &signed.session;
-    let export = match state.vault.export_subject(&s.principal, s.subject).await {
+    let export = match state.vault.view_own(&s.principal).await {
         Ok(e) => e,
         Err(e) => return e.into(),
     };

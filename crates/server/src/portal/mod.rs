@@ -49,7 +49,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal/requests", get(rights::requests))
         .route("/portal/erasure-certificate", get(rights::certificate))
         .route("/portal/static/portal.css", get(stylesheet))
+        .route("/portal/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::from_fn(web::headers))
+}
+
+/// A portal path that is no page: an HTML answer with the portal's headers, not the API's
+/// JSON.
+async fn not_found() -> web::Page {
+    web::Page::message(
+        axum::http::StatusCode::NOT_FOUND,
+        "No such page",
+        "There is no page at this address.",
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

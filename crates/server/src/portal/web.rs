@@ -8,13 +8,14 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use custos_vault::{PortalSession, VaultError};
+use custos_vault::{InvalidKind, PortalSession, VaultError};
 
 use crate::state::AppState;
 
-/// The session cookie. Without TLS (this server does not terminate it yet) the `__Host-`
-/// prefix and `Secure` cannot be used: a browser refuses a `__Host-` cookie over plain
-/// HTTP. Served behind TLS, [`cookie`] adds both.
+/// The session cookie. This server does not serve TLS yet, and a browser refuses a
+/// `__Host-` or `Secure` cookie over plain HTTP, so neither is set: once the server serves
+/// TLS itself (the operators' issue), [`cookie`] is to add both. Until then a deployment
+/// behind a TLS proxy runs without them (docs/portal.md says so).
 pub(super) const SESSION_COOKIE: &str = "custos_session";
 /// The cookie of a sign-in under way (before a session exists).
 pub(super) const SIGNIN_COOKIE: &str = "custos_signin";
@@ -170,15 +171,31 @@ impl From<VaultError> for Page {
                 "Please try again shortly",
                 "The service is busy or briefly unavailable. Nothing was changed.",
             ),
-            e @ (VaultError::Invalid { .. }
-            | VaultError::BadRequest { .. }
-            | VaultError::Conflict(_)
-            | VaultError::TransitionRefused { .. }
-            | VaultError::SigninRefused(_)) => Page::message(
+            // Erased while signed in: the session outlives the data, so the certificate can
+            // still be fetched.
+            VaultError::Invalid {
+                kind: InvalidKind::UnknownSubject,
+                ..
+            } => Page::message(
+                StatusCode::NOT_FOUND,
+                "Your data is erased",
+                "Nothing is held about you any more, so there is nothing to do here. Your \
+                 requests and the erasure certificate are under Your requests.",
+            ),
+            // What the customer sent broke a rule: the rule's words name the field, never
+            // the value.
+            e @ (VaultError::Invalid { .. } | VaultError::BadRequest { .. }) => Page::message(
                 StatusCode::BAD_REQUEST,
                 "That could not be done",
-                &e.to_string(),
+                &format!("Nothing was changed: {e}."),
             ),
+            VaultError::Conflict(_) | VaultError::TransitionRefused { .. } => Page::message(
+                StatusCode::CONFLICT,
+                "That could not be done now",
+                "Your data changed while you asked, or your request is already being handled. \
+                 Nothing was changed: go back, reload the page and try again.",
+            ),
+            VaultError::SigninRefused(_) => Page::SignIn,
             e => {
                 tracing::error!(error = %e, "a portal request failed");
                 Page::message(

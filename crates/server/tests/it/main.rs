@@ -5,6 +5,7 @@ mod consents;
 mod erasure;
 mod export;
 mod openapi;
+mod portal;
 mod public;
 mod refusals;
 mod request_deadlines;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use custos_core::ids::SubjectId;
-use custos_core::signin::Counts;
+use custos_core::signin::{CODE_VALID_MS, Counts};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -45,14 +45,16 @@ impl SigninStore for PostgresStore {
     ) -> Result<Counts, StoreError> {
         let rows = self
             .query(
-                "SELECT \
+                &format!(
+                    "SELECT \
                  (SELECT count(*) FROM signin_challenges \
                   WHERE address_digest = $1 AND created_ms >= $3)::bigint, \
                  (SELECT count(*) FROM signin_challenges \
                   WHERE client_digest = $2 AND created_ms >= $3)::bigint, \
                  (SELECT coalesce(sum(tries), 0) FROM signin_challenges \
-                  WHERE address_digest = $1 AND created_ms >= $4::bigint - 600000 \
-                  AND last_try_ms >= $4)::bigint",
+                  WHERE address_digest = $1 AND created_ms >= $4::bigint - {CODE_VALID_MS} \
+                  AND last_try_ms >= $4)::bigint"
+                ),
                 &[&address_digest, &client_digest, &since_ms, &wrong_since_ms],
             )
             .await?;
@@ -107,25 +109,33 @@ impl SigninStore for PostgresStore {
             .map(to_challenge))
     }
 
-    async fn wrong_code(
-        &self,
-        id: &[u8],
-        at_ms: i64,
-        audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
-        self.query(
-            "WITH u AS (UPDATE signin_challenges SET tries = tries + 1, last_try_ms = $2 \
-             WHERE id = $1 RETURNING id) \
-             INSERT INTO audit_queue (subject_id, entry) VALUES ($3, $4) RETURNING queue_id",
-            &[
-                &id,
-                &at_ms,
-                &audit.subject_id.map(|s| s.as_uuid()),
-                &audit.entry,
-            ],
-        )
-        .await
-        .map(drop)
+    async fn count_try(&self, id: &[u8], at_ms: i64, since_ms: i64) -> Result<u32, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let row = tx
+            .query_opt(
+                "UPDATE signin_challenges SET tries = tries + 1, last_try_ms = $2 \
+                 WHERE id = $1 RETURNING address_digest",
+                &[&id, &at_ms],
+            )
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound)?;
+        let address: Vec<u8> = row.get(0);
+        // Tries at the same address wait on each other's row lock only when they are at the
+        // same challenge; across challenges, each commits its own count before it reads, so
+        // the sum each sees counts every try committed before it.
+        let tries: i64 = tx
+            .query_one(
+                "SELECT coalesce(sum(tries), 0)::bigint FROM signin_challenges \
+                 WHERE address_digest = $1 AND last_try_ms >= $2",
+                &[&address, &since_ms],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+        tx.commit().await.map_err(backend)?;
+        Ok(count(tries))
     }
 
     async fn start_session(
@@ -140,7 +150,8 @@ impl SigninStore for PostgresStore {
         // once, the second waits, then finds it used.
         let used = tx
             .execute(
-                "UPDATE signin_challenges SET used_ms = $2 WHERE id = $1 AND used_ms IS NULL",
+                "UPDATE signin_challenges SET used_ms = $2, tries = greatest(tries - 1, 0) \
+                 WHERE id = $1 AND used_ms IS NULL",
                 &[&challenge_id, &session.created_ms],
             )
             .await
@@ -232,7 +243,7 @@ impl SigninStore for PostgresStore {
             .map_err(backend)?;
         let b = tx
             .execute(
-                "DELETE FROM sessions WHERE last_seen_ms < $1 OR revoked_ms < $1",
+                "DELETE FROM sessions WHERE last_seen_ms < $1",
                 &[&before_ms],
             )
             .await

@@ -1,7 +1,7 @@
 //! Sign-in challenges and sessions on SQLite: [`SigninStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use custos_core::signin::Counts;
+use custos_core::signin::{CODE_VALID_MS, Counts};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
@@ -86,12 +86,12 @@ impl SigninStore for SqliteStore {
         let (address, client) = (address_digest.to_vec(), client_digest.to_vec());
         self.read(move |c| {
             let (codes_for_address, wrong): (i64, i64) = c
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT count(*) FILTER (WHERE created_ms >= ?2), \
                      coalesce(sum(tries) FILTER (WHERE last_try_ms >= ?3), 0) \
                      FROM signin_challenges WHERE address_digest = ?1 \
-                     AND created_ms >= min(?2, ?3) - 600000",
-                )
+                     AND created_ms >= min(?2, ?3) - {CODE_VALID_MS}"
+                ))
                 .and_then(|mut s| {
                     s.query_row(params![address, since_ms, wrong_since_ms], |r| {
                         Ok((r.get(0)?, r.get(1)?))
@@ -157,20 +157,25 @@ impl SigninStore for SqliteStore {
         .await
     }
 
-    async fn wrong_code(
-        &self,
-        id: &[u8],
-        at_ms: i64,
-        audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
+    async fn count_try(&self, id: &[u8], at_ms: i64, since_ms: i64) -> Result<u32, StoreError> {
         let id = id.to_vec();
         self.write(move |c| {
-            c.prepare_cached(
-                "UPDATE signin_challenges SET tries = tries + 1, last_try_ms = ?2 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, at_ms]))
-            .map_err(backend)?;
-            queue(c, &audit)
+            let address: Option<Vec<u8>> = c
+                .prepare_cached(
+                    "UPDATE signin_challenges SET tries = tries + 1, last_try_ms = ?2 \
+                     WHERE id = ?1 RETURNING address_digest",
+                )
+                .and_then(|mut s| s.query_row(params![id, at_ms], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            let address = address.ok_or(StoreError::NotFound)?;
+            let tries: i64 = c
+                .prepare_cached(
+                    "SELECT coalesce(sum(tries), 0) FROM signin_challenges \
+                     WHERE address_digest = ?1 AND last_try_ms >= ?2",
+                )
+                .and_then(|mut s| s.query_row(params![address, since_ms], |r| r.get(0)))
+                .map_err(backend)?;
+            Ok(count(tries))
         })
         .await
     }
@@ -185,7 +190,8 @@ impl SigninStore for SqliteStore {
         self.write(move |c| {
             let used = c
                 .prepare_cached(
-                    "UPDATE signin_challenges SET used_ms = ?2 WHERE id = ?1 AND used_ms IS NULL",
+                    "UPDATE signin_challenges SET used_ms = ?2, tries = max(tries - 1, 0) \
+                     WHERE id = ?1 AND used_ms IS NULL",
                 )
                 .and_then(|mut s| s.execute(params![challenge_id, session.created_ms]))
                 .map_err(backend)?;

@@ -52,12 +52,17 @@ pub(crate) async fn challenges_are_counted_and_used_once(store: Arc<dyn Store>) 
             wrong_codes_for_address: 0
         }
     );
-    for at in [t + 10, t + 20, t + 30] {
-        store
-            .wrong_code(&[2; 32], at, audit("wrong", Some(subject)))
-            .await
-            .unwrap();
+    // Each try is counted before its code is compared, and sees every try of its address.
+    for (n, at) in [t + 10, t + 20, t + 30].into_iter().enumerate() {
+        let seen = store.count_try(&[2; 32], at, t).await.unwrap();
+        assert_eq!(seen, n as u32 + 1);
     }
+    // Another challenge of the same address sees the first one's tries too.
+    assert_eq!(store.count_try(&[1; 32], t + 31, t).await.unwrap(), 4);
+    assert!(matches!(
+        store.count_try(&[77; 32], t, t).await,
+        Err(StoreError::NotFound)
+    ));
     let wrong = |since| {
         let store = Arc::clone(&store);
         async move {
@@ -68,9 +73,9 @@ pub(crate) async fn challenges_are_counted_and_used_once(store: Arc<dyn Store>) 
                 .wrong_codes_for_address
         }
     };
-    assert_eq!(wrong(t).await, 3);
-    // Counted from the last wrong code: none typed after t + 30.
-    assert_eq!(wrong(t + 31).await, 0);
+    assert_eq!(wrong(t).await, 4);
+    // Counted from the last try: none after t + 31.
+    assert_eq!(wrong(t + 32).await, 0);
     let ch = store.challenge(&[2; 32]).await.unwrap().unwrap();
     assert_eq!(
         (ch.tries, ch.last_try_ms, ch.subject_id),
@@ -100,10 +105,9 @@ pub(crate) async fn challenges_are_counted_and_used_once(store: Arc<dyn Store>) 
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     assert!(store.session(&[0x5F; 32]).await.unwrap().is_none());
     assert_eq!(store.session(&[0x5E; 32]).await.unwrap(), Some(session));
-    assert_eq!(
-        store.challenge(&[2; 32]).await.unwrap().unwrap().used_ms,
-        Some(t + 40)
-    );
+    // The try that signed in is taken back: it counts toward no lockout.
+    let used = store.challenge(&[2; 32]).await.unwrap().unwrap();
+    assert_eq!((used.used_ms, used.tries), (Some(t + 40), 2));
 }
 
 /// A session is touched, ended once, and purged when old.

@@ -182,8 +182,19 @@ impl Vault {
         p: &Principal,
         subject: SubjectId,
     ) -> Result<SubjectExport, VaultError> {
+        self.export_as(p, subject, Action::SubjectExport).await
+    }
+
+    /// [`Vault::export_subject`], audited as `action`: `subject.export` for an export,
+    /// `subject.view` for the portal's page of what is held.
+    pub(crate) async fn export_as(
+        &self,
+        p: &Principal,
+        subject: SubjectId,
+        action: Action,
+    ) -> Result<SubjectExport, VaultError> {
         if let Err(refused) = self.authorize(p, &Act::ExportSubject { subject }) {
-            let mut e = AuditEntry::new(p.actor(), Action::SubjectExport, Outcome::Denied);
+            let mut e = AuditEntry::new(p.actor(), action, Outcome::Denied);
             e.subject_id = Some(subject);
             self.store.append_audit(vec![queued(&e)]).await?;
             return Err(refused);
@@ -229,7 +240,7 @@ impl Vault {
             .collect();
         exported.sort();
         exported.dedup();
-        let mut e = AuditEntry::new(p.actor(), Action::SubjectExport, Outcome::Ok);
+        let mut e = AuditEntry::new(p.actor(), action, Outcome::Ok);
         e.subject_id = Some(subject);
         e.fields = exported;
         e.detail = Some(format!("{} records", records.len()));

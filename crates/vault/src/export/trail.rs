@@ -348,6 +348,7 @@ fn in_words(e: &AuditEntry) -> String {
         Action::ConsentRead => "read your consent history".to_owned(),
         Action::AuditRead => "read the audit trail of your data".to_owned(),
         Action::SubjectExport => "exported all the data held about you".to_owned(),
+        Action::SubjectView => "you viewed your data in the privacy portal".to_owned(),
         Action::RetentionDelete => {
             format!("deleted a record of {coll}: its retention period was over")
         }

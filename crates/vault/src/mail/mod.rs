@@ -233,10 +233,7 @@ impl Vault {
             }
             None => self.outbox_key().await?.decrypt_message(at, &row.sealed)?,
         };
-        Ok(Some(
-            Mail::from_plaintext(plain.expose_secret())
-                .map_err(|e| VaultError::Integrity(e.to_string()))?,
-        ))
+        Ok(Some(Mail::from_plaintext(plain.expose_secret())?))
     }
 
     /// The vault's `outbox` key, created on first use.

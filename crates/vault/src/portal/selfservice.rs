@@ -8,10 +8,12 @@
 use custos_core::audit::Action;
 use custos_core::fields::{self, Mode};
 use custos_core::ids::{RecordId, SubjectId};
+use custos_core::inventory::FieldType;
 use custos_core::personal::{PersonalFields, PersonalValue};
 use custos_core::principal::Act;
 use custos_core::rights::{Channel, RequestKind, RequestStatus};
 
+use crate::requests::SelfService;
 use crate::{
     ExportBytes, ExportFormat, NewRequest, Place, Principal, RequestFilter, RequestView, Vault,
     VaultError,
@@ -52,6 +54,16 @@ impl Vault {
         }
     }
 
+    /// Everything held about the signed-in customer, for the portal's page: the export,
+    /// audited as `subject.view` (a look, not a file handed out).
+    ///
+    /// # Errors
+    /// As [`Vault::export_subject`].
+    pub async fn view_own(&self, p: &Principal) -> Result<crate::SubjectExport, VaultError> {
+        let subject = own_subject(p)?;
+        self.export_as(p, subject, Action::SubjectView).await
+    }
+
     /// A customer corrects one value of their own record (GDPR Art. 16): validated exactly
     /// as the API validates a change, before anything is filed; then a rectification request
     /// is filed, verified by the sign-in, carried out (audited as `record.rectify`, naming the
@@ -72,6 +84,22 @@ impl Vault {
         let subject = rec.record.subject_id;
         self.authorize(p, &Act::Rectify { subject })?;
         debug_assert_eq!(own, subject);
+        if coll
+            .fields
+            .get(&c.field)
+            .is_some_and(|d| d.ty == FieldType::Email && d.searchable)
+        {
+            // Changing the address one signs in with needs proof of the new one (a code sent
+            // to it) and word to the old one; until the portal has both, staff change it.
+            return Err(VaultError::invalid(
+                &c.field,
+                "sign_in_address",
+                format!(
+                    "is the address you sign in with: to change it, write to {}",
+                    self.inventory.organization.contact
+                ),
+            ));
+        }
         let body: PersonalFields = [(c.field.clone(), c.value)].into_iter().collect();
         let values = fields::validate_record(coll, &body, Mode::Patch, self.context())?;
         let filed = self
@@ -80,7 +108,8 @@ impl Vault {
                 Self::portal_request(subject, RequestKind::Rectification, Vec::new()),
             )
             .await?;
-        self.self_served(p, filed.id, filed.kind, true).await?;
+        self.self_served(p, filed.id, filed.kind, SelfService::CarryOut)
+            .await?;
         self.change_fields(
             p,
             &c.collection,
@@ -121,7 +150,8 @@ impl Vault {
         let filed = self
             .file_request(p, Self::portal_request(subject, kind, purposes))
             .await?;
-        self.self_served(p, filed.id, kind, true).await
+        self.self_served(p, filed.id, kind, SelfService::CarryOut)
+            .await
     }
 
     /// A customer downloads everything held about them: an access request filed, verified by
@@ -141,7 +171,8 @@ impl Vault {
                 Self::portal_request(subject, RequestKind::Access, Vec::new()),
             )
             .await?;
-        self.self_served(p, filed.id, filed.kind, true).await?;
+        self.self_served(p, filed.id, filed.kind, SelfService::CarryOut)
+            .await?;
         let export = self.export_subject(p, subject).await?;
         let bytes = export.render(format)?;
         self.complete_self_served(
@@ -182,7 +213,9 @@ impl Vault {
                 Self::portal_request(subject, RequestKind::Erasure, Vec::new()),
             )
             .await?;
-        let view = self.self_served(p, filed.id, filed.kind, false).await?;
+        let view = self
+            .self_served(p, filed.id, filed.kind, SelfService::Verify)
+            .await?;
         debug_assert_eq!(view.status, RequestStatus::Verifying);
         Ok(view)
     }

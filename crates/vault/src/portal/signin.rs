@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
-use custos_core::crypto::digests_equal;
+use custos_core::crypto::{WrapContext, digests_equal};
 use custos_core::fields;
 use custos_core::ids::SubjectId;
 use custos_core::inventory::FieldType;
@@ -20,6 +20,7 @@ use custos_core::signin::{
 use custos_store::{ChallengeRow, QueuedAudit, SessionRow, StoreError};
 
 use super::{new_token, token_digest};
+use crate::records::open_field;
 use crate::{Principal, Vault, VaultError};
 
 /// Who asks for codes before anyone has signed in, in audit entries.
@@ -126,7 +127,8 @@ impl Vault {
                 now - LOCKOUT_MS,
             )
             .await?;
-        let on_file = self.subject_with_address(normal).await?;
+        let found = self.subject_with_address(normal).await?;
+        let on_file = found.as_ref().map(|(s, _)| *s);
         let flow = self.new_signin_flow()?;
         let id = token_digest(flow.token.expose_secret());
         let code = OneTimeCode::generate()?;
@@ -153,8 +155,8 @@ impl Vault {
         };
         let entry = audit(Action::SigninCode, Outcome::Ok, on_file, detail);
         self.store.insert_challenge(row, entry).await?;
-        if let Ok(subject) = sending {
-            let mail = self.code_mail(address, &code)?;
+        if let (Ok(subject), Some((_, stored))) = (sending, &found) {
+            let mail = self.code_mail(stored, &code)?;
             self.enqueue_mail(Some(subject), mail, now + CODE_VALID_MS)
                 .await?;
         }
@@ -178,11 +180,15 @@ impl Vault {
             .map_err(|e| VaultError::Internal(format!("composing the sign-in mail: {e}")))
     }
 
-    /// The one subject whose records hold `normal` in a searchable email field; none when no
-    /// record does, or records of more than one subject do (the code would not say whose
-    /// data to show).
-    async fn subject_with_address(&self, normal: &str) -> Result<Option<SubjectId>, VaultError> {
-        let mut found: Option<SubjectId> = None;
+    /// The one subject whose records hold `normal` in a searchable email field, with the
+    /// address as stored (the code goes there, not to the address as typed: the lookup
+    /// ignores case, a mail server need not); none when no record holds it, or records of
+    /// more than one subject do (the code would not say whose data to show).
+    async fn subject_with_address(
+        &self,
+        normal: &str,
+    ) -> Result<Option<(SubjectId, PersonalValue)>, VaultError> {
+        let mut found: Option<(SubjectId, PersonalValue)> = None;
         for (cname, coll) in &self.inventory.collections {
             for (fname, decl) in &coll.fields {
                 if decl.ty != FieldType::Email || !decl.searchable {
@@ -190,23 +196,35 @@ impl Vault {
                 }
                 let digest = self.keys.index.digest(cname, fname, normal);
                 for r in self.store.find_by_digest(cname, fname, &digest).await? {
-                    match found {
-                        Some(s) if s != r.record.subject_id => return Ok(None),
-                        _ => found = Some(r.record.subject_id),
+                    let subject = r.record.subject_id;
+                    match &found {
+                        Some((s, _)) if *s != subject => return Ok(None),
+                        Some(_) => {}
+                        None => {
+                            let Some(ct) = r.record.fields.get(fname) else {
+                                continue;
+                            };
+                            let key = self
+                                .keys
+                                .root
+                                .unwrap(WrapContext::Subject(subject), &r.wrapped_key)?;
+                            let stored = open_field(&key, &r.record, fname, ct)?;
+                            found = Some((subject, stored));
+                        }
                     }
                 }
             }
         }
         match found {
-            Some(s) if self.store.erasure(s).await?.is_some() => Ok(None),
+            Some((s, _)) if self.store.erasure(s).await?.is_some() => Ok(None),
             other => Ok(other),
         }
     }
 
-    /// Signs in with the code typed for the sign-in `flow`: checked against
-    /// `core::signin::may_check_code`, then compared in constant time. A wrong code counts
-    /// against the address; a right one is used up and begins a session, in one transaction.
-    /// Each outcome is audited.
+    /// Signs in with the code typed for the sign-in `flow`: the try is counted against the
+    /// address first, then checked against `core::signin::may_check_code` and compared in
+    /// constant time. A right code is used up and begins a session in one transaction (its
+    /// try taken back). Each outcome is audited.
     ///
     /// # Errors
     /// `SigninRefused` saying why (the customer is told the same whatever it is).
@@ -227,10 +245,6 @@ impl Vault {
             self.store.append_audit(vec![e]).await?;
             return Err(VaultError::SigninRefused(SigninRefusal::NoChallenge));
         };
-        let counts = self
-            .store
-            .signin_counts(&ch.address_digest, &ch.client_digest, now, now - LOCKOUT_MS)
-            .await?;
         let facts = Challenge {
             created_ms: ch.created_ms,
             used_ms: ch.used_ms,
@@ -245,7 +259,17 @@ impl Vault {
                 format!("address {short}: {}", why.as_str()),
             )
         };
-        if let Err(why) = may_check_code(&facts, counts.wrong_codes_for_address, now) {
+        // The try is counted before the code is compared, in one transaction with reading
+        // the address's count: tries sent at once cannot all see "none wrong yet".
+        let tries = self
+            .store
+            .count_try(&id, now, now - LOCKOUT_MS)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => VaultError::SigninRefused(SigninRefusal::NoChallenge),
+                e => e.into(),
+            })?;
+        if let Err(why) = may_check_code(&facts, tries.saturating_sub(1), now) {
             self.store.append_audit(vec![refuse(why)]).await?;
             return Err(VaultError::SigninRefused(why));
         }
@@ -256,7 +280,7 @@ impl Vault {
             (true, true, Some(s)) => s,
             _ => {
                 let why = SigninRefusal::WrongCode;
-                self.store.wrong_code(&id, now, refuse(why)).await?;
+                self.store.append_audit(vec![refuse(why)]).await?;
                 return Err(VaultError::SigninRefused(why));
             }
         };

@@ -7,6 +7,8 @@ mod expiry;
 mod stored;
 mod transition;
 
+pub(crate) use transition::SelfService;
+
 use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::countries;
 use custos_core::crypto::{DataKey, WrapContext};

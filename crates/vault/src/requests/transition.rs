@@ -13,6 +13,15 @@ use super::stored::{self, EXTENSION_REASON, REJECTION_REASON, StoredStep};
 use super::{RequestView, queued, request_entry};
 use crate::{NewChoice, Principal, Vault, VaultError};
 
+/// How far [`Vault::self_served`] takes a request its subject filed in the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SelfService {
+    /// Verified by the sign-in, then left for staff.
+    Verify,
+    /// Verified, approved and carried out.
+    CarryOut,
+}
+
 /// What a step of a request filed in the portal says of the subject's identity.
 pub(crate) const SIGNED_IN: &str =
     "identity verified: the subject signed in to the portal with a code sent to an address on file";
@@ -79,25 +88,27 @@ impl Vault {
 
     /// Moves a request its subject filed in the portal as far as the subject may take it.
     /// Their sign-in is the identity check, so the request is verified (where its kind needs
-    /// it) with [`SIGNED_IN`] as the step's detail; with `approve`, it is approved and carried
-    /// out at once (a restriction, objection or opt-out is recorded in the ledger and
-    /// completed; an access or rectification request is left in progress for its use case to
-    /// complete). Without, it waits for staff (an erasure).
+    /// it) with [`SIGNED_IN`] as the step's detail; to [`SelfService::CarryOut`], it is also
+    /// approved and carried out at once (a restriction, objection or opt-out is recorded in
+    /// the ledger and completed; an access or rectification request is left in progress for
+    /// its use case to complete). To [`SelfService::Verify`], it then waits for staff (an
+    /// erasure).
     pub(crate) async fn self_served(
         &self,
         p: &Principal,
         id: RequestId,
         kind: RequestKind,
-        approve: bool,
+        until: SelfService,
     ) -> Result<RequestView, VaultError> {
         let said = || Some(SIGNED_IN.to_owned());
-        let mut view = None;
-        if kind.needs_verification() {
-            view = Some(self.step(p, id, Transition::Verify, said()).await?);
-        }
-        match (approve, view) {
-            (false, Some(v)) => Ok(v),
-            _ => {
+        let verified = match kind.needs_verification() {
+            true => Some(self.step(p, id, Transition::Verify, said()).await?),
+            false => None,
+        };
+        match (until, verified) {
+            (SelfService::Verify, Some(v)) => Ok(v),
+            (SelfService::Verify, None) => self.request(p, id).await,
+            (SelfService::CarryOut, _) => {
                 let approved = self.step(p, id, Transition::Approve, said()).await?;
                 self.carry_out(p, approved).await
             }
