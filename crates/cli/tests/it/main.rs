@@ -2,6 +2,7 @@
 
 mod architecture;
 mod audit;
+mod browser;
 mod commands;
 mod durability;
 mod erasure;
