@@ -2,12 +2,14 @@
 
 mod architecture;
 mod audit;
+mod browser;
 mod commands;
 mod durability;
 mod erasure;
 mod export;
 mod loops;
 mod mail;
+mod portal_browser;
 mod postgres;
 mod requests;
 mod rights;

@@ -154,7 +154,7 @@ pub(super) fn done_message(key: Option<&str>) -> Option<String> {
         match key? {
             "corrected" => "Your correction is saved.",
             "choice" => "Your choice is recorded.",
-            "erasure" => "Your request for erasure is received. We will tell you when it is done.",
+            "erasure" => "Your request for erasure is received. Follow it here: once it is done, its certificate is here to download.",
             _ => return None,
         }
         .to_owned(),
