@@ -9,6 +9,7 @@
 
 mod account;
 mod choices;
+mod client;
 mod pages;
 mod rights;
 mod signin;

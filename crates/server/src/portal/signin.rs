@@ -9,9 +9,10 @@ use custos_core::signin::{CODE_VALID_MS, LOCKOUT_MS, MAX_WRONG_CODES};
 use custos_vault::VaultError;
 use serde::Deserialize;
 
+use super::client::ClientAddr;
 use super::frame;
 use super::pages::{CodePage, SigninPage};
-use super::web::{ClientAddr, Page, SESSION_COOKIE, SIGNIN_COOKIE, Signed, cookie, read_cookie};
+use super::web::{Page, SESSION_COOKIE, SIGNIN_COOKIE, Signed, cookie, read_cookie};
 use crate::state::AppState;
 
 /// How long the sign-in cookie lives: as long as a code.
