@@ -5,6 +5,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use custos_core::rights::{RequestKind, RequestStatus};
 use custos_vault::{ExportFormat, RequestFilter, VaultError};
 use serde::Deserialize;
 
@@ -122,14 +123,18 @@ pub(super) async fn requests(
     let rows = list
         .iter()
         .map(|r| {
-            let due = r.extended_to.unwrap_or(r.due_at);
+            let date = |ms| day(&custos_core::time::format_time_ms(ms));
+            let due = match (r.status, r.closed_at) {
+                (RequestStatus::Completed, Some(at)) => format!("answered {}", date(at)),
+                (RequestStatus::Rejected, Some(at)) => format!("refused {}", date(at)),
+                _ => format!("by {}", date(r.extended_to.unwrap_or(r.due_at))),
+            };
             RequestLine {
                 kind: words(r.kind.as_str()),
                 status: words(r.status.as_str()),
-                received: day(&custos_core::time::format_time_ms(r.received_at)),
-                due: day(&custos_core::time::format_time_ms(due)),
-                certificate: r.kind == custos_core::rights::RequestKind::Erasure
-                    && r.status == custos_core::rights::RequestStatus::Completed,
+                received: date(r.received_at),
+                due,
+                certificate: r.kind == RequestKind::Erasure && r.status == RequestStatus::Completed,
             }
         })
         .collect();

@@ -886,6 +886,14 @@ async fn what_the_portal_does_is_on_the_request_desk() {
     for kind in ["Erasure", "Rectification", "Access"] {
         assert!(page.text.contains(kind), "{kind}: {}", page.text);
     }
+    // An open request shows when it is due; one answered, when it was.
+    let due = custos_core::time::format_time_ms(erasure_due(&desk));
+    assert!(
+        page.text.contains(&format!("by {}", &due[..10])),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("answered "), "{}", page.text);
     // Staff approve the erasure: the still-signed-in customer gets the certificate, and
     // nothing is held any more.
     let erasure = desk
@@ -1083,4 +1091,12 @@ async fn a_choice_the_ledger_refuses_is_said_in_words_and_changes_nothing() {
         .await
         .unwrap();
     assert!(requests.is_empty(), "{requests:?}");
+}
+
+fn erasure_due(desk: &[custos_vault::RequestView]) -> i64 {
+    let e = desk
+        .iter()
+        .find(|r| r.kind == RequestKind::Erasure)
+        .unwrap();
+    e.extended_to.unwrap_or(e.due_at)
 }
