@@ -67,6 +67,14 @@ impl Principal {
         }
     }
 
+    /// The one subject a caller is bound to: a customer's own; none for any other caller.
+    pub fn own_subject(&self) -> Option<SubjectId> {
+        match self {
+            Principal::Customer { subject } => Some(*subject),
+            _ => None,
+        }
+    }
+
     /// The role held, for a caller that holds one.
     pub fn role(&self) -> Option<&str> {
         match self {

@@ -209,8 +209,6 @@ pub struct Challenge {
     pub created_ms: i64,
     /// When its code was used, if it was.
     pub used_ms: Option<i64>,
-    /// Whether an address on file was named (else no code was sent, and none can match).
-    pub on_file: bool,
 }
 
 /// Whether a typed code may be checked against `challenge` at `now_ms`, given the wrong codes
@@ -299,7 +297,6 @@ mod tests {
         let c = Challenge {
             created_ms: 1_000_000,
             used_ms: None,
-            on_file: true,
         };
         let check = |c: &Challenge, wrong, now, expect| {
             assert_eq!(may_check_code(c, wrong, now), expect, "{c:?} {wrong} {now}");

@@ -395,11 +395,14 @@ impl Vault {
         p: &Principal,
         id: EventId,
     ) -> Result<(Receipt, String), VaultError> {
-        // A caller who may read any ledger is told so before the lookup; a customer, who may
-        // read their own only, once the event's subject is known.
-        if !matches!(p, Principal::Customer { .. }) {
-            self.authorize(p, &Act::ReadLedger { subject: None })?;
-        }
+        // Asked before the lookup (a customer for their own ledger, anyone else for any), so
+        // a caller refused outright learns nothing of the event; then again for its subject.
+        self.authorize(
+            p,
+            &Act::ReadLedger {
+                subject: p.own_subject(),
+            },
+        )?;
         let row = self
             .store
             .consent_event(id)

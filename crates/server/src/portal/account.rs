@@ -10,6 +10,7 @@ use custos_core::personal::PersonalValue;
 use custos_vault::{Correction, FieldExport, Read, SubjectExport, VaultError};
 use serde::Deserialize;
 use serde_json::Value;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::frame;
 use super::pages::{
@@ -168,16 +169,14 @@ pub(super) async fn home(
     Query(q): Query<Done>,
 ) -> Page {
     let s = &signed.session;
-    let export = match state.vault.view_own(&s.principal).await {
+    let export = match state.vault.view_own(&s.principal()).await {
         Ok(e) => Some(e),
         // Erased while signed in: nothing is held any more.
         Err(VaultError::NotFound(_)) => None,
         Err(e) => return e.into(),
     };
-    let csrf = signed.csrf(&state);
     Page::ok(&Home {
-        frame: frame(&state, Some(csrf.clone())),
-        csrf,
+        frame: frame(&state, &signed),
         done: done_message(q.done.as_deref()),
         collections: export
             .as_ref()
@@ -200,7 +199,8 @@ pub(super) struct Which {
     field: String,
 }
 
-#[derive(Deserialize)]
+/// The correction form; the value typed is wiped when the form is dropped.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(super) struct CorrectForm {
     #[serde(default)]
     csrf: String,
@@ -255,17 +255,15 @@ pub(super) async fn correct_page(
         return not_yours();
     };
     let s = &signed.session;
-    let export = match state.vault.view_own(&s.principal).await {
+    let export = match state.vault.view_own(&s.principal()).await {
         Ok(e) => e,
         Err(e) => return e.into(),
     };
     let Some(value) = current(&export, &w.collection, record, &w.field) else {
         return not_yours();
     };
-    let csrf = signed.csrf(&state);
     Page::ok(&CorrectPage {
-        frame: frame(&state, Some(csrf.clone())),
-        csrf,
+        frame: frame(&state, &signed),
         label: words(&w.field),
         collection: w.collection,
         record: record.to_string(),
@@ -313,25 +311,21 @@ pub(super) async fn correct(
         field: form.field.clone(),
         value: PersonalValue::new(value),
     };
-    match state.vault.rectify(&signed.session.principal, c).await {
+    match state.vault.rectify(&signed.session.principal(), c).await {
         Ok(_) => Page::SeeOther("/portal?done=corrected".into()),
-        Err(VaultError::Invalid { message, .. }) => {
-            let csrf = signed.csrf(&state);
-            Page::render(
-                StatusCode::BAD_REQUEST,
-                &CorrectPage {
-                    frame: frame(&state, Some(csrf.clone())),
-                    csrf,
-                    label: words(&form.field),
-                    collection: form.collection,
-                    record: record.to_string(),
-                    field: form.field,
-                    value: String::new(),
-                    input_type: ty,
-                    error: Some(format!("Nothing was changed: {message}.")),
-                },
-            )
-        }
+        Err(VaultError::Invalid { message, .. }) => Page::render(
+            StatusCode::BAD_REQUEST,
+            &CorrectPage {
+                frame: frame(&state, &signed),
+                label: words(&form.field),
+                collection: form.collection.clone(),
+                record: record.to_string(),
+                field: form.field.clone(),
+                value: String::new(),
+                input_type: ty,
+                error: Some(format!("Nothing was changed: {message}.")),
+            },
+        ),
         Err(e) => e.into(),
     }
 }

@@ -62,7 +62,7 @@ pub(super) async fn page(
     Query(q): Query<Done>,
 ) -> Page {
     let s = &signed.session;
-    let ledger = match state.vault.consents(&s.principal, s.subject).await {
+    let ledger = match state.vault.consents(&s.principal(), s.subject).await {
         Ok(l) => l,
         Err(e) => return e.into(),
     };
@@ -102,10 +102,8 @@ pub(super) async fn page(
             receipt_url: format!("/portal/receipts/{}", e.id),
         })
         .collect();
-    let csrf = signed.csrf(&state);
     Page::ok(&ChoicesPage {
-        frame: frame(&state, Some(csrf.clone())),
-        csrf,
+        frame: frame(&state, &signed),
         done: done_message(q.done.as_deref()),
         restricted: ledger.restricted,
         consents,
@@ -160,20 +158,20 @@ pub(super) async fn choose(
                 expires_at: None,
                 reason: None,
             };
-            v.record_choice(&s.principal, s.subject, new)
+            v.record_choice(&s.principal(), s.subject, new)
                 .await
                 .map(drop)
         }
         "object" => v
-            .exercise_choice(&s.principal, RequestKind::Objection, vec![form.purpose])
+            .exercise_choice(&s.principal(), RequestKind::Objection, vec![form.purpose])
             .await
             .map(drop),
         "restrict" => v
-            .exercise_choice(&s.principal, RequestKind::Restriction, Vec::new())
+            .exercise_choice(&s.principal(), RequestKind::Restriction, Vec::new())
             .await
             .map(drop),
         "opt_out" => v
-            .exercise_choice(&s.principal, RequestKind::OptOutSaleSharing, Vec::new())
+            .exercise_choice(&s.principal(), RequestKind::OptOutSaleSharing, Vec::new())
             .await
             .map(drop),
         _ => Err(VaultError::BadRequest {
@@ -199,7 +197,7 @@ pub(super) async fn receipt(
     };
     match state
         .vault
-        .consent_receipt(&signed.session.principal, id)
+        .consent_receipt(&signed.session.principal(), id)
         .await
     {
         Ok((receipt, jws)) => {

@@ -77,13 +77,19 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The frame of every page: the business's name and contact from the inventory, and the
-/// sign-out form's token when signed in.
-fn frame(state: &AppState, csrf: Option<String>) -> pages::Frame {
+/// The frame of a signed-in page: the business's name and contact from the inventory, and
+/// the session's CSRF token.
+fn frame(state: &AppState, signed: &web::Signed) -> pages::Frame {
+    frame_with(state, signed.csrf(state), true)
+}
+
+/// The frame of a page before sign-in, whose forms carry the sign-in cookie's token.
+fn frame_with(state: &AppState, csrf: String, signed_in: bool) -> pages::Frame {
     let org = &state.vault.inventory().organization;
     pages::Frame {
         org: org.name.clone(),
         contact: org.contact.clone(),
         csrf,
+        signed_in,
     }
 }

@@ -4,12 +4,14 @@
 
 use askama::Template;
 
-/// What every page's frame shows: the business's name from the inventory, and, when signed
-/// in, the CSRF token of the sign-out form.
+/// What every page's frame shows: the business's name and contact from the inventory, the
+/// CSRF token of the page's forms (of the session, or of the sign-in under way), and whether
+/// the visitor is signed in (then the navigation and the sign-out form show).
 pub(super) struct Frame {
     pub(super) org: String,
     pub(super) contact: String,
-    pub(super) csrf: Option<String>,
+    pub(super) csrf: String,
+    pub(super) signed_in: bool,
 }
 
 #[derive(Template)]
@@ -23,7 +25,6 @@ pub(super) struct Message {
 #[template(path = "portal/signin.html")]
 pub(super) struct SigninPage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) error: Option<String>,
 }
 
@@ -31,7 +32,6 @@ pub(super) struct SigninPage {
 #[template(path = "portal/code.html")]
 pub(super) struct CodePage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) minutes: i64,
     pub(super) error: Option<String>,
 }
@@ -74,7 +74,6 @@ pub(super) struct ReadView {
 #[template(path = "portal/home.html")]
 pub(super) struct Home {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) done: Option<String>,
     pub(super) collections: Vec<CollectionView>,
     pub(super) reads: Vec<ReadView>,
@@ -84,7 +83,6 @@ pub(super) struct Home {
 #[template(path = "portal/correct.html")]
 pub(super) struct CorrectPage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) collection: String,
     pub(super) record: String,
     pub(super) field: String,
@@ -117,7 +115,6 @@ pub(super) struct EventLine {
 #[template(path = "portal/choices.html")]
 pub(super) struct ChoicesPage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) done: Option<String>,
     pub(super) restricted: bool,
     pub(super) consents: Vec<ConsentLine>,
@@ -130,7 +127,6 @@ pub(super) struct ChoicesPage {
 #[template(path = "portal/erasure.html")]
 pub(super) struct ErasurePage {
     pub(super) frame: Frame,
-    pub(super) csrf: String,
     pub(super) error: Option<String>,
 }
 

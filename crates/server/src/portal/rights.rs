@@ -42,7 +42,7 @@ pub(super) async fn download(
     let s = &signed.session;
     match state
         .vault
-        .download_own(&s.principal, ExportFormat::Zip)
+        .download_own(&s.principal(), ExportFormat::Zip)
         .await
     {
         Ok(bytes) => (
@@ -66,12 +66,10 @@ fn erasure_form(
     status: StatusCode,
     error: Option<String>,
 ) -> Page {
-    let csrf = signed.csrf(state);
     Page::render(
         status,
         &ErasurePage {
-            frame: frame(state, Some(csrf.clone())),
-            csrf,
+            frame: frame(state, signed),
             error,
         },
     )
@@ -99,7 +97,7 @@ pub(super) async fn ask_erasure(
             Some("Tick the box to confirm that your data should be erased.".into()),
         );
     }
-    match state.vault.ask_erasure(&signed.session.principal).await {
+    match state.vault.ask_erasure(&signed.session.principal()).await {
         Ok(_) => Page::SeeOther("/portal/requests?done=erasure".into()),
         Err(e) => e.into(),
     }
@@ -116,7 +114,7 @@ pub(super) async fn requests(
         subject: Some(s.subject),
         ..RequestFilter::default()
     };
-    let list = match state.vault.requests(&s.principal, filter).await {
+    let list = match state.vault.requests(&s.principal(), filter).await {
         Ok(l) => l,
         Err(e) => return e.into(),
     };
@@ -139,7 +137,7 @@ pub(super) async fn requests(
         })
         .collect();
     Page::ok(&RequestsPage {
-        frame: frame(&state, Some(signed.csrf(&state))),
+        frame: frame(&state, &signed),
         done: done_message(q.done.as_deref()),
         requests: rows,
     })
@@ -150,7 +148,7 @@ pub(super) async fn certificate(State(state): State<AppState>, signed: Signed) -
     let s = &signed.session;
     match state
         .vault
-        .erasure_certificate(&s.principal, s.subject)
+        .erasure_certificate(&s.principal(), s.subject)
         .await
     {
         Ok(cert) => (

@@ -8,9 +8,10 @@ use custos_core::personal::PersonalValue;
 use custos_core::signin::{CODE_VALID_MS, LOCKOUT_MS, MAX_WRONG_CODES};
 use custos_vault::VaultError;
 use serde::Deserialize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::client::ClientAddr;
-use super::frame;
+use super::frame_with;
 use super::pages::{CodePage, SigninPage};
 use super::web::{Page, SESSION_COOKIE, SIGNIN_COOKIE, Signed, cookie, read_cookie};
 use crate::state::AppState;
@@ -18,7 +19,8 @@ use crate::state::AppState;
 /// How long the sign-in cookie lives: as long as a code.
 const SIGNIN_COOKIE_AGE_S: i64 = CODE_VALID_MS / 1000;
 
-#[derive(Deserialize)]
+/// The address form; what the visitor typed is wiped when the form is dropped.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(super) struct AddressForm {
     #[serde(default)]
     email: String,
@@ -26,7 +28,8 @@ pub(super) struct AddressForm {
     csrf: String,
 }
 
-#[derive(Deserialize)]
+/// The code form; the code typed is wiped when the form is dropped.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(super) struct CodeForm {
     #[serde(default)]
     code: String,
@@ -55,8 +58,7 @@ fn signin_form(state: &AppState, status: StatusCode, error: Option<String>) -> R
     };
     let token = flow.token.expose_secret();
     let page = SigninPage {
-        frame: frame(state, None),
-        csrf: state.vault.csrf_token(token),
+        frame: frame_with(state, state.vault.csrf_token(token), false),
         error,
     };
     with_cookies(
@@ -76,7 +78,7 @@ pub(super) async fn ask_code(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
-    Form(form): Form<AddressForm>,
+    Form(mut form): Form<AddressForm>,
 ) -> Response {
     let Some(flow) = read_cookie(&headers, SIGNIN_COOKIE) else {
         return Page::csrf_refused().into_response();
@@ -84,7 +86,7 @@ pub(super) async fn ask_code(
     if !state.vault.csrf_ok(&flow, &form.csrf) {
         return Page::csrf_refused().into_response();
     }
-    let address = PersonalValue::text(form.email);
+    let address = PersonalValue::text(std::mem::take(&mut form.email));
     match state.vault.request_signin_code(&address, client).await {
         Ok(next) => {
             let token = next.token.expose_secret();
@@ -110,8 +112,7 @@ fn code_form(state: &AppState, flow: &str, status: StatusCode, error: Option<Str
     Page::render(
         status,
         &CodePage {
-            frame: frame(state, None),
-            csrf: state.vault.csrf_token(flow),
+            frame: frame_with(state, state.vault.csrf_token(flow), false),
             minutes: CODE_VALID_MS / 60_000,
             error,
         },

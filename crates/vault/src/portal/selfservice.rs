@@ -34,12 +34,9 @@ pub struct Correction {
 
 /// The subject a customer is signed in as; anyone else does not use the portal.
 fn own_subject(p: &Principal) -> Result<SubjectId, VaultError> {
-    match p {
-        Principal::Customer { subject } => Ok(*subject),
-        _ => Err(VaultError::Forbidden(
-            "only a customer signed in to the portal acts here".into(),
-        )),
-    }
+    p.own_subject().ok_or_else(|| {
+        VaultError::Forbidden("only a customer signed in to the portal acts here".into())
+    })
 }
 
 impl Vault {

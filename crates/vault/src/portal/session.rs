@@ -17,12 +17,19 @@ use crate::{Principal, Vault, VaultError};
 const TOUCH_EVERY_MS: i64 = 10_000;
 
 /// A live session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct PortalSession {
     /// Whose it is.
     pub subject: SubjectId,
-    /// Who is calling, for the vault's use cases.
-    pub principal: Principal,
+}
+
+impl PortalSession {
+    /// Who is calling, for the vault's use cases: the customer bound to the session.
+    pub fn principal(&self) -> Principal {
+        Principal::Customer {
+            subject: self.subject,
+        }
+    }
 }
 
 impl Vault {
@@ -50,9 +57,6 @@ impl Vault {
         }
         Ok(PortalSession {
             subject: row.subject_id,
-            principal: Principal::Customer {
-                subject: row.subject_id,
-            },
         })
     }
 

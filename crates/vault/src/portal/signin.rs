@@ -62,6 +62,11 @@ fn audit(
     }
 }
 
+/// An address's keyed digest as audit entries name it: its first 16 bytes, hex.
+fn short(address_digest: &[u8]) -> String {
+    hex::encode(&address_digest[..16.min(address_digest.len())])
+}
+
 impl Vault {
     /// A token for a new sign-in form, before any address is given: its CSRF token is
     /// [`Vault::csrf_token`] of it.
@@ -137,7 +142,7 @@ impl Vault {
             (None, _) => Err(SigninRefusal::NotOnFile),
             (Some(_), Err(why)) => Err(why),
         };
-        let short = hex::encode(&address_digest[..16]);
+        let short = short(&address_digest);
         let detail = match sending {
             Ok(_) => format!("address {short}: code sent"),
             Err(why) => format!("address {short}: no code sent ({})", why.as_str()),
@@ -248,9 +253,8 @@ impl Vault {
         let facts = Challenge {
             created_ms: ch.created_ms,
             used_ms: ch.used_ms,
-            on_file: ch.subject_id.is_some(),
         };
-        let short = hex::encode(&ch.address_digest[..16.min(ch.address_digest.len())]);
+        let short = short(&ch.address_digest);
         let refuse = |why: SigninRefusal| {
             audit(
                 Action::SigninFailed,

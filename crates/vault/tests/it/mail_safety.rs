@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use custos_core::crypto::RootKey;
@@ -12,11 +11,10 @@ use custos_core::ids::MailId;
 use custos_core::inventory::{CredentialVars, MailConfig, MailTransport, SmtpConfig, SmtpSecurity};
 use custos_core::mail::Mail;
 use custos_core::personal::PersonalValue;
-use custos_store::Location;
 use custos_vault::testing::{SmtpSink, free_port};
 use custos_vault::{Clock, Transport, Vault, VaultError};
 
-use crate::support::{HOUR, TestClock, env_on, mail, smtp, sqlite_env, subject};
+use crate::support::{HOUR, mail, smtp, sqlite_env, subject, two_on_postgres};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_file_transport_writes_a_parseable_eml_with_mode_0600() {
@@ -161,26 +159,10 @@ async fn enqueue_many(vault: &Vault, tag: &str, n: usize, expires: i64) -> Vec<M
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_vaults_on_one_postgres_deliver_fifty_messages_exactly_once() {
-    let Some(schema) = custos_store::testing::Schema::create().await else {
+    let Some((schema, a, b)) = two_on_postgres().await else {
         return;
     };
-    let location = Location::Postgres(schema.url.clone());
-    custos_store::migrate(&location).await.unwrap();
-    let root = RootKey::generate(1).unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_767_225_600_000)));
-    let a = env_on(
-        custos_store::open(&location).await.unwrap(),
-        &root,
-        clock.clone(),
-    )
-    .await;
-    let b = env_on(
-        custos_store::open(&location).await.unwrap(),
-        &root,
-        clock.clone(),
-    )
-    .await;
-    let expires = clock.now_ms() + HOUR;
+    let expires = a.clock.now_ms() + HOUR;
     // Both create the outbox key at once: one stores it, the other uses theirs.
     let (ia, ib) = tokio::join!(
         enqueue_many(&a.vault, "a", 25, expires),

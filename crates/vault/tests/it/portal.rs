@@ -3,39 +3,19 @@
 //! session begun on one is accepted by the other, and ended on one is refused by both.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 
-use custos_core::crypto::RootKey;
 use custos_core::personal::{PersonalValue, fields_of};
-use custos_store::Location;
 use custos_vault::testing::SmtpSink;
 use custos_vault::{Principal, VaultError};
 use serde_json::json;
 
-use crate::support::{TestClock, env_on, smtp};
+use crate::support::{smtp, two_on_postgres};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_is_one_on_every_server_and_a_code_signs_in_once() {
-    let Some(schema) = custos_store::testing::Schema::create().await else {
+    let Some((_schema, a, b)) = two_on_postgres().await else {
         return;
     };
-    let location = Location::Postgres(schema.url.clone());
-    custos_store::migrate(&location).await.unwrap();
-    let root = RootKey::generate(1).unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_767_225_600_000)));
-    let a = env_on(
-        custos_store::open(&location).await.unwrap(),
-        &root,
-        clock.clone(),
-    )
-    .await;
-    let b = env_on(
-        custos_store::open(&location).await.unwrap(),
-        &root,
-        clock.clone(),
-    )
-    .await;
     let email = "grace@example.com";
     let fields = fields_of(
         json!({"name": "Grace Hopper", "email": email})

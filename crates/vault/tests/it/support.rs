@@ -114,3 +114,22 @@ pub(crate) async fn subject(vault: &Vault) -> SubjectId {
 }
 
 pub(crate) const HOUR: i64 = 3_600_000;
+
+/// Two vaults on one PostgreSQL schema with one root key and one clock, as two `custos
+/// serve` on one database; `None` (the test is skipped, loudly) only when
+/// `CUSTOS_TEST_POSTGRES_URL` is unset. Keep the schema: dropping it drops the database's.
+pub(crate) async fn two_on_postgres() -> Option<(custos_store::testing::Schema, Env, Env)> {
+    let schema = custos_store::testing::Schema::create().await?;
+    let location = Location::Postgres(schema.url.clone());
+    custos_store::migrate(&location).await.unwrap();
+    let root = RootKey::generate(1).unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(1_767_225_600_000)));
+    let a = env_on(
+        custos_store::open(&location).await.unwrap(),
+        &root,
+        clock.clone(),
+    )
+    .await;
+    let b = env_on(custos_store::open(&location).await.unwrap(), &root, clock).await;
+    Some((schema, a, b))
+}
