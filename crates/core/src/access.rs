@@ -144,6 +144,21 @@ mod tests {
         marketer        marketing  email vip
         marketer        analytics  -
         marketer        advertising -
+        privacy_officer billing    -
+        privacy_officer support    -
+        privacy_officer marketing  -
+        privacy_officer analytics  -
+        privacy_officer advertising -
+        support         billing    -
+        support         support    name email phone notes vip
+        support         marketing  -
+        support         analytics  -
+        support         advertising -
+        auditor         billing    -
+        auditor         support    -
+        auditor         marketing  -
+        auditor         analytics  -
+        auditor         advertising -
     ";
 
     /// A subject who consented to every purpose that asks for it, and objects to nothing.

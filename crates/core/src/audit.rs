@@ -108,6 +108,37 @@ pub enum Action {
     /// A customer signed out of the portal.
     #[serde(rename = "signout")]
     Signout,
+    /// An operator was added: `detail` names their role; the setup link is never logged.
+    #[serde(rename = "operator.add")]
+    OperatorAdd,
+    /// An operator chose their password with the setup link.
+    #[serde(rename = "operator.password")]
+    OperatorPassword,
+    /// An operator enrolled their second factor and was given recovery codes.
+    #[serde(rename = "operator.enrol")]
+    OperatorEnrol,
+    /// An operator signed in to the console: `detail` says with which second factor.
+    #[serde(rename = "operator.login")]
+    OperatorLogin,
+    /// A login to the console failed: `detail` says why (`wrong_password`, `wrong_code`,
+    /// `locked`, `unknown_address` with the address's keyed digest, ...).
+    #[serde(rename = "operator.login_failed")]
+    OperatorLoginFailed,
+    /// An operator's account was locked after failed logins: `detail` says until when.
+    #[serde(rename = "operator.lockout")]
+    OperatorLockout,
+    /// An operator used one of their recovery codes: `detail` says how many are left.
+    #[serde(rename = "operator.recovery_code")]
+    OperatorRecoveryCode,
+    /// An operator signed out of the console.
+    #[serde(rename = "operator.signout")]
+    OperatorSignout,
+    /// An operator was disabled: every session of theirs ended.
+    #[serde(rename = "operator.disable")]
+    OperatorDisable,
+    /// An operator's password and second factor were reset, with a new setup link.
+    #[serde(rename = "operator.reset_mfa")]
+    OperatorResetMfa,
 }
 
 /// How it ended.

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod mail;
 pub mod merkle;
 pub mod notice;
+pub mod operator;
 pub mod personal;
 pub mod principal;
 pub mod receipt;

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::ids::SubjectId;
-use crate::inventory::{ADMIN_ROLE, Inventory, Purpose, Role};
+use crate::inventory::{ADMIN_ROLE, Inventory, Permission, Purpose, Role};
 
 /// A background job of the vault, acting as the vault itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,10 @@ pub enum Act<'a> {
     ManageHolds,
     /// Create, list or revoke API keys.
     ManageApiKeys,
+    /// Add, list or disable operators, or reset their second factor.
+    ManageOperators,
+    /// See counts across subjects: consent per purpose, requests per week.
+    ReadReports,
     /// Erase a subject (crypto-shredding).
     EraseSubject {
         /// Whom.
@@ -156,7 +160,7 @@ pub enum Act<'a> {
 }
 
 impl Act<'_> {
-    /// The act in words, for refusals: "only admin may {this}".
+    /// The act in words, for refusals: "role R may not {this}".
     fn describe(&self) -> &'static str {
         match self {
             Act::WriteRecords => "write records",
@@ -169,6 +173,8 @@ impl Act<'_> {
             Act::RunRetention => "run retention",
             Act::ManageHolds => "place or release legal holds",
             Act::ManageApiKeys => "manage API keys",
+            Act::ManageOperators => "manage operators",
+            Act::ReadReports => "read reports",
             Act::EraseSubject { .. } => "erase subjects",
             Act::ReadErasures { .. } => "read erasures",
             Act::FileRequest { .. } => "file data-subject requests",
@@ -231,10 +237,13 @@ fn holder<'a>(role: &str, inventory: &'a Inventory) -> Result<Holder<'a>, Refusa
 /// - The administrator role, and the person at the vault's own command line, may do anything.
 /// - A role of the inventory reads for its own purposes; with `may_write` it also writes
 ///   records, records and reads consent choices, mints site tokens, and files and reads
-///   data-subject requests (the application files them on a customer's behalf). Handling
-///   requests (verifying, approving, extending, rejecting, completing them), reading the audit
-///   trail, retention, legal holds, API keys, erasure and subject exports are the
-///   administrator's.
+///   data-subject requests (the application files them on a customer's behalf).
+/// - The duties of privacy staff are the permissions a role is given (`may`, see
+///   [`Permission`]): `read_requests` sees the queue; `handle_requests` moves requests on and
+///   carries them out (it erases, records choices, exports a subject's data, as the approved
+///   request asks); `read_audit`, `read_reports`, `run_retention`, `manage_holds`,
+///   `manage_api_keys` and `manage_operators` do what they say. Without one, the act is
+///   refused, naming the permission it needs.
 /// - A signed-in customer corrects their own records, records and reads their own consent
 ///   choices, files and reads their own data-subject requests, reads their own erasure
 ///   certificate and exports their own data, and nothing else.
@@ -286,6 +295,13 @@ pub fn authorize(
 }
 
 fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
+    let needs_write = || {
+        if r.may_write {
+            Ok(())
+        } else {
+            Err(Refusal(format!("role {:?} may not write records", r.id)))
+        }
+    };
     match act {
         Act::Read { purpose, .. } => {
             if r.purposes.contains(&purpose.id) {
@@ -297,37 +313,65 @@ fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
                 )))
             }
         }
-        Act::WriteRecords
-        | Act::Rectify { .. }
-        | Act::RecordChoice { .. }
-        | Act::ReadLedger { .. }
-        | Act::MintSiteToken => {
-            if r.may_write {
-                Ok(())
-            } else {
-                Err(Refusal(format!("role {:?} may not write records", r.id)))
-            }
+        Act::WriteRecords | Act::Rectify { .. } | Act::MintSiteToken => needs_write(),
+        // Carrying out a restriction, objection or opt-out records it in the ledger.
+        Act::RecordChoice { .. } | Act::ReadLedger { .. } => {
+            needs_write().or_else(|e| granted(r, act, &[Permission::HandleRequests]).map_err(|_| e))
         }
-        Act::FileRequest { .. } | Act::ReadRequests { .. } => {
-            if r.may_write {
-                Ok(())
-            } else {
-                Err(Refusal(format!(
-                    "role {:?} may not {}: it needs may_write",
-                    r.id,
-                    act.describe()
-                )))
-            }
+        // The application files requests on a customer's behalf and follows them.
+        Act::FileRequest { .. } => granted_or_write(r, act, &[]),
+        Act::ReadRequests { .. } => granted_or_write(
+            r,
+            act,
+            &[Permission::ReadRequests, Permission::HandleRequests],
+        ),
+        Act::HandleRequests => granted(r, act, &[Permission::HandleRequests]),
+        // Approving an erasure request erases, and its certificate is the answer; an
+        // access request is answered with the export.
+        Act::EraseSubject { .. } | Act::ExportSubject { .. } => {
+            granted(r, act, &[Permission::HandleRequests])
         }
-        Act::ReadAudit
-        | Act::RunRetention
-        | Act::ManageHolds
-        | Act::ManageApiKeys
-        | Act::EraseSubject { .. }
-        | Act::ReadErasures { .. }
-        | Act::HandleRequests
-        | Act::ExportSubject { .. } => Err(Refusal(format!("only admin may {}", act.describe()))),
+        Act::ReadErasures { .. } => granted(
+            r,
+            act,
+            &[Permission::ReadRequests, Permission::HandleRequests],
+        ),
+        Act::ReadAudit => granted(r, act, &[Permission::ReadAudit]),
+        Act::ReadReports => granted(r, act, &[Permission::ReadReports]),
+        Act::RunRetention => granted(r, act, &[Permission::RunRetention]),
+        Act::ManageHolds => granted(r, act, &[Permission::ManageHolds]),
+        Act::ManageApiKeys => granted(r, act, &[Permission::ManageApiKeys]),
+        Act::ManageOperators => granted(r, act, &[Permission::ManageOperators]),
     }
+}
+
+/// Allowed when the role holds any of `any`; otherwise a refusal naming what it needs.
+fn granted(r: &Role, act: &Act<'_>, any: &[Permission]) -> Result<(), Refusal> {
+    if any.iter().any(|p| r.may.contains(p)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = any.iter().map(|p| p.as_str()).collect();
+    Err(Refusal(format!(
+        "role {:?} may not {}: it needs {}",
+        r.id,
+        act.describe(),
+        names.join(" or ")
+    )))
+}
+
+/// As [`granted`], with `may_write` as one more way in.
+fn granted_or_write(r: &Role, act: &Act<'_>, any: &[Permission]) -> Result<(), Refusal> {
+    if r.may_write || any.iter().any(|p| r.may.contains(p)) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = any.iter().map(|p| p.as_str()).collect();
+    names.push("may_write");
+    Err(Refusal(format!(
+        "role {:?} may not {}: it needs {}",
+        r.id,
+        act.describe(),
+        names.join(" or ")
+    )))
 }
 
 impl fmt::Display for Principal {
@@ -362,6 +406,8 @@ mod tests {
             ("retention", Act::RunRetention),
             ("holds", Act::ManageHolds),
             ("apikeys", Act::ManageApiKeys),
+            ("operators", Act::ManageOperators),
+            ("reports", Act::ReadReports),
             ("erase", Act::EraseSubject { subject }),
             (
                 "certificate",
@@ -420,6 +466,8 @@ mod tests {
             "retention",
             "holds",
             "apikeys",
+            "operators",
+            "reports",
             "erase",
             "certificate",
             "erasures",
@@ -456,6 +504,80 @@ mod tests {
     }
 
     #[test]
+    fn operator_roles_do_the_duties_they_are_given() {
+        let op = |role: &str| Principal::Operator {
+            id: "op".into(),
+            role: role.into(),
+        };
+        check(
+            op("privacy_officer"),
+            &[
+                "choice",
+                "ledger",
+                "audit",
+                "retention",
+                "holds",
+                "operators",
+                "reports",
+                "erase",
+                "certificate",
+                "erasures",
+                "read_requests",
+                "all_requests",
+                "handle_requests",
+                "export",
+            ],
+        );
+        check(
+            op("support"),
+            &[
+                "certificate",
+                "erasures",
+                "read_requests",
+                "all_requests",
+                "read:support",
+            ],
+        );
+        check(
+            op("auditor"),
+            &[
+                "audit",
+                "reports",
+                "certificate",
+                "erasures",
+                "read_requests",
+                "all_requests",
+            ],
+        );
+        let inv = inv();
+        let e = authorize(&op("support"), &Act::HandleRequests, &inv).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "role \"support\" may not handle data-subject requests: it needs handle_requests"
+        );
+        let e = authorize(&op("auditor"), &Act::ManageOperators, &inv).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "role \"auditor\" may not manage operators: it needs manage_operators"
+        );
+    }
+
+    #[test]
+    fn an_unknown_permission_is_named_with_the_known_ones() {
+        let e = Inventory::from_toml(&EXAMPLE.replacen(
+            "may = [\"read_requests\"]",
+            "may = [\"read_requests\", \"approve_everything\"]",
+            1,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("roles[4] (support).may: unknown permission \"approve_everything\": one of read_requests, handle_requests"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_role_that_may_write_files_and_reads_requests_but_does_not_handle_them() {
         let inv = Inventory::from_toml(&EXAMPLE.replacen(
             "id = \"support_agent\"\npurposes = [\"support\"]",
@@ -480,7 +602,10 @@ mod tests {
             ]
         );
         let e = authorize(&agent, &Act::HandleRequests, &inv).unwrap_err();
-        assert_eq!(e.message(), "only admin may handle data-subject requests");
+        assert_eq!(
+            e.message(),
+            "role \"support_agent\" may not handle data-subject requests: it needs handle_requests"
+        );
         let without = Principal::api_key("m", "marketer");
         let e = authorize(&without, &Act::FileRequest { subject: s }, &inv).unwrap_err();
         assert_eq!(
@@ -541,7 +666,7 @@ mod tests {
         let writer = Principal::api_key("helpdesk", "support_agent");
         assert_eq!(
             authorize(&writer, &export, &inv).unwrap_err().message(),
-            "only admin may export a subject's data"
+            "role \"support_agent\" may not export a subject's data: it needs handle_requests"
         );
         assert!(authorize(&Principal::api_key("root", "admin"), &export, &inv).is_ok());
         assert!(authorize(&Principal::Cli, &export, &inv).is_ok());
@@ -566,13 +691,19 @@ mod tests {
                 Act::WriteRecords,
                 "role \"support_agent\" may not write records",
             ),
-            (Act::ReadAudit, "only admin may read audit entries"),
-            (Act::RunRetention, "only admin may run retention"),
+            (
+                Act::ReadAudit,
+                "role \"support_agent\" may not read audit entries: it needs read_audit",
+            ),
+            (
+                Act::RunRetention,
+                "role \"support_agent\" may not run retention: it needs run_retention",
+            ),
             (
                 Act::ExportSubject {
                     subject: SubjectId::random(),
                 },
-                "only admin may export a subject's data",
+                "role \"support_agent\" may not export a subject's data: it needs handle_requests",
             ),
         ] {
             assert_eq!(authorize(&agent, &act, &inv).unwrap_err().message(), says);

@@ -9,7 +9,7 @@
 //! per section (`purposes` holds processors, purposes, sites and roles; `collections` the
 //! collections and their fields; `rights` the `[rights]` section).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -237,7 +237,7 @@ pub struct Processor {
     pub country: String,
 }
 
-/// What an API key's holder may do.
+/// What the holder of a role may do: an API key's, or an operator's in the console.
 #[derive(Debug, Clone, Serialize)]
 pub struct Role {
     /// The role's identifier.
@@ -246,6 +246,65 @@ pub struct Role {
     pub purposes: Vec<String>,
     /// Whether the role may create, change and delete records.
     pub may_write: bool,
+    /// The duties of privacy staff the role may carry out, beyond reading and writing.
+    pub may: BTreeSet<Permission>,
+}
+
+/// A duty of privacy staff that a role may be given (`may = [...]` in `[[roles]]`); what
+/// each lets its holder do is [`crate::principal::authorize`]'s to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See the request queue and any request.
+    ReadRequests,
+    /// Move requests on (verify, approve, extend, reject, complete) and carry them out:
+    /// erasing the subject, recording their choices, exporting their data.
+    HandleRequests,
+    /// Read the audit trail and verify the log.
+    ReadAudit,
+    /// See counts across subjects: consent per purpose, requests per week.
+    ReadReports,
+    /// Report on and run retention.
+    RunRetention,
+    /// Place and release legal holds.
+    ManageHolds,
+    /// Create, list and revoke API keys.
+    ManageApiKeys,
+    /// Add, list, disable operators and reset their second factor.
+    ManageOperators,
+}
+
+impl Permission {
+    /// Every permission, in the order the docs list them.
+    pub const ALL: [Permission; 8] = [
+        Permission::ReadRequests,
+        Permission::HandleRequests,
+        Permission::ReadAudit,
+        Permission::ReadReports,
+        Permission::RunRetention,
+        Permission::ManageHolds,
+        Permission::ManageApiKeys,
+        Permission::ManageOperators,
+    ];
+
+    /// Its name in `custos.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ReadRequests => "read_requests",
+            Permission::HandleRequests => "handle_requests",
+            Permission::ReadAudit => "read_audit",
+            Permission::ReadReports => "read_reports",
+            Permission::RunRetention => "run_retention",
+            Permission::ManageHolds => "manage_holds",
+            Permission::ManageApiKeys => "manage_api_keys",
+            Permission::ManageOperators => "manage_operators",
+        }
+    }
+
+    /// The permission named `name` in `custos.toml`.
+    pub fn parse(name: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == name)
+    }
 }
 
 /// What happens to a record whose retention has run out.

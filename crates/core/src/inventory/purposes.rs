@@ -8,7 +8,8 @@ use toml::Spanned;
 use super::checker::{Checker, IDENTIFIER_RULE};
 use super::raw::{RawProcessor, RawPurpose, RawRole, RawSite};
 use super::{
-    ADMIN_ROLE, LegalBasis, Period, Processor, Purpose, Role, Site, is_identifier, is_origin,
+    ADMIN_ROLE, LegalBasis, Period, Permission, Processor, Purpose, Role, Site, is_identifier,
+    is_origin,
 };
 use crate::countries;
 
@@ -233,11 +234,27 @@ pub(super) fn roles(
         if !ids.insert(r.id.clone()) {
             c.report(line, &path, "a role with this id is declared twice");
         }
-        if r.purposes.is_empty() && !r.may_write {
+        let mut may = BTreeSet::new();
+        for name in &r.may {
+            match Permission::parse(name) {
+                Some(p) => {
+                    may.insert(p);
+                }
+                None => c.report(
+                    line,
+                    format!("{path}.may"),
+                    format!(
+                        "unknown permission {name:?}: one of {}",
+                        Permission::ALL.map(Permission::as_str).join(", ")
+                    ),
+                ),
+            }
+        }
+        if r.purposes.is_empty() && !r.may_write && r.may.is_empty() {
             c.report(
                 line,
                 format!("{path}.purposes"),
-                "the role has no purpose and may not write, so it could do nothing",
+                "the role has no purpose, no permission and may not write, so it could do nothing",
             );
         }
         for p in r.purposes.iter().filter(|p| !purpose_ids.contains(*p)) {
@@ -251,6 +268,7 @@ pub(super) fn roles(
             id: r.id,
             purposes: r.purposes,
             may_write: r.may_write,
+            may,
         });
     }
     roles

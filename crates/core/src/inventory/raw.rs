@@ -73,6 +73,8 @@ pub(super) struct RawRole {
     pub(super) purposes: Vec<String>,
     #[serde(default)]
     pub(super) may_write: bool,
+    #[serde(default)]
+    pub(super) may: Vec<String>,
 }
 
 #[derive(Deserialize)]

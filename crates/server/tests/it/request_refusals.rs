@@ -95,7 +95,7 @@ async fn no_key_a_role_that_may_not_write_and_a_role_that_may_not_handle_are_ref
             r.body["error"]["message"]
                 .as_str()
                 .unwrap()
-                .contains("only admin may handle data-subject requests")
+                .contains("may not handle data-subject requests: it needs handle_requests")
         );
     }
     assert_eq!(state(&t).await, before, "nothing changed");
