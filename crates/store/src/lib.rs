@@ -18,6 +18,7 @@ mod holds;
 mod keys;
 mod ledger;
 mod location;
+mod operators;
 mod outbox;
 mod postgres;
 mod records;
@@ -37,6 +38,7 @@ pub use holds::{HoldRow, HoldStore};
 pub use keys::{ApiKeyRow, KeyStore};
 pub use ledger::{ConsentRow, LedgerStore};
 pub use location::Location;
+pub use operators::{AccountChange, OperatorRow, OperatorSessionRow, OperatorStore};
 pub use outbox::{OutboxCounts, OutboxRow, OutboxStore};
 pub use postgres::PostgresStore;
 pub use records::{
@@ -63,8 +65,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, OutboxStore, RecordStore,
-        RequestStore, SigninStore, Store, SubjectStore,
+        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore, OutboxStore,
+        RecordStore, RequestStore, SigninStore, Store, SubjectStore,
     };
 }
 

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::holds::HoldStore;
 use crate::keys::KeyStore;
 use crate::ledger::LedgerStore;
+use crate::operators::OperatorStore;
 use crate::outbox::OutboxStore;
 use crate::records::RecordStore;
 use crate::requests::RequestStore;
@@ -27,6 +28,7 @@ pub trait Store:
     + KeyStore
     + SubjectStore
     + SigninStore
+    + OperatorStore
     + CopyStore
     + Send
     + Sync

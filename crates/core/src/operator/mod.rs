@@ -60,6 +60,17 @@ impl OperatorId {
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
+
+    /// As a UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for OperatorId {
+    fn from(u: Uuid) -> Self {
+        OperatorId(u)
+    }
 }
 
 impl Default for OperatorId {

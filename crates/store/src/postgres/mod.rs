@@ -31,6 +31,7 @@ mod copy;
 mod holds;
 mod keys;
 mod ledger;
+mod operators;
 mod outbox;
 mod records;
 mod requests;

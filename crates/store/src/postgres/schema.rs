@@ -166,6 +166,39 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_last_seen ON sessions (last_seen_ms);
 "#,
+    r#"
+CREATE TABLE operators (
+    id UUID PRIMARY KEY,
+    email_digest BYTEA NOT NULL UNIQUE,
+    email_sealed BYTEA NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    password_hash TEXT,
+    totp_sealed BYTEA,
+    totp_last_step BIGINT,
+    setup_digest BYTEA UNIQUE,
+    setup_expires_ms BIGINT,
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until_ms BIGINT,
+    created_ms BIGINT NOT NULL,
+    changed_ms BIGINT NOT NULL
+);
+CREATE TABLE operator_recovery_codes (
+    operator_id UUID NOT NULL REFERENCES operators (id),
+    digest BYTEA NOT NULL,
+    used_ms BIGINT,
+    PRIMARY KEY (operator_id, digest)
+);
+CREATE TABLE operator_sessions (
+    id BYTEA PRIMARY KEY,
+    operator_id UUID NOT NULL REFERENCES operators (id),
+    created_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    revoked_ms BIGINT
+);
+CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
+CREATE INDEX operator_sessions_last_seen ON operator_sessions (last_seen_ms);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

@@ -26,6 +26,7 @@ mod copy;
 mod holds;
 mod keys;
 mod ledger;
+mod operators;
 mod outbox;
 mod records;
 mod requests;

@@ -168,6 +168,39 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_last_seen ON sessions (last_seen_ms);
 "#,
+    r#"
+CREATE TABLE operators (
+    id TEXT PRIMARY KEY,
+    email_digest BLOB NOT NULL UNIQUE,
+    email_sealed BLOB NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    password_hash TEXT,
+    totp_sealed BLOB,
+    totp_last_step INTEGER,
+    setup_digest BLOB UNIQUE,
+    setup_expires_ms INTEGER,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until_ms INTEGER,
+    created_ms INTEGER NOT NULL,
+    changed_ms INTEGER NOT NULL
+);
+CREATE TABLE operator_recovery_codes (
+    operator_id TEXT NOT NULL REFERENCES operators (id),
+    digest BLOB NOT NULL,
+    used_ms INTEGER,
+    PRIMARY KEY (operator_id, digest)
+);
+CREATE TABLE operator_sessions (
+    id BLOB PRIMARY KEY,
+    operator_id TEXT NOT NULL REFERENCES operators (id),
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
+CREATE INDEX operator_sessions_last_seen ON operator_sessions (last_seen_ms);
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! One conformance suite for the `Store` trait, run against every backend: the same tests,
 //! not copies. A backend joins by one `conformance!` line.
 
+mod operators;
 mod outbox;
 mod requests;
 mod signin;
@@ -67,6 +68,21 @@ macro_rules! conformance {
                     return;
                 };
                 crate::signin::sessions_are_touched_ended_and_purged(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn operators_are_found_updated_and_unique() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::operators::operators_are_found_updated_and_unique(fresh.store.clone())
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn operator_logins_and_sessions() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::operators::logins_and_sessions(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn records_round_trip() {

@@ -1,0 +1,348 @@
+//! Operators and their console sessions on PostgreSQL: [`OperatorStore`] for
+//! [`PostgresStore`].
+
+use async_trait::async_trait;
+use custos_core::operator::{OperatorId, OperatorStatus};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use super::audit::queue;
+use super::convert::backend;
+use crate::audit::QueuedAudit;
+use crate::error::StoreError;
+use crate::operators::{AccountChange, OperatorRow, OperatorSessionRow, OperatorStore};
+
+const COLUMNS: &str = "o.id, o.email_digest, o.email_sealed, o.role, o.status, o.password_hash, \
+                       o.totp_sealed, o.totp_last_step, o.setup_digest, o.setup_expires_ms, \
+                       o.failed_logins, o.locked_until_ms, o.created_ms, o.changed_ms";
+
+/// The operator's columns from `at` on.
+fn to_row(r: &Row, at: usize) -> Result<OperatorRow, StoreError> {
+    let status: String = r.get(at + 4);
+    Ok(OperatorRow {
+        id: OperatorId::from(r.get::<_, Uuid>(at)),
+        email_digest: r.get(at + 1),
+        email_sealed: r.get(at + 2),
+        role: r.get(at + 3),
+        status: OperatorStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown operator status {status:?}")))?,
+        password_hash: r.get(at + 5),
+        totp_sealed: r.get(at + 6),
+        totp_last_step: r.get(at + 7),
+        setup_digest: r.get(at + 8),
+        setup_expires_ms: r.get(at + 9),
+        failed_logins: u32::try_from(r.get::<_, i64>(at + 10)).unwrap_or(u32::MAX),
+        locked_until_ms: r.get(at + 11),
+        created_ms: r.get(at + 12),
+        changed_ms: r.get(at + 13),
+    })
+}
+
+impl PostgresStore {
+    async fn operator_where(
+        &self,
+        column: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<OperatorRow>, StoreError> {
+        let rows = self
+            .query(
+                &format!("SELECT {COLUMNS} FROM operators o WHERE o.{column} = $1"),
+                &[key],
+            )
+            .await?;
+        rows.first().map(|r| to_row(r, 0)).transpose()
+    }
+}
+
+#[async_trait]
+impl OperatorStore for PostgresStore {
+    async fn insert_operator(&self, o: OperatorRow, audit: QueuedAudit) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
+             password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
+             failed_logins, locked_until_ms, created_ms, changed_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            &[
+                &o.id.as_uuid(),
+                &o.email_digest,
+                &o.email_sealed,
+                &o.role,
+                &o.status.as_str(),
+                &o.password_hash,
+                &o.totp_sealed,
+                &o.totp_last_step,
+                &o.setup_digest,
+                &o.setup_expires_ms,
+                &i64::from(o.failed_logins),
+                &o.locked_until_ms,
+                &o.created_ms,
+                &o.changed_ms,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        queue(&tx, &audit).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn operator(&self, id: OperatorId) -> Result<Option<OperatorRow>, StoreError> {
+        self.operator_where("id", &id.as_uuid()).await
+    }
+
+    async fn operator_by_email(&self, digest: &[u8]) -> Result<Option<OperatorRow>, StoreError> {
+        self.operator_where("email_digest", &digest).await
+    }
+
+    async fn operator_by_setup(&self, digest: &[u8]) -> Result<Option<OperatorRow>, StoreError> {
+        self.operator_where("setup_digest", &digest).await
+    }
+
+    async fn operators(&self) -> Result<Vec<OperatorRow>, StoreError> {
+        let rows = self
+            .query(
+                &format!("SELECT {COLUMNS} FROM operators o ORDER BY o.created_ms, o.id"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| to_row(r, 0)).collect()
+    }
+
+    async fn update_operator(
+        &self,
+        o: OperatorRow,
+        change: AccountChange,
+        audit: Vec<QueuedAudit>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let id = o.id.as_uuid();
+        let n = tx
+            .execute(
+                "UPDATE operators SET role = $2, status = $3, password_hash = $4, \
+                 totp_sealed = $5, totp_last_step = $6, setup_digest = $7, \
+                 setup_expires_ms = $8, changed_ms = $9 WHERE id = $1",
+                &[
+                    &id,
+                    &o.role,
+                    &o.status.as_str(),
+                    &o.password_hash,
+                    &o.totp_sealed,
+                    &o.totp_last_step,
+                    &o.setup_digest,
+                    &o.setup_expires_ms,
+                    &o.changed_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(codes) = change.recovery_codes {
+            tx.execute(
+                "DELETE FROM operator_recovery_codes WHERE operator_id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(backend)?;
+            for d in codes {
+                tx.execute(
+                    "INSERT INTO operator_recovery_codes (operator_id, digest) VALUES ($1, $2)",
+                    &[&id, &d],
+                )
+                .await
+                .map_err(backend)?;
+            }
+        }
+        if let Some(at) = change.end_sessions_at {
+            tx.execute(
+                "UPDATE operator_sessions SET revoked_ms = $2 \
+                 WHERE operator_id = $1 AND revoked_ms IS NULL",
+                &[&id, &at],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for a in &audit {
+            queue(&tx, a).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn failed_login(&self, id: OperatorId) -> Result<u32, StoreError> {
+        let rows = self
+            .query(
+                "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = $1 \
+                 RETURNING failed_logins",
+                &[&id.as_uuid()],
+            )
+            .await?;
+        let n: i64 = rows.first().ok_or(StoreError::NotFound)?.get(0);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn lock_operator(
+        &self,
+        id: OperatorId,
+        until_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "UPDATE operators SET locked_until_ms = $2 WHERE id = $1",
+            &[&id.as_uuid(), &until_ms],
+        )
+        .await
+        .map_err(backend)?;
+        queue(&tx, &audit).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn use_totp_step(&self, id: OperatorId, step: i64) -> Result<bool, StoreError> {
+        // One conditional update: of two servers given the same code at once, the second
+        // waits on the row lock, then finds the step taken.
+        let rows = self
+            .query(
+                "UPDATE operators SET totp_last_step = $2 \
+                 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id",
+                &[&id.as_uuid(), &step],
+            )
+            .await?;
+        Ok(rows.len() == 1)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        id: OperatorId,
+        digest: &[u8],
+        at_ms: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let id = id.as_uuid();
+        let used = tx
+            .execute(
+                "UPDATE operator_recovery_codes SET used_ms = $3 \
+                 WHERE operator_id = $1 AND digest = $2 AND used_ms IS NULL",
+                &[&id, &digest, &at_ms],
+            )
+            .await
+            .map_err(backend)?;
+        if used == 0 {
+            return Ok(None);
+        }
+        let left: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM operator_recovery_codes \
+                 WHERE operator_id = $1 AND used_ms IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(u32::try_from(left).unwrap_or(0)))
+    }
+
+    async fn start_operator_session(
+        &self,
+        s: OperatorSessionRow,
+        audit: Vec<QueuedAudit>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let id = s.operator_id.as_uuid();
+        tx.execute(
+            "UPDATE operators SET failed_logins = 0, locked_until_ms = NULL WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO operator_sessions (id, operator_id, created_ms, last_seen_ms, \
+             revoked_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&s.id, &id, &s.created_ms, &s.last_seen_ms, &s.revoked_ms],
+        )
+        .await
+        .map_err(backend)?;
+        for a in &audit {
+            queue(&tx, a).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn operator_session(
+        &self,
+        id: &[u8],
+    ) -> Result<Option<(OperatorSessionRow, OperatorRow)>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT s.id, s.created_ms, s.last_seen_ms, s.revoked_ms, {COLUMNS} \
+                     FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
+                     WHERE s.id = $1"
+                ),
+                &[&id],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let o = to_row(r, 4)?;
+        let session = OperatorSessionRow {
+            id: r.get(0),
+            operator_id: o.id,
+            created_ms: r.get(1),
+            last_seen_ms: r.get(2),
+            revoked_ms: r.get(3),
+        };
+        Ok(Some((session, o)))
+    }
+
+    async fn touch_operator_session(&self, id: &[u8], at_ms: i64) -> Result<(), StoreError> {
+        self.query(
+            "UPDATE operator_sessions SET last_seen_ms = greatest(last_seen_ms, $2) \
+             WHERE id = $1 AND revoked_ms IS NULL RETURNING id",
+            &[&id, &at_ms],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn end_operator_session(
+        &self,
+        id: &[u8],
+        at_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let ended = tx
+            .execute(
+                "UPDATE operator_sessions SET revoked_ms = $2 \
+                 WHERE id = $1 AND revoked_ms IS NULL",
+                &[&id, &at_ms],
+            )
+            .await
+            .map_err(backend)?;
+        if ended > 0 {
+            queue(&tx, &audit).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn purge_operator_sessions(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let rows = self
+            .query(
+                "DELETE FROM operator_sessions WHERE last_seen_ms < $1 OR revoked_ms < $1 \
+                 RETURNING id",
+                &[&before_ms],
+            )
+            .await?;
+        Ok(rows.len() as u64)
+    }
+}
