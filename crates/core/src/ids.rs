@@ -95,6 +95,13 @@ id_type!(
     "mail id"
 );
 
+id_type!(
+    /// A member of staff who signs in to the console, as audit entries name them
+    /// (`operator:ID`).
+    OperatorId,
+    "operator id"
+);
+
 /// A string that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is not a UUID")]

@@ -189,6 +189,10 @@ impl From<VaultError> for ApiError {
                 ErrorCode::Unauthenticated,
                 "the sign-in code did not work: ask for a new one",
             ),
+            VaultError::LoginRefused(_) => ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the address, password or code is wrong",
+            ),
             VaultError::Forbidden(m) => ApiError::new(ErrorCode::Forbidden, m),
             VaultError::NotFound(what) => {
                 ApiError::new(ErrorCode::NotFound, format!("{what} not found"))

@@ -54,6 +54,10 @@ pub enum VaultError {
     /// whatever the reason, the audit log which.
     #[error("sign-in refused: {0}")]
     SigninRefused(custos_core::signin::SigninRefusal),
+    /// A login to the console was refused: the person is told the same whatever the reason
+    /// (unless the account is locked), the audit log which.
+    #[error("login refused: {}", .0.as_str())]
+    LoginRefused(custos_core::operator::LoginRefusal),
     /// Storage is unreachable for now.
     #[error("service unavailable: {0}")]
     Unavailable(String),

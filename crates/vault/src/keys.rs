@@ -14,6 +14,8 @@ use crate::VaultError;
 const INDEX_KEY: &str = "index";
 const SIGNING_KEY: &str = "audit-signing";
 const PORTAL_KEY: &str = "portal";
+/// The key operators' addresses and TOTP secrets are sealed under.
+pub(crate) const OPERATORS_KEY: &str = "operators";
 /// The key messages about no subject are sealed under (`Vault::enqueue_mail`).
 pub(crate) const OUTBOX_KEY: &str = "outbox";
 

@@ -4,6 +4,7 @@
 
 mod apikeys;
 mod audit;
+mod audit_query;
 mod consent;
 mod copy;
 mod demo;
@@ -13,6 +14,7 @@ mod export;
 mod init;
 mod keys;
 mod mail;
+mod operators;
 mod portal;
 mod records;
 mod requests;
@@ -32,6 +34,7 @@ use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
+pub use audit_query::{AuditFilter, AuditPage, MAX_PAGE, SCAN_LIMIT, action_name};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
@@ -47,6 +50,9 @@ pub use export::{
 pub use init::{InitReport, init};
 pub use mail::{
     DELIVERY_BATCH, DELIVERY_LEASE, DeliveryReport, SMTP_TIMEOUT, SmtpRelay, Transport,
+};
+pub use operators::{
+    NewOperator, NewOperatorSession, OperatorInfo, OperatorSession, SetupStage, SetupView,
 };
 pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
@@ -206,6 +212,9 @@ pub struct Vault {
     sequencer: Mutex<()>,
     /// The key messages without a subject are sealed under, loaded or created on first use.
     outbox_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
+    /// The key operators' addresses and TOTP secrets are sealed under, loaded or created on
+    /// first use.
+    operators_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -267,6 +276,7 @@ impl Vault {
             clock,
             sequencer: Mutex::new(()),
             outbox_key: tokio::sync::OnceCell::new(),
+            operators_key: tokio::sync::OnceCell::new(),
         })
     }
 

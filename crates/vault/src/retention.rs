@@ -274,7 +274,11 @@ impl Vault {
             report.signins_deleted = self
                 .store
                 .purge_signins(now - custos_core::signin::SIGNIN_KEPT_MS)
-                .await?;
+                .await?
+                + self
+                    .store
+                    .purge_operator_sessions(now - custos_core::signin::SIGNIN_KEPT_MS)
+                    .await?;
         }
         Ok(report)
     }

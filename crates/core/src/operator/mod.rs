@@ -1,5 +1,5 @@
 //! How the people who run Custos sign in to the console, as rules: who an operator is
-//! ([`OperatorId`], [`OperatorStatus`]), the life of a setup link, what a password must be
+//! ([`OperatorStatus`]), the life of a setup link, what a password must be
 //! ([`password`]), the second factor ([`totp`], [`recovery`]), when failed logins lock an
 //! account ([`lockout_until`]) and how long a session lives ([`OPERATOR_SESSION`]). The vault
 //! applies them; nothing here does IO.
@@ -8,11 +8,7 @@ pub mod password;
 pub mod recovery;
 pub mod totp;
 
-use std::fmt;
-use std::str::FromStr;
-
-use uuid::Uuid;
-
+pub use crate::ids::OperatorId;
 use crate::signin::SessionPolicy;
 
 const MINUTE_MS: i64 = 60_000;
@@ -44,52 +40,6 @@ pub fn lockout_until(failures: u32, at_ms: i64) -> Option<i64> {
         .unwrap_or(MAX_LOCKOUT_MS)
         .min(MAX_LOCKOUT_MS);
     Some(at_ms + ms)
-}
-
-/// An operator's id: a UUID, as audit entries name them (`operator:ID`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OperatorId(Uuid);
-
-impl OperatorId {
-    /// A new id, ordered by creation time.
-    pub fn new() -> Self {
-        OperatorId(Uuid::now_v7())
-    }
-
-    /// Its sixteen bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
-    }
-
-    /// As a UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for OperatorId {
-    fn from(u: Uuid) -> Self {
-        OperatorId(u)
-    }
-}
-
-impl Default for OperatorId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for OperatorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for OperatorId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(OperatorId)
-    }
 }
 
 /// Where an operator's account stands.
@@ -180,7 +130,7 @@ mod tests {
             assert_eq!(OperatorStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(OperatorStatus::parse("root"), None);
-        let id = OperatorId::new();
+        let id = OperatorId::random();
         assert_eq!(id.to_string().parse::<OperatorId>().unwrap(), id);
     }
 

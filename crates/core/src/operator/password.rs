@@ -19,7 +19,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, digests_equal, secret_digest};
 use crate::secret::Secret;
 
 /// The fewest characters a password may have.
@@ -53,6 +53,15 @@ impl Password {
 
     fn bytes(&self) -> &[u8] {
         self.0.expose_secret().as_bytes()
+    }
+
+    /// Whether two typed passwords are the same (the "type it again" check), compared in
+    /// constant time over their digests.
+    pub fn same_as(&self, other: &Password) -> bool {
+        digests_equal(
+            &secret_digest(self.0.expose_secret()),
+            &secret_digest(other.0.expose_secret()),
+        )
     }
 }
 

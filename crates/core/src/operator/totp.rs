@@ -37,6 +37,13 @@ impl TotpSecret {
         TotpSecret(Secret::new(bytes))
     }
 
+    /// A secret as an authenticator app is given it: base32, as in the otpauth URI.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        RawSecret::try_from_base32(text)
+            .ok()
+            .map(|s| TotpSecret(Secret::new(s.as_ref().to_vec())))
+    }
+
     /// Its bytes, for sealing.
     pub fn expose_bytes(&self) -> &[u8] {
         self.0.expose_secret()
@@ -147,5 +154,7 @@ mod tests {
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
         assert_eq!(format!("{s:?}"), "TotpSecret([redacted])");
+        let back = TotpSecret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+        assert_eq!(back.expose_bytes(), b"12345678901234567890");
     }
 }

@@ -9,7 +9,7 @@ use crate::suite::audit;
 
 fn operator(email: u8, at: i64) -> OperatorRow {
     OperatorRow {
-        id: OperatorId::new(),
+        id: OperatorId::random(),
         email_digest: vec![email; 32],
         email_sealed: vec![0xEE; 40],
         role: "support".into(),
@@ -118,7 +118,7 @@ pub(crate) async fn operators_are_found_updated_and_unique(store: Arc<dyn Store>
     assert!(store.use_totp_step(a.id, 101).await.unwrap());
 
     let mut gone = active.clone();
-    gone.id = OperatorId::new();
+    gone.id = OperatorId::random();
     assert!(matches!(
         store
             .update_operator(gone, AccountChange::default(), vec![])
@@ -140,7 +140,7 @@ pub(crate) async fn logins_and_sessions(store: Arc<dyn Store>) {
         assert_eq!(store.failed_login(a.id).await.unwrap(), n);
     }
     assert!(matches!(
-        store.failed_login(OperatorId::new()).await,
+        store.failed_login(OperatorId::random()).await,
         Err(StoreError::NotFound)
     ));
     store

@@ -21,12 +21,12 @@ pub use signin::{NewSession, SigninFlow};
 use crate::{Vault, VaultError};
 
 /// A new browser secret: 256 random bits, hex.
-fn new_token() -> Result<Secret<String>, VaultError> {
+pub(crate) fn new_token() -> Result<Secret<String>, VaultError> {
     Ok(Secret::new(hex::encode(random_bytes(32)?)))
 }
 
 /// What the store keeps of a browser secret.
-fn token_digest(token: &str) -> Vec<u8> {
+pub(crate) fn token_digest(token: &str) -> Vec<u8> {
     secret_digest(token).to_vec()
 }
 

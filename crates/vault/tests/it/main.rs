@@ -3,5 +3,6 @@
 
 mod mail;
 mod mail_safety;
+mod operators;
 mod portal;
 mod support;
