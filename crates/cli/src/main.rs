@@ -12,6 +12,7 @@ use custos_core::inventory::Inventory;
 use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
+mod operators;
 mod receipts;
 mod requests;
 mod subjects;
@@ -76,6 +77,12 @@ enum Command {
     Requests {
         #[command(subcommand)]
         command: requests::RequestsCommand,
+    },
+    /// The people who run Custos: operator accounts for the console, with roles and a
+    /// second factor.
+    Operator {
+        #[command(subcommand)]
+        command: operators::OperatorCommand,
     },
     /// Manage API keys.
     Apikey {
@@ -353,6 +360,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Requests { command } => requests::run(&paths, command).await,
+        Command::Operator { command } => operators::run(&paths, command).await,
         Command::Apikey { command } => {
             let vault = open(&paths).await?;
             match command {
@@ -709,6 +717,34 @@ async fn print_demo(
     println!();
     println!("Privacy portal: {base}/portal");
     println!("  sign in as the demo customer {email}; the code arrives as mail, {mail}");
+    println!();
+    print_demo_operator(vault, &base).await?;
+    Ok(())
+}
+
+/// The demo's privacy officer: added with a setup link on a fresh demo; named with the way to
+/// a new link when they exist already.
+async fn print_demo_operator(vault: &Vault, base: &str) -> Result<()> {
+    const OFFICER: &str = "privacy.officer@example.com";
+    println!("Privacy console: {base}/console");
+    match vault
+        .add_operator(&Principal::Cli, OFFICER, "privacy_officer")
+        .await
+    {
+        Ok(new) => {
+            println!(
+                "  set up the demo privacy officer {OFFICER} (valid 24 hours, once): {}",
+                operators::setup_link(base, &new)
+            );
+            println!(
+                "  choose a password, scan the QR code with an authenticator app (or use oathtool), then sign in"
+            );
+        }
+        Err(custos_vault::VaultError::Conflict(_)) => println!(
+            "  the demo privacy officer {OFFICER} exists; for a new setup link: custos operator reset-mfa {OFFICER} --url {base}"
+        ),
+        Err(e) => return Err(e.into()),
+    }
     println!();
     Ok(())
 }

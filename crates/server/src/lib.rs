@@ -4,6 +4,7 @@
 //! Handlers parse, call one vault method, and serialise. No SQL, no crypto and no policy
 //! lives here.
 
+mod console;
 mod error;
 mod extract;
 mod metrics;
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = router::router().split_for_parts();
     router
         .merge(portal::routes())
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::track,

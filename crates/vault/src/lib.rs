@@ -56,7 +56,9 @@ pub use operators::{
 };
 pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
-pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
+pub use requests::{
+    MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step, WeekCount,
+};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
 

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `X-Forwarded-For` that is not one; an IPv6 client by its /64 network, since one host
 /// holds a whole /64. Unspecified when the server was not given the peer (a test calling the
 /// router directly).
-pub(super) struct ClientAddr(pub(super) IpAddr);
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;

@@ -9,11 +9,11 @@
 
 mod account;
 mod choices;
-mod client;
+pub(crate) mod client;
 mod pages;
 mod rights;
 mod signin;
-mod web;
+pub(crate) mod web;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};

@@ -20,11 +20,11 @@ pub(super) const SIGNIN_COOKIE: &str = "custos_signin";
 
 /// The Content-Security-Policy of every portal answer: nothing but this server's own
 /// stylesheet and images, no script at all, no framing, forms posted here only.
-pub(super) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
                               form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A cookie's value from the request's `Cookie` headers.
-pub(super) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -207,7 +207,7 @@ impl IntoResponse for Page {
 
 /// Adds the portal's security headers to every answer: the CSP, no referrer, no sniffing,
 /// no framing, and no caching (every portal page may show personal data).
-pub(super) async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(

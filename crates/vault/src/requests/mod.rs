@@ -6,6 +6,7 @@
 mod expiry;
 mod stored;
 mod transition;
+mod weekly;
 
 pub(crate) use transition::SelfService;
 
@@ -22,6 +23,7 @@ use custos_store::{QueuedAudit, RequestQuery, RequestRow, StoreError};
 
 use stored::{Body, StoredStep};
 pub use stored::{ReasonView, RequestView, Step};
+pub use weekly::WeekCount;
 
 use crate::{InvalidKind, Principal, Vault, VaultError};
 
