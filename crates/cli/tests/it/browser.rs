@@ -145,10 +145,11 @@ fn literal(s: &str) -> String {
 }
 
 impl Browser {
-    pub(crate) async fn start(chromedriver: &Chromedriver, base: &str) -> Browser {
+    /// A browser on `base`, its screenshots in `target/tmp/{shots}` (emptied first).
+    pub(crate) async fn start(chromedriver: &Chromedriver, base: &str, shots: &str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let downloads = tempfile::tempdir().unwrap();
-        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(shots);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
 

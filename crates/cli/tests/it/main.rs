@@ -4,6 +4,7 @@ mod architecture;
 mod audit;
 mod browser;
 mod commands;
+mod console_browser;
 mod durability;
 mod erasure;
 mod export;

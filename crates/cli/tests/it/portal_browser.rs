@@ -90,7 +90,7 @@ async fn a_customer_uses_the_portal_in_a_real_browser() {
     ));
 
     let chromedriver = Chromedriver::start().await;
-    let mut b = Browser::start(&chromedriver, &server.base).await;
+    let mut b = Browser::start(&chromedriver, &server.base, "portal-screenshots").await;
 
     // Signing in: sent from the portal to the sign-in page; the code comes by mail.
     b.goto("/portal").await;

@@ -108,7 +108,7 @@ pub fn check(password: &Password, address: &str) -> Result<(), PasswordRule> {
     if lower.contains(&address) || (local.len() >= 4 && lower.contains(local)) {
         return Err(PasswordRule("must not contain your email address"));
     }
-    if typed.chars().all(|c| Some(c) == typed.chars().next()) {
+    if typed.chars().all(|c| typed.starts_with(c)) {
         return Err(PasswordRule("must not be one character repeated"));
     }
     Ok(())

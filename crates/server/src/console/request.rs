@@ -49,7 +49,9 @@ fn actions(r: &RequestView) -> Vec<(String, String, bool)> {
     match r.status {
         RequestStatus::Received => {
             out.push(a("verify", "Start verifying identity", false));
-            out.push(a("approve", "Approve (identity verified)", false));
+            if !r.kind.needs_verification() {
+                out.push(a("approve", "Approve", false));
+            }
         }
         RequestStatus::Verifying => out.push(a("approve", "Approve (identity verified)", false)),
         RequestStatus::InProgress | RequestStatus::Extended => {

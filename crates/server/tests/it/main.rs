@@ -2,6 +2,7 @@
 
 mod api;
 mod consents;
+mod console;
 mod erasure;
 mod export;
 mod openapi;
@@ -12,6 +13,7 @@ mod request_deadlines;
 mod request_refusals;
 mod requests;
 mod retention;
+mod visitor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

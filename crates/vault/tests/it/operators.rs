@@ -39,8 +39,7 @@ async fn set_up(vault: &Vault, role: &str) -> TotpSecret {
         panic!("the authenticator comes next");
     };
     assert!(uri.expose_secret().starts_with("otpauth://totp/"));
-    let secret = TotpSecret::from_base32(secret.expose_secret()).unwrap();
-    secret
+    TotpSecret::from_base32(secret.expose_secret()).unwrap()
 }
 
 fn refusal(e: VaultError) -> LoginRefusal {
