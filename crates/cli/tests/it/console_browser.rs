@@ -184,6 +184,9 @@ async fn an_officer_sets_up_and_handles_an_erasure_in_a_real_browser() {
     let entries = b.by_text_in("#entries").await;
     assert!(entries.contains(&subject), "{entries}");
     b.check("audit-filtered").await;
+    b.follow("Consent").await;
+    b.page("Consent").await;
+    b.check("consent").await;
     b.follow("Retention").await;
     b.page("Retention").await;
     b.check("retention").await;

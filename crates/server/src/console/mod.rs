@@ -9,6 +9,7 @@
 
 mod audit;
 mod chart;
+mod consent;
 mod home;
 mod pages;
 mod request;
@@ -39,6 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/setup/authenticator", post(setup::authenticator))
         .route("/console/requests/{id}", get(request::page))
         .route("/console/requests/{id}/{action}", post(request::act))
+        .route("/console/consent", get(consent::page))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/verify", post(audit::verify))
         .route("/console/retention", get(retention::page))

@@ -165,3 +165,23 @@ pub(super) struct RetentionPage {
     pub(super) rows: Vec<RetentionRow>,
     pub(super) holds: Vec<HoldRow>,
 }
+
+/// One purpose's consent count.
+pub(super) struct ConsentRow {
+    pub(super) purpose: String,
+    pub(super) basis: String,
+    pub(super) what: String,
+    pub(super) count: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/consent.html")]
+pub(super) struct ConsentPage {
+    pub(super) frame: Frame,
+    pub(super) subjects: u64,
+    pub(super) rows: Vec<ConsentRow>,
+    pub(super) chart: String,
+    pub(super) weeks: Vec<(String, u32)>,
+    pub(super) gpc_withdrawals: u64,
+    pub(super) gpc_subjects: u64,
+}

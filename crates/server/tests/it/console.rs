@@ -143,6 +143,41 @@ async fn an_officer_signs_in_and_handles_an_erasure_request_from_the_queue() {
         .unwrap();
     assert_eq!(r.status, RequestStatus::Completed);
     assert!(r.history.iter().any(|s| s.by.starts_with("operator:")));
+    // Consent across subjects: one grant, then a withdrawal by GPC for another subject.
+    let (_, grace) = t
+        .create(json!({"name": "Grace Hopper", "email": "grace@example.com"}))
+        .await;
+    for (subject, body) in [
+        (&grace, json!({"choice": "grant", "purpose": "marketing"})),
+        (&grace, json!({"choice": "grant", "purpose": "analytics"})),
+        (
+            &grace,
+            json!({"choice": "withdraw", "purpose": "analytics", "source": "gpc"}),
+        ),
+    ] {
+        let r = t
+            .call(
+                "POST",
+                &format!("/v1/subjects/{subject}/consents"),
+                Some(&t.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let consent = b.get("/console/consent").await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.text);
+    let row = |purpose: &str| {
+        let at = consent.text.find(&format!(">{purpose}<")).unwrap();
+        consent.text[at..at + 300].to_owned()
+    };
+    assert!(row("marketing").contains(">1<"), "{}", row("marketing"));
+    assert!(row("analytics").contains(">0<"), "{}", row("analytics"));
+    assert!(
+        consent.text.contains("1 opt-outs of sale or sharing"),
+        "{}",
+        consent.text
+    );
     // Signed out, the session is refused.
     let home = b.get("/console").await;
     let out = b.post("/console/signout", &[("csrf", &home.csrf())]).await;
@@ -160,6 +195,7 @@ async fn every_console_page_and_action_refuses_a_visitor_without_a_session() {
         format!("/console/requests/{id}"),
         "/console/audit".to_owned(),
         "/console/retention".to_owned(),
+        "/console/consent".to_owned(),
     ] {
         let a = b.get(&uri).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{uri}");
@@ -207,7 +243,7 @@ async fn each_role_is_refused_the_pages_and_actions_it_may_not_use() {
         !page.text.contains("/approve"),
         "no desk buttons for support"
     );
-    for uri in ["/console/audit", "/console/retention"] {
+    for uri in ["/console/audit", "/console/retention", "/console/consent"] {
         let r = s.get(uri).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}: {}", r.text);
         assert!(r.text.contains("Not for your role"));

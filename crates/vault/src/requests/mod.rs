@@ -24,6 +24,7 @@ use custos_store::{QueuedAudit, RequestQuery, RequestRow, StoreError};
 use stored::{Body, StoredStep};
 pub use stored::{ReasonView, RequestView, Step};
 pub use weekly::WeekCount;
+pub(crate) use weekly::monday_of;
 
 use crate::{InvalidKind, Principal, Vault, VaultError};
 

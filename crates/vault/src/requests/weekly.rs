@@ -28,7 +28,7 @@ pub struct WeekCount {
 }
 
 /// The Monday 00:00 UTC at or before `ms` (1970-01-01 was a Thursday).
-fn monday_of(ms: i64) -> i64 {
+pub(crate) fn monday_of(ms: i64) -> i64 {
     let days = ms.div_euclid(DAY_MS);
     (days - (days + 3).rem_euclid(7)) * DAY_MS
 }
