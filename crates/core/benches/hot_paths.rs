@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot paths: field encryption and decryption, blind-index digest,
-//! Merkle append, and the access decision.
+//! Merkle append, the access decision, and an operator's login (Argon2id, the password
+//! rules, a TOTP check).
 
 use std::hint::black_box;
 
@@ -89,5 +90,29 @@ fn access(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, crypto, merkle, access);
+fn operator(c: &mut Criterion) {
+    use custos_core::operator::password::{self, Password};
+    use custos_core::operator::totp::TotpSecret;
+    let pw = Password::new("amber kettle rowing north".to_owned());
+    let stored = password::hash(&pw).unwrap();
+    let mut g = c.benchmark_group("operator");
+    g.sample_size(20);
+    g.bench_function("Argon2id hash (m=19 MiB, t=2, p=1)", |b| {
+        b.iter(|| password::hash(black_box(&pw)).unwrap())
+    });
+    g.bench_function("Argon2id verify", |b| {
+        b.iter(|| password::verify(black_box(&pw), black_box(&stored)))
+    });
+    g.finish();
+    c.bench_function("operator password rules (common list)", |b| {
+        b.iter(|| password::check(black_box(&pw), "dana@example.com"))
+    });
+    let secret = TotpSecret::generate().unwrap();
+    let code = secret.code_at(1_700_000_000_000).unwrap();
+    c.bench_function("operator TOTP check (three steps)", |b| {
+        b.iter(|| secret.matching_step(black_box(&code), 1_700_000_000_000))
+    });
+}
+
+criterion_group!(benches, crypto, merkle, access, operator);
 criterion_main!(benches);

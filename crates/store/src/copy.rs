@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::holds::HoldRow;
 use crate::keys::ApiKeyRow;
 use crate::ledger::ConsentRow;
+use crate::operators::OperatorRow;
 use crate::outbox::OutboxRow;
 use crate::records::{IndexEntry, RecordRow};
 use crate::requests::RequestRow;
@@ -37,6 +38,8 @@ pub enum Table {
     Outbox,
     /// API key digests.
     ApiKeys,
+    /// Operators' accounts and recovery-code digests (their sessions are not copied).
+    Operators,
     /// Integrated audit entries.
     AuditLeaves,
     /// Signed tree heads.
@@ -47,7 +50,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
@@ -57,6 +60,7 @@ impl Table {
         Table::Requests,
         Table::Outbox,
         Table::ApiKeys,
+        Table::Operators,
         Table::AuditLeaves,
         Table::AuditHeads,
         Table::AuditState,
@@ -74,6 +78,7 @@ impl Table {
             Table::Requests => "requests",
             Table::Outbox => "outbox",
             Table::ApiKeys => "api keys",
+            Table::Operators => "operators",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
             Table::AuditState => "tree state",
@@ -121,6 +126,9 @@ pub enum CopyRow {
     Mail(OutboxRow),
     /// An API key's digest and metadata.
     ApiKey(ApiKeyRow),
+    /// An operator's account and their recovery codes (digest, when used); their sessions
+    /// are not copied.
+    Operator(OperatorRow, Vec<(Vec<u8>, Option<i64>)>),
     /// An integrated audit entry.
     Leaf(LeafRow),
     /// A signed tree head.
@@ -151,6 +159,7 @@ impl CopyRow {
             CopyRow::Request(r) => Cursor::Key(r.id.to_string()),
             CopyRow::Mail(m) => Cursor::Key(m.id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
+            CopyRow::Operator(o, _) => Cursor::Key(o.id.to_string()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),
             CopyRow::State(_) => Cursor::Number(1),

@@ -161,12 +161,12 @@ async fn an_officer_sets_up_and_handles_an_erasure_in_a_real_browser() {
 
     // The request from the queue: verify, then approve, which erases.
     b.follow(&request).await;
-    b.page("erasure request").await;
+    b.page("Erasure request").await;
     b.check("request").await;
     b.press("Start verifying identity").await;
-    b.page("erasure request").await;
+    b.page("Erasure request").await;
     b.press("Approve (identity verified)").await;
-    b.page("erasure request").await;
+    b.page("Erasure request").await;
     assert_eq!(b.by_text_in("#status").await, "completed");
     let history = b.by_text_in("#history").await;
     assert!(history.contains("erased 1 records"), "{history}");

@@ -432,6 +432,19 @@ async fn db_copy_moves_a_vault_to_postgres_and_back_and_survives_an_interruption
     let v = custos_with_database(dir.path(), &schema.url, &["audit", "verify"]);
     assert!(v.status.success(), "{}", stderr(&v));
     assert_eq!(root_of(&last_line(&v)), copied_root, "the target's root");
+    // The demo's operator came along, their address opening under the copied key.
+    assert!(
+        stdout(&o).contains("operators               1"),
+        "{}",
+        stdout(&o)
+    );
+    let ops = custos_with_database(dir.path(), &schema.url, &["operator", "list"]);
+    assert!(ops.status.success(), "{}", stderr(&ops));
+    assert!(
+        stdout(&ops).contains("privacy.officer@example.com"),
+        "{}",
+        stdout(&ops)
+    );
 
     // The vault works on PostgreSQL: same keys, same records, searchable.
     std::fs::write(

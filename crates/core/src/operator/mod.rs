@@ -22,7 +22,7 @@ pub const OPERATOR_SESSION: SessionPolicy = SessionPolicy {
     absolute_ms: 12 * 60 * MINUTE_MS,
 };
 
-/// Failed logins in a row an account bears before it is locked.
+/// Failed logins in a row that lock an account: the fifth locks it.
 pub const FREE_FAILURES: u32 = 5;
 /// How long the first lockout lasts; each further failure doubles it, up to
 /// [`MAX_LOCKOUT_MS`].
@@ -31,8 +31,8 @@ pub const FIRST_LOCKOUT_MS: i64 = MINUTE_MS;
 pub const MAX_LOCKOUT_MS: i64 = 60 * MINUTE_MS;
 
 /// Until when an account is locked after `failures` failed logins in a row, the last at
-/// `at_ms`: not at all for the first [`FREE_FAILURES`]; then one minute, doubling with each
-/// further failure, at most an hour. A successful login clears the count.
+/// `at_ms`: not at all for fewer than [`FREE_FAILURES`]; one minute at the fifth, doubling
+/// with each further failure, at most an hour. A successful login clears the count.
 pub fn lockout_until(failures: u32, at_ms: i64) -> Option<i64> {
     let over = failures.checked_sub(FREE_FAILURES)?;
     let ms = FIRST_LOCKOUT_MS

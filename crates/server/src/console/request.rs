@@ -68,6 +68,13 @@ fn actions(r: &RequestView) -> Vec<(String, String, bool)> {
     out
 }
 
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn reason_text(v: &ReasonView) -> String {
     match v {
         ReasonView::Given(r) => r.as_str().to_owned(),
@@ -114,15 +121,17 @@ pub(super) async fn page(
     Answer::ok(&RequestPage {
         frame: frame(&state, &staff),
         id: r.id.to_string(),
-        kind: r.kind.as_str().replace('_', " "),
+        kind: capitalised(&r.kind.as_str().replace('_', " ")),
         status: r.status.as_str().replace('_', " "),
         subject: r.subject_id.to_string(),
         jurisdiction: r.profile.profile().name.to_owned(),
         received: format_time_ms(r.received_at),
         due: r.due_date.clone(),
-        days_left: r
-            .days_left
-            .map_or_else(|| "-".to_owned(), |d| format!("{d} days left")),
+        days_left: match (r.closed_at, r.days_left) {
+            (Some(at), _) => format!("closed {}", &format_time_ms(at)[..10]),
+            (None, Some(d)) => format!("{d} days left"),
+            (None, None) => "-".to_owned(),
+        },
         overdue: r.overdue,
         reasons,
         history: r

@@ -10,6 +10,7 @@ use super::convert::backend;
 use super::holds::to_hold;
 use super::keys::to_api_key;
 use super::ledger::to_consent;
+use super::operators::{export_operators, import_operator};
 use super::outbox::{export_mail, import_mail};
 use super::requests::{export_requests, import_request};
 use super::{PostgresStore, Tx};
@@ -40,6 +41,7 @@ impl CopyStore for PostgresStore {
             Table::Requests => (one("SELECT count(*) FROM requests").await?, 0),
             Table::Outbox => (one("SELECT count(*) FROM outbox").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
+            Table::Operators => (one("SELECT count(*) FROM operators").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
             Table::AuditState => (1, 0),
@@ -68,6 +70,7 @@ impl CopyStore for PostgresStore {
                 })
                 .collect()),
             Table::Subjects => self.export_subjects(id, limit).await,
+            Table::Operators => export_operators(self, id, limit).await,
             Table::Records => self.export_records(id, limit).await,
             Table::ConsentEvents => Ok(self
                 .query(
@@ -189,6 +192,7 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
                 | Table::Erasures
                 | Table::Requests
                 | Table::Outbox
+                | Table::Operators
         ) {
         Uuid::nil()
     } else {
@@ -330,6 +334,7 @@ async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
             .await
             .map_err(backend)?;
         }
+        CopyRow::Operator(o, recovery) => import_operator(tx, o, recovery).await?,
         CopyRow::Leaf(l) => import_leaf(tx, l).await?,
         CopyRow::Head(h) => import_head(tx, h).await?,
         CopyRow::State(t) => {

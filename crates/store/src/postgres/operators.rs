@@ -346,3 +346,77 @@ impl OperatorStore for PostgresStore {
         Ok(rows.len() as u64)
     }
 }
+
+/// A page of operators after the id `after` (the nil UUID for the first page), with their
+/// recovery codes, for `db copy`.
+pub(super) async fn export_operators(
+    store: &PostgresStore,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<crate::copy::CopyRow>, StoreError> {
+    let rows = store
+        .query(
+            &format!("SELECT {COLUMNS} FROM operators o WHERE o.id > $1 ORDER BY o.id LIMIT $2"),
+            &[&after, &limit],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let o = to_row(r, 0)?;
+        let codes = store
+            .query(
+                "SELECT digest, used_ms FROM operator_recovery_codes WHERE operator_id = $1 \
+                 ORDER BY digest",
+                &[&o.id.as_uuid()],
+            )
+            .await?
+            .iter()
+            .map(|c| (c.get(0), c.get(1)))
+            .collect();
+        out.push(crate::copy::CopyRow::Operator(o, codes));
+    }
+    Ok(out)
+}
+
+/// Writes a copied operator and their recovery codes, leaving any already present alone.
+pub(super) async fn import_operator(
+    tx: &super::Tx<'_>,
+    o: &OperatorRow,
+    recovery: &[(Vec<u8>, Option<i64>)],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
+         password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
+         failed_logins, locked_until_ms, created_ms, changed_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT DO NOTHING",
+        &[
+            &o.id.as_uuid(),
+            &o.email_digest,
+            &o.email_sealed,
+            &o.role,
+            &o.status.as_str(),
+            &o.password_hash,
+            &o.totp_sealed,
+            &o.totp_last_step,
+            &o.setup_digest,
+            &o.setup_expires_ms,
+            &i64::from(o.failed_logins),
+            &o.locked_until_ms,
+            &o.created_ms,
+            &o.changed_ms,
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    for (digest, used) in recovery {
+        tx.execute(
+            "INSERT INTO operator_recovery_codes (operator_id, digest, used_ms) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&o.id.as_uuid(), digest, used],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    Ok(())
+}

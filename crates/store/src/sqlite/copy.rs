@@ -10,6 +10,7 @@ use super::convert::{backend, id_text, parse_id};
 use super::holds::{hold_row, insert_hold, to_hold};
 use super::keys::api_key;
 use super::ledger::{consent_row, to_consent};
+use super::operators::{export_operators, import_operator};
 use super::outbox::{export_mail, insert_mail};
 use super::records::{RawRecord, to_record};
 use super::requests::{export_requests, insert_request};
@@ -42,6 +43,7 @@ impl CopyStore for SqliteStore {
                 Table::Requests => (one("SELECT count(*) FROM requests")?, 0),
                 Table::Outbox => (one("SELECT count(*) FROM outbox")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
+                Table::Operators => (one("SELECT count(*) FROM operators")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
                 Table::AuditState => (1, 0),
@@ -117,6 +119,7 @@ fn export_page(
             it.map(|r| r.map_err(backend).map(CopyRow::ApiKey))
                 .collect()
         }
+        Table::Operators => export_operators(c, key, limit),
         Table::ConsentEvents => {
             let mut s = c.prepare_cached("SELECT seq, id, subject_id, entry FROM consent_events WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(backend)?;
             let it = s
@@ -318,6 +321,7 @@ fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
             .and_then(|mut s| s.execute(params![k.name, k.role, k.digest, k.created_ms, k.revoked_ms]))
             .map_err(backend)?;
         }
+        CopyRow::Operator(o, recovery) => import_operator(c, o, recovery)?,
         CopyRow::Leaf(l) => {
             c.prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
                 .and_then(|mut s| s.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec()]))

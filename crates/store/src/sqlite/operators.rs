@@ -411,3 +411,83 @@ impl OperatorStore for SqliteStore {
         .await
     }
 }
+
+/// A page of operators after `key` (an id), with their recovery codes, for `db copy`.
+pub(super) fn export_operators(
+    c: &Connection,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<crate::copy::CopyRow>, StoreError> {
+    let mut s = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM operators o WHERE o.id > ?1 ORDER BY o.id LIMIT ?2"
+        ))
+        .map_err(backend)?;
+    let raws = s
+        .query_map(params![key, limit], |r| raw(r, 0))
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut codes = c
+        .prepare_cached(
+            "SELECT digest, used_ms FROM operator_recovery_codes WHERE operator_id = ?1 \
+             ORDER BY digest",
+        )
+        .map_err(backend)?;
+    raws.into_iter()
+        .map(|raw| {
+            let o = to_row(raw)?;
+            let recovery = codes
+                .query_map(params![id_text(o.id)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(crate::copy::CopyRow::Operator(o, recovery))
+        })
+        .collect()
+}
+
+/// Writes a copied operator and their recovery codes, leaving any already present alone.
+pub(super) fn import_operator(
+    c: &Connection,
+    o: &OperatorRow,
+    recovery: &[(Vec<u8>, Option<i64>)],
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
+         password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
+         failed_logins, locked_until_ms, created_ms, changed_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(o.id),
+            o.email_digest,
+            o.email_sealed,
+            o.role,
+            o.status.as_str(),
+            o.password_hash,
+            o.totp_sealed,
+            o.totp_last_step,
+            o.setup_digest,
+            o.setup_expires_ms,
+            i64::from(o.failed_logins),
+            o.locked_until_ms,
+            o.created_ms,
+            o.changed_ms
+        ])
+    })
+    .map_err(backend)?;
+    let mut ins = c
+        .prepare_cached(
+            "INSERT INTO operator_recovery_codes (operator_id, digest, used_ms) \
+             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )
+        .map_err(backend)?;
+    for (digest, used) in recovery {
+        ins.execute(params![id_text(o.id), digest, used])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
