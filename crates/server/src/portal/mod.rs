@@ -13,7 +13,7 @@ mod client;
 mod pages;
 mod rights;
 mod signin;
-mod web;
+pub(crate) mod web;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
