@@ -20,6 +20,7 @@ mod retention;
 mod sites;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub use records::{Created, RecordView, WithheldView};
 pub use requests::{MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step};
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
+pub use tls::{
+    SELF_SIGNED_CERT, SELF_SIGNED_DAYS, SELF_SIGNED_KEY, SelfSignedReport, self_signed_tls,
+};
 
 use keys::KeyRing;
 
