@@ -12,10 +12,14 @@ use custos_core::inventory::Inventory;
 use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
+mod init;
 mod operators;
 mod receipts;
 mod requests;
 mod subjects;
+mod tls;
+
+use init::init;
 
 #[derive(Parser)]
 #[command(
@@ -48,7 +52,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a data directory: an example custos.toml, a new root key (mode 0600), an empty database.
-    Init,
+    Init {
+        /// Also make a self-signed development certificate for NAME (tls/cert.pem, tls/key.pem
+        /// with mode 0600) and turn on [tls] in custos.toml. On an existing data directory,
+        /// only this is done.
+        #[arg(long, value_name = "NAME")]
+        tls_self_signed: Option<String>,
+    },
     /// Apply the database schema migrations this binary has and the database lacks.
     Migrate,
     /// Serve the HTTP API.
@@ -67,6 +77,13 @@ enum Command {
         /// `custos retention run` from a scheduler instead).
         #[arg(long, default_value_t = 3600)]
         retention_interval: u64,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key), instead of what
+        /// custos.toml's [tls] names. SIGHUP reloads the files.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Delete what the inventory's retention rules say must go, and report what is due.
     Retention {
@@ -299,26 +316,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         paths = paths.with_database(location);
     }
     match cli.command {
-        Command::Init => {
-            let r = custos_vault::init(&paths).await?;
-            let (inv, wrote) = r.inventory;
-            eprintln!("initialised {}", dir.display());
-            eprintln!(
-                "  inventory  {}{}",
-                inv.display(),
-                if wrote {
-                    " (example: edit it to declare what you collect)"
-                } else {
-                    " (kept)"
-                }
-            );
-            eprintln!(
-                "  root key   {} (mode 0600: back it up; without it the data cannot be read)",
-                r.root_key.display()
-            );
-            eprintln!("  database   {}", r.database);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Init { tls_self_signed } => init(&paths, tls_self_signed.as_deref()).await,
         Command::Migrate => {
             let (location, v) = custos_vault::migrate(&paths).await?;
             if v.found == v.supported {
@@ -339,9 +337,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             demo,
             demo_records,
             retention_interval,
+            tls_cert,
+            tls_key,
         } => {
             let sweep = (retention_interval > 0).then(|| Duration::from_secs(retention_interval));
-            serve(&paths, listen, demo.then_some(demo_records), sweep).await
+            let tls = tls_cert.zip(tls_key);
+            serve(&paths, listen, demo.then_some(demo_records), sweep, tls).await
         }
         Command::Retention { command } => {
             let (dry_run, as_of, report) = match command {
@@ -634,6 +635,7 @@ async fn serve(
     listen: SocketAddr,
     demo: Option<usize>,
     retention: Option<Duration>,
+    tls_flags: Option<(PathBuf, PathBuf)>,
 ) -> Result<ExitCode> {
     let fresh = !paths.root_key.exists();
     if demo.is_some() && fresh {
@@ -645,29 +647,42 @@ async fn serve(
     }
     let vault = open(paths).await?;
     let mail = custos_vault::Transport::from_config(&vault.inventory().mail, &paths.dir)?;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let tls = tls::load(paths, vault.inventory().tls.as_ref(), tls_flags)?;
+    let socket = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let addr = socket.local_addr()?;
+    let listener = match tls {
+        Some(tls) => {
+            tokio::spawn(tls::reload_on_hangup(tls.clone(), tls::hangups()?));
+            eprintln!(
+                "tls: {} (TLS {} and later; SIGHUP reloads it)",
+                tls.files().cert.display(),
+                tls.files().min_version.as_str()
+            );
+            custos_server::Listener::Https(socket, tls)
+        }
+        None => custos_server::Listener::Http(socket),
+    };
+    let base = match listener.scheme() {
+        custos_server::Scheme::Http => format!("http://{addr}"),
+        custos_server::Scheme::Https => format!("https://{addr}"),
+    };
     if let Some(n) = demo {
         if fresh {
             eprintln!("loading {n} synthetic customers...");
             vault.load_demo(n).await?;
         }
-        print_demo(&vault, addr, &mail).await?;
+        print_demo(&vault, &base, &mail).await?;
     }
     eprintln!("mail: {mail}");
-    eprintln!("custos listening on http://{addr}");
+    eprintln!("custos listening on {base}");
     custos_server::serve(vault, listener, retention, mail, shutdown()).await?;
     eprintln!("custos stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn print_demo(
-    vault: &Arc<Vault>,
-    addr: SocketAddr,
-    mail: &custos_vault::Transport,
-) -> Result<()> {
+async fn print_demo(vault: &Arc<Vault>, base: &str, mail: &custos_vault::Transport) -> Result<()> {
     let name = format!("demo-admin-{}", std::process::id());
     let key = vault
         .create_api_key(&Principal::Cli, &name, "admin")
@@ -693,7 +708,6 @@ async fn print_demo(
             "the demo customer {email} is not in this vault: use --demo with an empty data directory"
         );
     };
-    let base = format!("http://{addr}");
     println!();
     println!("Demo admin API key (shown once): {key}");
     println!();
@@ -718,7 +732,7 @@ async fn print_demo(
     println!("Privacy portal: {base}/portal");
     println!("  sign in as the demo customer {email}; the code arrives as mail, {mail}");
     println!();
-    print_demo_operator(vault, &base).await?;
+    print_demo_operator(vault, base).await?;
     Ok(())
 }
 

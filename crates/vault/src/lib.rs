@@ -23,6 +23,7 @@ mod retention;
 mod sites;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub use requests::{
 };
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
+pub use tls::{
+    SELF_SIGNED_CERT, SELF_SIGNED_DAYS, SELF_SIGNED_KEY, SelfSignedReport, self_signed_tls,
+};
 
 use keys::KeyRing;
 

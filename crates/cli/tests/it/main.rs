@@ -15,6 +15,7 @@ mod postgres;
 mod requests;
 mod rights;
 mod secrecy;
+mod tls;
 mod walkthrough;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,11 @@ impl Server {
     pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         let _ = self.child.wait();
+    }
+
+    /// The server's process id, to signal it.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -7,6 +7,7 @@ use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
 use super::{
     Inventory, InventoryError, Organization, Problem, collections, mail, portal, purposes, rights,
+    tls,
 };
 use crate::countries;
 
@@ -36,6 +37,7 @@ impl Inventory {
         let rights = rights::rights(&mut c, raw.rights, &collections, &declared);
         let mail = mail::mail(&mut c, raw.mail, organization.as_ref());
         let portal = portal::portal(&mut c, raw.portal);
+        let tls = tls::tls(&mut c, raw.tls);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -48,6 +50,7 @@ impl Inventory {
                 rights,
                 mail,
                 portal,
+                tls,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

@@ -28,6 +28,7 @@ mod raw;
 mod rights;
 #[cfg(test)]
 mod testing;
+mod tls;
 
 pub use mail::{
     CredentialVars, DEFAULT_MAIL_DIR, MailConfig, MailTransport, SmtpConfig, SmtpSecurity,
@@ -35,6 +36,7 @@ pub use mail::{
 };
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
 pub use portal::PortalConfig;
+pub use tls::{TlsConfig, TlsVersion};
 
 /// The example inventory `custos init` writes: an online shop.
 pub const EXAMPLE: &str = include_str!("../../example/custos.toml");
@@ -76,6 +78,10 @@ pub struct Inventory {
     /// How the portal runs: `[portal]`. Never serialised, like `mail`.
     #[serde(skip)]
     pub portal: PortalConfig,
+    /// How the server answers HTTPS: `[tls]`; none, plain HTTP. Never serialised, like
+    /// `mail`.
+    #[serde(skip)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

@@ -24,6 +24,7 @@ pub(super) struct RawInventory {
     pub(super) rights: Option<Spanned<RawRights>>,
     pub(super) mail: Option<Spanned<RawMail>>,
     pub(super) portal: Option<Spanned<super::portal::RawPortal>>,
+    pub(super) tls: Option<Spanned<super::tls::RawTls>>,
 }
 
 #[derive(Deserialize)]

@@ -52,7 +52,7 @@ fn login_form(state: &AppState, status: StatusCode, error: Option<String>) -> Re
     };
     with_cookies(
         Answer::render(status, &page),
-        &[cookie(LOGIN_COOKIE, token, Some(LOGIN_COOKIE_AGE_S))],
+        &[cookie(state, LOGIN_COOKIE, token, Some(LOGIN_COOKIE_AGE_S))],
     )
 }
 
@@ -68,7 +68,7 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(mut form): Form<LoginForm>,
 ) -> Response {
-    let bound = read_cookie(&headers, LOGIN_COOKIE);
+    let bound = read_cookie(state.scheme, &headers, LOGIN_COOKIE);
     if !bound.is_some_and(|t| state.vault.csrf_ok(&t, &form.csrf)) {
         return Answer::csrf_refused().into_response();
     }
@@ -81,8 +81,8 @@ pub(super) async fn sign_in(
         Ok(s) => with_cookies(
             Answer::SeeOther("/console".into()),
             &[
-                cookie(SESSION_COOKIE, s.token.expose_secret(), None),
-                cookie(LOGIN_COOKIE, "", Some(0)),
+                cookie(&state, SESSION_COOKIE, s.token.expose_secret(), None),
+                cookie(&state, LOGIN_COOKIE, "", Some(0)),
             ],
         ),
         Err(VaultError::LoginRefused(LoginRefusal::Locked)) => login_form(
@@ -117,6 +117,6 @@ pub(super) async fn sign_out(
     }
     with_cookies(
         Answer::SeeOther("/console/signin".into()),
-        &[cookie(SESSION_COOKIE, "", Some(0))],
+        &[cookie(&state, SESSION_COOKIE, "", Some(0))],
     )
 }

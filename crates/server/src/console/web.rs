@@ -9,24 +9,23 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custos_vault::{OperatorSession, VaultError};
 
-use crate::portal::web::read_cookie;
+use crate::portal::web::{Cookie, read_cookie};
 use crate::state::AppState;
 
-/// The console's session cookie.
-pub(super) const SESSION_COOKIE: &str = "custos_console";
+/// The console's session cookie (`__Host-custos_console` over HTTPS).
+pub(super) const SESSION_COOKIE: Cookie = Cookie::new("custos_console", "/console");
 /// The cookie of the login form, whose token the form's CSRF token is bound to.
-pub(super) const LOGIN_COOKIE: &str = "custos_console_login";
+pub(super) const LOGIN_COOKIE: Cookie = Cookie::new("custos_console_login", "/console");
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, the console's path; `max_age` 0 removes
-/// it.
-pub(super) fn cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let age = max_age
-        .map(|s| format!("; Max-Age={s}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+/// A `Set-Cookie` value for `c` under the server's scheme (see `portal::web::Cookie`);
+/// `max_age` 0 removes it.
+pub(super) fn cookie(
+    state: &AppState,
+    c: Cookie,
+    value: &str,
+    max_age: Option<i64>,
+) -> HeaderValue {
+    crate::portal::web::cookie(state.scheme, c, value, max_age)
 }
 
 /// A signed-in operator and the cookie their session came from; a request without a live
@@ -56,7 +55,7 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = Answer;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Answer> {
-        let Some(token) = read_cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = read_cookie(state.scheme, &parts.headers, SESSION_COOKIE) else {
             return Err(Answer::Login);
         };
         match state.vault.operator_session(&token).await {

@@ -63,7 +63,12 @@ fn signin_form(state: &AppState, status: StatusCode, error: Option<String>) -> R
     };
     with_cookies(
         Page::render(status, &page),
-        &[cookie(SIGNIN_COOKIE, token, Some(SIGNIN_COOKIE_AGE_S))],
+        &[cookie(
+            state.scheme,
+            SIGNIN_COOKIE,
+            token,
+            Some(SIGNIN_COOKIE_AGE_S),
+        )],
     )
 }
 
@@ -80,7 +85,7 @@ pub(super) async fn ask_code(
     headers: HeaderMap,
     Form(mut form): Form<AddressForm>,
 ) -> Response {
-    let Some(flow) = read_cookie(&headers, SIGNIN_COOKIE) else {
+    let Some(flow) = read_cookie(state.scheme, &headers, SIGNIN_COOKIE) else {
         return Page::csrf_refused().into_response();
     };
     if !state.vault.csrf_ok(&flow, &form.csrf) {
@@ -93,7 +98,12 @@ pub(super) async fn ask_code(
             let mut res = Redirect::to("/portal/signin/code").into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
-                cookie(SIGNIN_COOKIE, token, Some(SIGNIN_COOKIE_AGE_S)),
+                cookie(
+                    state.scheme,
+                    SIGNIN_COOKIE,
+                    token,
+                    Some(SIGNIN_COOKIE_AGE_S),
+                ),
             );
             res
         }
@@ -121,7 +131,7 @@ fn code_form(state: &AppState, flow: &str, status: StatusCode, error: Option<Str
 
 /// `GET /portal/signin/code`: the code form of the sign-in under way.
 pub(super) async fn code_page(State(state): State<AppState>, headers: HeaderMap) -> Page {
-    match read_cookie(&headers, SIGNIN_COOKIE) {
+    match read_cookie(state.scheme, &headers, SIGNIN_COOKIE) {
         Some(flow) => code_form(&state, &flow, StatusCode::OK, None),
         None => Page::SeeOther("/portal/signin".into()),
     }
@@ -133,7 +143,7 @@ pub(super) async fn enter_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let Some(flow) = read_cookie(&headers, SIGNIN_COOKIE) else {
+    let Some(flow) = read_cookie(state.scheme, &headers, SIGNIN_COOKIE) else {
         return Page::csrf_refused().into_response();
     };
     if !state.vault.csrf_ok(&flow, &form.csrf) {
@@ -145,9 +155,17 @@ pub(super) async fn enter_code(
             let h = res.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                cookie(SESSION_COOKIE, session.token.expose_secret(), None),
+                cookie(
+                    state.scheme,
+                    SESSION_COOKIE,
+                    session.token.expose_secret(),
+                    None,
+                ),
             );
-            h.append(header::SET_COOKIE, cookie(SIGNIN_COOKIE, "", Some(0)));
+            h.append(
+                header::SET_COOKIE,
+                cookie(state.scheme, SIGNIN_COOKIE, "", Some(0)),
+            );
             res
         }
         Err(VaultError::SigninRefused(_)) => code_form(
@@ -181,6 +199,6 @@ pub(super) async fn sign_out(
     }
     with_cookies(
         Page::SeeOther("/portal/signin".into()),
-        &[cookie(SESSION_COOKIE, "", Some(0))],
+        &[cookie(state.scheme, SESSION_COOKIE, "", Some(0))],
     )
 }

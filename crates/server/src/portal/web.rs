@@ -9,41 +9,82 @@ use axum::response::{IntoResponse, Redirect, Response};
 use custos_vault::{InvalidKind, PortalSession, VaultError};
 
 use crate::state::AppState;
+use crate::tls::Scheme;
 
-/// The session cookie. This server does not serve TLS yet, and a browser refuses a
-/// `__Host-` or `Secure` cookie over plain HTTP, so neither is set: once the server serves
-/// TLS itself (the operators' issue), [`cookie`] is to add both. Until then a deployment
-/// behind a TLS proxy runs without them (docs/portal.md says so).
-pub(super) const SESSION_COOKIE: &str = "custos_session";
+/// A cookie this server sets: its name, and the path it is scoped to over plain HTTP.
+///
+/// Over HTTPS ([`Scheme::Https`], which handlers find in `AppState::scheme`) the name takes
+/// the `__Host-` prefix and the cookie is `Secure` with `Path=/`, as a `__Host-` cookie must
+/// be: a browser then keeps it from plain HTTP and from sibling domains, so no one there can
+/// plant or overwrite it. Over plain HTTP a browser would refuse both, so neither is set
+/// (a deployment behind a TLS proxy runs without them: docs/portal.md). [`cookie`] and
+/// [`read_cookie`] take the scheme, so one constant serves both; another area (such as a
+/// console) declares its own `Cookie` with its own name and path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cookie {
+    name: &'static str,
+    path: &'static str,
+}
+
+impl Cookie {
+    /// A cookie named `name` (lower snake_case, no prefix), scoped to `path` over plain HTTP.
+    pub(crate) const fn new(name: &'static str, path: &'static str) -> Cookie {
+        Cookie { name, path }
+    }
+
+    /// Its name as the browser holds it under `scheme`.
+    pub(crate) fn name(self, scheme: Scheme) -> String {
+        match scheme {
+            Scheme::Http => self.name.to_owned(),
+            Scheme::Https => format!("__Host-{}", self.name),
+        }
+    }
+}
+
+/// The portal's session cookie.
+pub(super) const SESSION_COOKIE: Cookie = Cookie::new("custos_session", "/portal");
 /// The cookie of a sign-in under way (before a session exists).
-pub(super) const SIGNIN_COOKIE: &str = "custos_signin";
+pub(super) const SIGNIN_COOKIE: Cookie = Cookie::new("custos_signin", "/portal");
 
 /// The Content-Security-Policy of every portal answer: nothing but this server's own
 /// stylesheet and images, no script at all, no framing, forms posted here only.
 pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
                               form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A cookie's value from the request's `Cookie` headers.
-pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie's value from the request's `Cookie` headers, under its name for `scheme` (over
+/// HTTPS only the `__Host-` one counts). Only hex tokens of at most 128 digits are read.
+pub(crate) fn read_cookie(scheme: Scheme, headers: &HeaderMap, cookie: Cookie) -> Option<String> {
+    let name = cookie.name(scheme);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .find(|(k, _)| *k == name.as_str())
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, the portal's path; `max_age` 0 removes
-/// it.
-pub(super) fn cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict; its path over plain HTTP, or `Secure`,
+/// `Path=/` and the `__Host-` name over HTTPS; `max_age` 0 removes it, none makes it end
+/// with the browser.
+pub(crate) fn cookie(
+    scheme: Scheme,
+    cookie: Cookie,
+    value: &str,
+    max_age: Option<i64>,
+) -> HeaderValue {
+    let name = cookie.name(scheme);
     let age = max_age
         .map(|s| format!("; Max-Age={s}"))
         .unwrap_or_default();
+    let scope = match scheme {
+        Scheme::Http => format!("Path={}", cookie.path),
+        Scheme::Https => "Path=/; Secure".to_owned(),
+    };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/portal; HttpOnly; SameSite=Strict{age}"
+        "{name}={value}; {scope}; HttpOnly; SameSite=Strict{age}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -75,7 +116,7 @@ impl FromRequestParts<AppState> for Signed {
     type Rejection = Page;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Page> {
-        let Some(token) = read_cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = read_cookie(state.scheme, &parts.headers, SESSION_COOKIE) else {
             return Err(Page::SignIn);
         };
         match state.vault.portal_session(&token).await {

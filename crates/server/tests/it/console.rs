@@ -469,3 +469,53 @@ async fn console_answers_carry_the_security_headers_and_strict_cookies() {
     // No password, code or address in any page or error body the visitor was shown.
     assert!(!a.text.contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn over_https_the_consoles_cookies_are_host_prefixed_and_secure() {
+    let (mut t, clock) = app().await;
+    t.app = custos_server::app(custos_server::AppState {
+        vault: Arc::clone(&t.vault),
+        metrics: Arc::new(custos_server::Metrics::default()),
+        scheme: custos_server::Scheme::Https,
+    });
+    let op = operator(&t, "officer@example.com", "privacy_officer").await;
+    clock.set(T0 + 30_000);
+    let mut b = Visitor::new(&t);
+    let form = b.get("/console/signin").await;
+    assert_eq!(
+        form.headers[header::STRICT_TRANSPORT_SECURITY],
+        custos_server::HSTS
+    );
+    let code = op.secret.code_at(T0 + 30_000).unwrap();
+    let a = b
+        .post(
+            "/console/signin",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", &op.email),
+                ("password", PASSWORD),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    let session = a
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|h| h.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-custos_console="))
+        .expect("a __Host- session cookie");
+    for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(session.contains(attr), "{attr} missing from {session}");
+    }
+    assert_eq!(b.get("/console").await.status, StatusCode::OK);
+    // The token under the plain name is no session over HTTPS.
+    let token = b.cookies["__Host-custos_console"].clone();
+    let mut planted = Visitor::new(&t);
+    planted.cookies.insert("custos_console".into(), token);
+    assert_eq!(
+        planted.get("/console").await.location(),
+        Some("/console/signin")
+    );
+}

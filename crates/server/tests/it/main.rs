@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use custos_server::{AppState, Metrics, app};
+use custos_server::{AppState, Metrics, Scheme, app};
 use custos_vault::{Clock, Paths, Principal, SystemClock, Vault};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -98,6 +98,7 @@ pub(crate) async fn spawn_with_inventory(
     let app = app(AppState {
         vault: Arc::clone(&vault),
         metrics: Arc::new(Metrics::default()),
+        scheme: Scheme::Http,
     });
     TestApp {
         app,

@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use custos_core::rights::{Channel, RequestKind, RequestStatus};
 use custos_vault::{Principal, RequestFilter, Transport};
 use serde_json::json;
+use tower::ServiceExt;
 
 use crate::visitor::{Answer, Visitor};
 use crate::{ManualClock, TestApp, spawn_with_clock};
@@ -165,7 +167,10 @@ async fn cookies_are_http_only_strict_and_scoped_to_the_portal() {
         for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
             assert!(c.contains(attr), "{attr} missing from {c}");
         }
+        // Over plain HTTP a browser refuses a Secure cookie; nor is there HSTS.
+        assert!(!c.contains("Secure"), "{c}");
     }
+    assert!(!form.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
     assert!(
         a.headers[header::SET_COOKIE]
             .to_str()
@@ -174,6 +179,77 @@ async fn cookies_are_http_only_strict_and_scoped_to_the_portal() {
     );
     // A session cookie ends with the browser, and with the session in the database.
     assert!(!session.contains("Max-Age") && !session.contains("Expires"));
+}
+
+/// Over HTTPS (issue 11) the cookies are `__Host-`, `Secure` and `Path=/`, only those names
+/// are read, and every answer carries HSTS.
+#[tokio::test]
+async fn over_https_cookies_are_host_prefixed_and_secure_and_answers_carry_hsts() {
+    let (mut t, _clock, _) = app_with_customers().await;
+    t.app = custos_server::app(custos_server::AppState {
+        vault: Arc::clone(&t.vault),
+        metrics: Arc::new(custos_server::Metrics::default()),
+        scheme: custos_server::Scheme::Https,
+    });
+    let mut v = Visitor::new(&t);
+    let form = v.get("/portal/signin").await;
+    let hsts = |a: &Answer| a.headers[header::STRICT_TRANSPORT_SECURITY].clone();
+    assert_eq!(hsts(&form), custos_server::HSTS);
+    let signin = form.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    v.post(
+        "/portal/signin",
+        &[("csrf", &form.csrf()), ("email", "ada@example.com")],
+    )
+    .await;
+    let page = v.get("/portal/signin/code").await;
+    let code = mailed_code(&t, "ada@example.com").await.unwrap();
+    let done = v.enter_code(&page, &code).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(hsts(&done), custos_server::HSTS);
+    let session = done
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|h| h.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-custos_session="))
+        .unwrap();
+    assert!(signin.starts_with("__Host-custos_signin="), "{signin}");
+    for c in [&signin, &session] {
+        for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
+            assert!(c.contains(attr), "{attr} missing from {c}");
+        }
+        assert!(!c.contains("Domain"), "{c}");
+    }
+    let home = v.get("/portal").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.text);
+    // The same token under the unprefixed name, as anyone on plain HTTP or a sibling domain
+    // could set it, is no session.
+    let token = v.cookies["__Host-custos_session"].clone();
+    let mut planted = Visitor::new(&t);
+    planted.cookies.insert("custos_session".into(), token);
+    let a = planted.get("/portal").await;
+    assert_eq!(a.location(), Some("/portal/signin"));
+    assert_eq!(hsts(&a), custos_server::HSTS);
+    // An API answer, a refusal, carries it too.
+    let r = t
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/inventory")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()[header::STRICT_TRANSPORT_SECURITY],
+        custos_server::HSTS
+    );
 }
 
 #[tokio::test]

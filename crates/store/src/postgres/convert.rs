@@ -23,8 +23,13 @@ pub(super) fn backend(e: tokio_postgres::Error) -> StoreError {
         }
         return StoreError::Backend(format!("{}: {}", code.code(), db.message()));
     }
-    // No answer from the server: the connection broke or never opened.
-    StoreError::Unavailable(format!("the database cannot be reached: {e}"))
+    // No answer from the server: the connection broke or never opened. tokio-postgres's own
+    // words name only the kind ("error performing TLS handshake"); the cause says which
+    // (a certificate refused, a connection refused), and quotes neither a URL nor a value.
+    let cause = std::error::Error::source(&e)
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    StoreError::Unavailable(format!("the database cannot be reached: {e}{cause}"))
 }
 
 pub(super) fn pool_error(e: PoolError) -> StoreError {

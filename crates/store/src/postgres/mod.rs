@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::audit::QueuedAudit;
@@ -38,6 +38,7 @@ mod requests;
 mod schema;
 mod signin;
 mod subjects;
+mod tls;
 
 /// Connections per process. Bounded: a busy server waits for a connection (up to
 /// [`POOL_WAIT`]) instead of opening more than the database allows.
@@ -134,7 +135,8 @@ impl PostgresStore {
     }
 
     fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+        let tls = tls::from_url(url)?;
+        let mut config: tokio_postgres::Config = tls.url.parse().map_err(|_| {
             // The parser's message may quote the URL, password included: say what, not that.
             StoreError::Backend(
                 "the PostgreSQL URL is malformed: expected postgres://USER@HOST:PORT/DATABASE"
@@ -150,9 +152,10 @@ impl PostgresStore {
         );
         config.options(options.trim());
         config.application_name("custos");
+        config.ssl_mode(tls.mode);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use custos_store::{Location, Store};
 
 mod pg;
+mod pg_tls;
 
 /// A store in a fresh place, and what removes that place afterwards.
 pub(crate) struct Fresh {
