@@ -39,6 +39,37 @@ fn to_row(r: &Row, at: usize) -> Result<OperatorRow, StoreError> {
     })
 }
 
+/// Inserts an operator's row; `conflict` is the statement's `ON CONFLICT` clause, if any.
+async fn insert_row(tx: &super::Tx<'_>, o: &OperatorRow, conflict: &str) -> Result<(), StoreError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
+             password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
+             failed_logins, locked_until_ms, created_ms, changed_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) {conflict}"
+        ),
+        &[
+            &o.id.as_uuid(),
+            &o.email_digest,
+            &o.email_sealed,
+            &o.role,
+            &o.status.as_str(),
+            &o.password_hash,
+            &o.totp_sealed,
+            &o.totp_last_step,
+            &o.setup_digest,
+            &o.setup_expires_ms,
+            &i64::from(o.failed_logins),
+            &o.locked_until_ms,
+            &o.created_ms,
+            &o.changed_ms,
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(backend)
+}
+
 impl PostgresStore {
     async fn operator_where(
         &self,
@@ -60,30 +91,7 @@ impl OperatorStore for PostgresStore {
     async fn insert_operator(&self, o: OperatorRow, audit: QueuedAudit) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        tx.execute(
-            "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
-             password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
-             failed_logins, locked_until_ms, created_ms, changed_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            &[
-                &o.id.as_uuid(),
-                &o.email_digest,
-                &o.email_sealed,
-                &o.role,
-                &o.status.as_str(),
-                &o.password_hash,
-                &o.totp_sealed,
-                &o.totp_last_step,
-                &o.setup_digest,
-                &o.setup_expires_ms,
-                &i64::from(o.failed_logins),
-                &o.locked_until_ms,
-                &o.created_ms,
-                &o.changed_ms,
-            ],
-        )
-        .await
-        .map_err(backend)?;
+        insert_row(&tx, &o, "").await?;
         queue(&tx, &audit).await?;
         tx.commit().await.map_err(backend)
     }
@@ -384,31 +392,7 @@ pub(super) async fn import_operator(
     o: &OperatorRow,
     recovery: &[(Vec<u8>, Option<i64>)],
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
-         password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
-         failed_logins, locked_until_ms, created_ms, changed_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT DO NOTHING",
-        &[
-            &o.id.as_uuid(),
-            &o.email_digest,
-            &o.email_sealed,
-            &o.role,
-            &o.status.as_str(),
-            &o.password_hash,
-            &o.totp_sealed,
-            &o.totp_last_step,
-            &o.setup_digest,
-            &o.setup_expires_ms,
-            &i64::from(o.failed_logins),
-            &o.locked_until_ms,
-            &o.created_ms,
-            &o.changed_ms,
-        ],
-    )
-    .await
-    .map_err(backend)?;
+    insert_row(tx, o, "ON CONFLICT DO NOTHING").await?;
     for (digest, used) in recovery {
         tx.execute(
             "INSERT INTO operator_recovery_codes (operator_id, digest, used_ms) \

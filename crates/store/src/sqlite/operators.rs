@@ -86,35 +86,41 @@ fn one_by(
     .transpose()
 }
 
+/// Inserts an operator's row; `conflict` is the statement's `ON CONFLICT` clause, if any.
+fn insert_row(c: &Connection, o: &OperatorRow, conflict: &str) -> Result<(), StoreError> {
+    c.prepare_cached(&format!(
+        "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
+         password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
+         failed_logins, locked_until_ms, created_ms, changed_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) {conflict}"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(o.id),
+            o.email_digest,
+            o.email_sealed,
+            o.role,
+            o.status.as_str(),
+            o.password_hash,
+            o.totp_sealed,
+            o.totp_last_step,
+            o.setup_digest,
+            o.setup_expires_ms,
+            i64::from(o.failed_logins),
+            o.locked_until_ms,
+            o.created_ms,
+            o.changed_ms
+        ])
+    })
+    .map(drop)
+    .map_err(backend)
+}
+
 #[async_trait]
 impl OperatorStore for SqliteStore {
     async fn insert_operator(&self, o: OperatorRow, audit: QueuedAudit) -> Result<(), StoreError> {
         self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
-                 password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
-                 failed_logins, locked_until_ms, created_ms, changed_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id_text(o.id),
-                    o.email_digest,
-                    o.email_sealed,
-                    o.role,
-                    o.status.as_str(),
-                    o.password_hash,
-                    o.totp_sealed,
-                    o.totp_last_step,
-                    o.setup_digest,
-                    o.setup_expires_ms,
-                    i64::from(o.failed_logins),
-                    o.locked_until_ms,
-                    o.created_ms,
-                    o.changed_ms
-                ])
-            })
-            .map_err(backend)?;
+            insert_row(c, &o, "")?;
             queue(c, &audit)
         })
         .await
@@ -453,32 +459,7 @@ pub(super) fn import_operator(
     o: &OperatorRow,
     recovery: &[(Vec<u8>, Option<i64>)],
 ) -> Result<(), StoreError> {
-    c.prepare_cached(
-        "INSERT INTO operators (id, email_digest, email_sealed, role, status, \
-         password_hash, totp_sealed, totp_last_step, setup_digest, setup_expires_ms, \
-         failed_logins, locked_until_ms, created_ms, changed_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT DO NOTHING",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id_text(o.id),
-            o.email_digest,
-            o.email_sealed,
-            o.role,
-            o.status.as_str(),
-            o.password_hash,
-            o.totp_sealed,
-            o.totp_last_step,
-            o.setup_digest,
-            o.setup_expires_ms,
-            i64::from(o.failed_logins),
-            o.locked_until_ms,
-            o.created_ms,
-            o.changed_ms
-        ])
-    })
-    .map_err(backend)?;
+    insert_row(c, o, "ON CONFLICT DO NOTHING")?;
     let mut ins = c
         .prepare_cached(
             "INSERT INTO operator_recovery_codes (operator_id, digest, used_ms) \
