@@ -1,5 +1,6 @@
 //! `custos operator`: the people who run Custos. Adds an operator with a role and prints
-//! their one-time setup link; lists, disables, and resets an operator's second factor.
+//! their one-time setup link; lists, disables, unlocks, and resets an operator's second
+//! factor.
 
 use std::process::ExitCode;
 
@@ -36,6 +37,11 @@ pub(crate) enum OperatorCommand {
     /// Disable an operator: they can no longer sign in, and every session of theirs ends at
     /// once, on every server.
     Disable {
+        /// Their email address.
+        email: String,
+    },
+    /// Lift the lock failed logins placed on an operator, and clear the count.
+    Unlock {
         /// Their email address.
         email: String,
     },
@@ -106,6 +112,10 @@ pub(crate) async fn run(paths: &Paths, command: OperatorCommand) -> Result<ExitC
                 "disabled operator {} ({}); their sessions ended",
                 o.email, o.id
             );
+        }
+        OperatorCommand::Unlock { email } => {
+            let o = vault.unlock_operator(&p, &email).await?;
+            eprintln!("unlocked operator {} ({})", o.email, o.id);
         }
         OperatorCommand::ResetMfa { email, url } => {
             let new = vault.reset_operator_mfa(&p, &email).await?;

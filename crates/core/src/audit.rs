@@ -136,6 +136,9 @@ pub enum Action {
     /// An operator was disabled: every session of theirs ended.
     #[serde(rename = "operator.disable")]
     OperatorDisable,
+    /// An operator's lock after failed logins was lifted by staff.
+    #[serde(rename = "operator.unlock")]
+    OperatorUnlock,
     /// An operator's password and second factor were reset, with a new setup link.
     #[serde(rename = "operator.reset_mfa")]
     OperatorResetMfa,

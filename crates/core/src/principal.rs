@@ -294,6 +294,63 @@ pub fn authorize(
     }
 }
 
+/// Says whether `principal`, allowed to manage operators or API keys, may give `role` to one
+/// (or reset or disable an operator holding it): the command line and an administrator may
+/// give any role; anyone else only a role that can do nothing they cannot do themselves, and
+/// never `admin`. So `manage_operators` and `manage_api_keys` cannot be used to climb.
+///
+/// # Errors
+/// A [`Refusal`] naming what the role would add.
+pub fn may_grant(principal: &Principal, role: &str, inventory: &Inventory) -> Result<(), Refusal> {
+    let mine = match principal {
+        Principal::Cli => return Ok(()),
+        Principal::ApiKey { role, .. } | Principal::Operator { role, .. } => {
+            match holder(role, inventory)? {
+                Holder::Admin => return Ok(()),
+                Holder::Role(r) => r,
+            }
+        }
+        Principal::Customer { .. } | Principal::System(_) => {
+            return Err(Refusal(format!("{principal} may not give roles")));
+        }
+    };
+    if role == ADMIN_ROLE {
+        return Err(Refusal(format!(
+            "role {:?} may not give the admin role: only admin may",
+            mine.id
+        )));
+    }
+    let Some(theirs) = inventory.role(role) else {
+        return Ok(()); // an undeclared role is refused by the caller, naming the field
+    };
+    let mut more: Vec<String> = theirs
+        .purposes
+        .iter()
+        .filter(|p| !mine.purposes.contains(p))
+        .map(|p| format!("purpose {p}"))
+        .collect();
+    more.extend(
+        theirs
+            .may
+            .iter()
+            .filter(|p| !mine.may.contains(p))
+            .map(|p| p.as_str().to_owned()),
+    );
+    if theirs.may_write && !mine.may_write {
+        more.push("may_write".to_owned());
+    }
+    if more.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal(format!(
+            "role {:?} may not give role {:?}, which may do more than it: {}",
+            mine.id,
+            theirs.id,
+            more.join(", ")
+        )))
+    }
+}
+
 fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
     let needs_write = || {
         if r.may_write {
@@ -559,6 +616,38 @@ mod tests {
         assert_eq!(
             e.message(),
             "role \"auditor\" may not manage operators: it needs manage_operators"
+        );
+    }
+
+    #[test]
+    fn managing_operators_or_keys_gives_no_more_than_one_holds() {
+        let inv = inv();
+        let officer = Principal::Operator {
+            id: "op".into(),
+            role: "privacy_officer".into(),
+        };
+        assert!(may_grant(&officer, "auditor", &inv).is_ok());
+        assert!(may_grant(&officer, "privacy_officer", &inv).is_ok());
+        assert_eq!(
+            may_grant(&officer, "admin", &inv).unwrap_err().message(),
+            "role \"privacy_officer\" may not give the admin role: only admin may"
+        );
+        assert_eq!(
+            may_grant(&officer, "support", &inv).unwrap_err().message(),
+            "role \"privacy_officer\" may not give role \"support\", which may do more than it: purpose support"
+        );
+        for p in [Principal::Cli, Principal::api_key("root", "admin")] {
+            assert!(may_grant(&p, "admin", &inv).is_ok());
+        }
+        assert!(
+            may_grant(
+                &Principal::Customer {
+                    subject: SubjectId::random()
+                },
+                "auditor",
+                &inv
+            )
+            .is_err()
         );
     }
 

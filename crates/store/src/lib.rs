@@ -38,7 +38,7 @@ pub use holds::{HoldRow, HoldStore};
 pub use keys::{ApiKeyRow, KeyStore};
 pub use ledger::{ConsentRow, LedgerStore};
 pub use location::Location;
-pub use operators::{AccountChange, OperatorRow, OperatorSessionRow, OperatorStore};
+pub use operators::{AccountChange, Attempt, OperatorRow, OperatorSessionRow, OperatorStore};
 pub use outbox::{OutboxCounts, OutboxRow, OutboxStore};
 pub use postgres::PostgresStore;
 pub use records::{

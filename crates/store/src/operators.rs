@@ -10,8 +10,8 @@ use custos_core::operator::{OperatorId, OperatorStatus};
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
 
-/// An operator's account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An operator's account. `Debug` leaves out the password hash and the sealed values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OperatorRow {
     /// Their id.
     pub id: OperatorId,
@@ -44,6 +44,19 @@ pub struct OperatorRow {
     pub changed_ms: i64,
 }
 
+impl std::fmt::Debug for OperatorRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorRow")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("failed_logins", &self.failed_logins)
+            .field("locked_until_ms", &self.locked_until_ms)
+            .field("changed_ms", &self.changed_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An operator's session in the console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorSessionRow {
@@ -67,6 +80,18 @@ pub struct AccountChange {
     pub recovery_codes: Option<Vec<Vec<u8>>>,
     /// Ends every live session of the operator at this instant.
     pub end_sessions_at: Option<i64>,
+    /// Clears the failed-login count and any lock.
+    pub clear_lock: bool,
+}
+
+/// A login attempt begun: how many attempts there have been since the last success, this one
+/// included, and the lock this one placed (lifted again if it succeeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Attempts since the last successful login, this one included.
+    pub attempts: u32,
+    /// The lock placed by this attempt, per `core::operator::lockout_until`.
+    pub locks_until_ms: Option<i64>,
 }
 
 /// Operators and their sessions; each change commits with its audit entries.
@@ -84,24 +109,23 @@ pub trait OperatorStore: Send + Sync {
     /// Every operator, oldest first.
     async fn operators(&self) -> Result<Vec<OperatorRow>, StoreError>;
     /// Writes an account's role, status, password, TOTP secret and last step, and setup link
-    /// (not its login counters), with `change` and the audit entries, in one transaction.
-    /// `NotFound` for an unknown operator.
+    /// (not its login counters), with `change` and the audit entries, in one transaction, if
+    /// the account is as it was when read: its `changed_ms` still `was_changed_ms`.
+    /// `Conflict` when it changed since (a disable or a reset in between), `NotFound` for an
+    /// unknown operator.
     async fn update_operator(
         &self,
         row: OperatorRow,
+        was_changed_ms: i64,
         change: AccountChange,
         audit: Vec<QueuedAudit>,
     ) -> Result<(), StoreError>;
-    /// Counts a failed login and says how many there have been since the last success,
-    /// this one included, in one statement: of any number at once, each sees its own count.
-    async fn failed_login(&self, id: OperatorId) -> Result<u32, StoreError>;
-    /// Locks an account until `until_ms`, with its audit entry.
-    async fn lock_operator(
-        &self,
-        id: OperatorId,
-        until_ms: i64,
-        audit: QueuedAudit,
-    ) -> Result<(), StoreError>;
+    /// Begins a login attempt at `at_ms`, before anything is checked: `None` while the
+    /// account is locked; otherwise the attempt is counted and, when the count calls for it
+    /// (`core::operator::lockout_until`), the account locked, in one transaction. Of any
+    /// number of attempts at once, each sees its own count and none gets past a lock another
+    /// placed, so no more attempts are checked than the lockout allows.
+    async fn begin_login(&self, id: OperatorId, at_ms: i64) -> Result<Option<Attempt>, StoreError>;
     /// Accepts TOTP step `step` if it is later than the last accepted: `false` when it is
     /// not (a replay, however many servers see the code).
     async fn use_totp_step(&self, id: OperatorId, step: i64) -> Result<bool, StoreError>;
@@ -113,8 +137,8 @@ pub trait OperatorStore: Send + Sync {
         digest: &[u8],
         at_ms: i64,
     ) -> Result<Option<u32>, StoreError>;
-    /// Begins a session after a successful login, clearing the failed-login count and any
-    /// lock, with its audit entries.
+    /// Begins a session after a successful login, clearing the attempt count and any lock,
+    /// with its audit entries.
     async fn start_operator_session(
         &self,
         session: OperatorSessionRow,

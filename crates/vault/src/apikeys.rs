@@ -55,6 +55,8 @@ impl Vault {
         role: &str,
     ) -> Result<NewApiKey, VaultError> {
         self.authorize(p, &Act::ManageApiKeys)?;
+        custos_core::principal::may_grant(p, role, &self.inventory)
+            .map_err(|r| VaultError::Forbidden(r.to_string()))?;
         if !valid_name(name) {
             return Err(VaultError::invalid(
                 "name",

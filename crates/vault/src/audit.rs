@@ -190,7 +190,7 @@ impl Vault {
     /// proof carries the entry.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; `NotFound` when the index is not in the signed tree.
+    /// `Forbidden` without `read_audit`; `NotFound` when the index is not in the signed tree.
     pub async fn audit_proof(&self, p: &Principal, index: u64) -> Result<AuditProof, VaultError> {
         self.authorize(p, &Act::ReadAudit)?;
         self.sequence_audit().await?;
@@ -296,7 +296,7 @@ impl Vault {
     /// The audit trail of one subject. Admin only; the reading is itself audited.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin.
+    /// `Forbidden` without `read_audit`.
     pub async fn audit_trail(
         &self,
         p: &Principal,

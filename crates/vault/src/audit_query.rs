@@ -89,7 +89,7 @@ fn read(l: LeafRow) -> Result<AuditRecord, VaultError> {
 
 impl Vault {
     /// A page of the audit trail under `filter`, newest first. The reading is audited,
-    /// naming the filter (never a value).
+    /// naming which conditions the filter gave (never their values).
     ///
     /// # Errors
     /// `Forbidden` without `read_audit`; `Integrity` for an unreadable entry; store failures.
@@ -161,20 +161,28 @@ impl Vault {
     }
 }
 
-/// The filter in words, for the audit entry of the reading.
+/// The filter in words, for the audit entry of the reading: which conditions were given,
+/// never what was typed (a person's address typed as an actor would stay in the log for
+/// good).
 fn describe(f: &AuditFilter) -> String {
-    let mut parts = vec!["audit trail read".to_owned()];
-    for (k, v) in [
-        ("actor", f.actor.as_deref()),
-        ("purpose", f.purpose.as_deref()),
-        ("action", f.action.as_deref()),
-    ] {
-        if let Some(v) = v {
-            parts.push(format!("{k}={v}"));
-        }
+    let given: Vec<&str> = [
+        ("subject", f.subject.is_some()),
+        ("actor", f.actor.is_some()),
+        ("purpose", f.purpose.is_some()),
+        ("action", f.action.is_some()),
+        ("from", f.from_ms.is_some()),
+        ("to", f.to_ms.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, g)| *g)
+    .map(|(k, _)| k)
+    .collect();
+    let mut text = "audit trail read".to_owned();
+    if !given.is_empty() {
+        text.push_str(&format!(", filtered by {}", given.join(", ")));
     }
     if let Some(b) = f.before {
-        parts.push(format!("before={b}"));
+        text.push_str(&format!(", before entry {b}"));
     }
-    parts.join(" ")
+    text
 }

@@ -43,7 +43,7 @@ impl Vault {
     /// entries stay: they hold no personal value. Returns the signed certificate.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; `NotFound` for an unknown or already erased
+    /// `Forbidden` without `handle_requests`; `NotFound` for an unknown or already erased
     /// subject; `Conflict` when the subject's records changed meanwhile (try again).
     pub async fn erase_subject(
         &self,
@@ -124,7 +124,7 @@ impl Vault {
     /// The certificate of a subject's erasure, signed again now.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin (or the customer themself); `NotFound` when the
+    /// `Forbidden` without `read_requests` or `handle_requests` (but for the customer themself); `NotFound` when the
     /// subject was not erased; `Unavailable` when the erasure is not yet in a signed head.
     pub async fn erasure_certificate(
         &self,
@@ -147,7 +147,7 @@ impl Vault {
     /// personal value.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; store failures.
+    /// `Forbidden` without `read_requests` or `handle_requests`; store failures.
     pub async fn erasures(&self, p: &Principal) -> Result<Vec<ErasureView>, VaultError> {
         self.authorize(p, &Act::ReadErasures { subject: None })?;
         Ok(self

@@ -223,7 +223,12 @@ pub struct Vault {
     /// The key operators' addresses and TOTP secrets are sealed under, loaded or created on
     /// first use.
     operators_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
+    /// Password hashes computed at once (`Vault::verify_password`).
+    hashing: tokio::sync::Semaphore,
 }
+
+/// How many Argon2id hashes the vault computes at once: two per core. Each takes 19 MiB.
+pub const HASHING_AT_ONCE: usize = 4;
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,6 +290,7 @@ impl Vault {
             sequencer: Mutex::new(()),
             outbox_key: tokio::sync::OnceCell::new(),
             operators_key: tokio::sync::OnceCell::new(),
+            hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
         })
     }
 

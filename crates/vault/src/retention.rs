@@ -110,7 +110,7 @@ impl Vault {
     /// entry, unless a legal hold stands on the record. With `dry_run`, only counts.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; store failures.
+    /// `Forbidden` without `run_retention`; store failures.
     pub async fn retention(
         &self,
         p: &Principal,
@@ -495,7 +495,7 @@ impl Vault {
     /// the hold is released. Audited, with its reason.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; `Invalid` for a missing or overlong reason;
+    /// `Forbidden` without `manage_holds`; `Invalid` for a missing or overlong reason;
     /// `NotFound`; `Conflict` when a hold already stands.
     pub async fn place_hold(
         &self,
@@ -555,7 +555,7 @@ impl Vault {
     /// Releases a record's legal hold. Audited.
     ///
     /// # Errors
-    /// `Forbidden` for any role but admin; `NotFound` when the record holds none.
+    /// `Forbidden` without `manage_holds`; `NotFound` when the record holds none.
     pub async fn release_hold(
         &self,
         p: &Principal,

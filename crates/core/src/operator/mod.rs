@@ -22,19 +22,21 @@ pub const OPERATOR_SESSION: SessionPolicy = SessionPolicy {
     absolute_ms: 12 * 60 * MINUTE_MS,
 };
 
-/// Failed logins in a row that lock an account: the fifth locks it.
-pub const FREE_FAILURES: u32 = 5;
+/// The login attempt, counted since the last success, that locks an account: the fifth.
+pub const LOCKING_ATTEMPT: u32 = 5;
 /// How long the first lockout lasts; each further failure doubles it, up to
 /// [`MAX_LOCKOUT_MS`].
 pub const FIRST_LOCKOUT_MS: i64 = MINUTE_MS;
 /// The longest lockout.
 pub const MAX_LOCKOUT_MS: i64 = 60 * MINUTE_MS;
 
-/// Until when an account is locked after `failures` failed logins in a row, the last at
-/// `at_ms`: not at all for fewer than [`FREE_FAILURES`]; one minute at the fifth, doubling
-/// with each further failure, at most an hour. A successful login clears the count.
-pub fn lockout_until(failures: u32, at_ms: i64) -> Option<i64> {
-    let over = failures.checked_sub(FREE_FAILURES)?;
+/// Until when an account is locked by its `attempts`-th login attempt since the last success,
+/// made at `at_ms`: not at all before the [`LOCKING_ATTEMPT`]; one minute at it, doubling
+/// with each further attempt, at most an hour. The lock is placed when the attempt begins,
+/// before anything is checked, so attempts at once cannot get past it; a success lifts it
+/// and clears the count.
+pub fn lockout_until(attempts: u32, at_ms: i64) -> Option<i64> {
+    let over = attempts.checked_sub(LOCKING_ATTEMPT)?;
     let ms = FIRST_LOCKOUT_MS
         .checked_mul(1_i64 << over.min(20))
         .unwrap_or(MAX_LOCKOUT_MS)
@@ -110,7 +112,7 @@ mod tests {
     #[test]
     fn lockouts_back_off_from_a_minute_to_an_hour() {
         let at = 1_000_000;
-        for n in 0..FREE_FAILURES {
+        for n in 0..LOCKING_ATTEMPT {
             assert_eq!(lockout_until(n, at), None, "{n} failures");
         }
         assert_eq!(lockout_until(5, at), Some(at + MINUTE_MS));

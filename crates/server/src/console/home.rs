@@ -32,11 +32,15 @@ fn queue_row(r: &RequestView) -> QueueRow {
 /// `GET /console`: the queue (for `read_requests`) and the chart (for `read_reports`).
 pub(super) async fn page(State(state): State<AppState>, staff: Staff) -> Answer {
     let p = staff.session.principal();
-    let all = match state.vault.requests(&p, RequestFilter::default()).await {
+    let filter = RequestFilter {
+        open: true,
+        ..RequestFilter::default()
+    };
+    let all = match state.vault.requests(&p, filter).await {
         Ok(all) => all,
         Err(e) => return e.into(),
     };
-    let mut open: Vec<&RequestView> = all.iter().filter(|r| !r.status.is_closed()).collect();
+    let mut open: Vec<&RequestView> = all.iter().collect();
     // Overdue first, then by deadline.
     open.sort_by_key(|r| (!r.overdue, r.deadline));
     let (chart, chart_table, chart_refused) = match state.vault.requests_per_week(&p, WEEKS).await {

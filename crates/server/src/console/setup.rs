@@ -82,7 +82,7 @@ fn stage_page(state: &AppState, token: &str, view: SetupView, error: Option<Stri
             frame,
             email: view.email,
             token: token.to_owned(),
-            error: None,
+            error: error.map(|e| ("password".to_owned(), e)),
         }),
         SetupStage::Authenticator { uri, secret } => {
             let status = if error.is_some() {

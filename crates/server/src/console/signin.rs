@@ -5,7 +5,6 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use custos_core::operator::LoginRefusal;
 use custos_core::operator::password::Password;
 use custos_vault::VaultError;
 use serde::Deserialize;
@@ -85,19 +84,16 @@ pub(super) async fn sign_in(
                 cookie(&state, LOGIN_COOKIE, "", Some(0)),
             ],
         ),
-        Err(VaultError::LoginRefused(LoginRefusal::Locked)) => login_form(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            Some(
-                "This account is locked for a while after failed logins. Try again later, or \
-                 ask an operator who manages operators."
-                    .into(),
-            ),
-        ),
         Err(VaultError::LoginRefused(_)) => login_form(
             &state,
             StatusCode::UNAUTHORIZED,
-            Some("The address, password or code is wrong. Nothing was changed.".into()),
+            // The same words whatever was wrong, a locked account included: they must not
+            // tell which addresses have accounts.
+            Some(
+                "The address, password or code is wrong, or the account is locked for a few \
+                 minutes after repeated failures."
+                    .into(),
+            ),
         ),
         Err(e) => Answer::from(e).into_response(),
     }

@@ -2,7 +2,7 @@
 //! [`PostgresStore`].
 
 use async_trait::async_trait;
-use custos_core::operator::{OperatorId, OperatorStatus};
+use custos_core::operator::{OperatorId, OperatorStatus, lockout_until};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use super::audit::queue;
 use super::convert::backend;
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
-use crate::operators::{AccountChange, OperatorRow, OperatorSessionRow, OperatorStore};
+use crate::operators::{AccountChange, Attempt, OperatorRow, OperatorSessionRow, OperatorStore};
 
 const COLUMNS: &str = "o.id, o.email_digest, o.email_sealed, o.role, o.status, o.password_hash, \
                        o.totp_sealed, o.totp_last_step, o.setup_digest, o.setup_expires_ms, \
@@ -121,6 +121,7 @@ impl OperatorStore for PostgresStore {
     async fn update_operator(
         &self,
         o: OperatorRow,
+        was_changed_ms: i64,
         change: AccountChange,
         audit: Vec<QueuedAudit>,
     ) -> Result<(), StoreError> {
@@ -131,7 +132,7 @@ impl OperatorStore for PostgresStore {
             .execute(
                 "UPDATE operators SET role = $2, status = $3, password_hash = $4, \
                  totp_sealed = $5, totp_last_step = $6, setup_digest = $7, \
-                 setup_expires_ms = $8, changed_ms = $9 WHERE id = $1",
+                 setup_expires_ms = $8, changed_ms = $9 WHERE id = $1 AND changed_ms = $10",
                 &[
                     &id,
                     &o.role,
@@ -142,12 +143,30 @@ impl OperatorStore for PostgresStore {
                     &o.setup_digest,
                     &o.setup_expires_ms,
                     &o.changed_ms,
+                    &was_changed_ms,
                 ],
             )
             .await
             .map_err(backend)?;
         if n == 0 {
-            return Err(StoreError::NotFound);
+            let exists = tx
+                .query_opt("SELECT 1 FROM operators WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?
+                .is_some();
+            return Err(if exists {
+                StoreError::Conflict("the account changed since it was read".into())
+            } else {
+                StoreError::NotFound
+            });
+        }
+        if change.clear_lock {
+            tx.execute(
+                "UPDATE operators SET failed_logins = 0, locked_until_ms = NULL WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(backend)?;
         }
         if let Some(codes) = change.recovery_codes {
             tx.execute(
@@ -180,34 +199,40 @@ impl OperatorStore for PostgresStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn failed_login(&self, id: OperatorId) -> Result<u32, StoreError> {
-        let rows = self
-            .query(
-                "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = $1 \
-                 RETURNING failed_logins",
-                &[&id.as_uuid()],
-            )
-            .await?;
-        let n: i64 = rows.first().ok_or(StoreError::NotFound)?.get(0);
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    async fn lock_operator(
-        &self,
-        id: OperatorId,
-        until_ms: i64,
-        audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
+    async fn begin_login(&self, id: OperatorId, at_ms: i64) -> Result<Option<Attempt>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        tx.execute(
-            "UPDATE operators SET locked_until_ms = $2 WHERE id = $1",
-            &[&id.as_uuid(), &until_ms],
-        )
-        .await
-        .map_err(backend)?;
-        queue(&tx, &audit).await?;
-        tx.commit().await.map_err(backend)
+        let id = id.as_uuid();
+        // The update takes the row's lock until the commit: attempts at once are counted one
+        // after another, and each sees the lock the one before it placed.
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE operators SET failed_logins = failed_logins + 1 \
+                 WHERE id = $1 AND (locked_until_ms IS NULL OR locked_until_ms <= $2) \
+                 RETURNING failed_logins",
+                &[&id, &at_ms],
+            )
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let attempts = u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX);
+        let locks_until_ms = lockout_until(attempts, at_ms);
+        if let Some(until) = locks_until_ms {
+            tx.execute(
+                "UPDATE operators SET locked_until_ms = greatest(locked_until_ms, $2) \
+                 WHERE id = $1",
+                &[&id, &until],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(Attempt {
+            attempts,
+            locks_until_ms,
+        }))
     }
 
     async fn use_totp_step(&self, id: OperatorId, step: i64) -> Result<bool, StoreError> {

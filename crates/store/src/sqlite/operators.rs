@@ -1,7 +1,7 @@
 //! Operators and their console sessions on SQLite: [`OperatorStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use custos_core::operator::{OperatorId, OperatorStatus};
+use custos_core::operator::{OperatorId, OperatorStatus, lockout_until};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
@@ -9,7 +9,7 @@ use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
-use crate::operators::{AccountChange, OperatorRow, OperatorSessionRow, OperatorStore};
+use crate::operators::{AccountChange, Attempt, OperatorRow, OperatorSessionRow, OperatorStore};
 
 const COLUMNS: &str = "o.id, o.email_digest, o.email_sealed, o.role, o.status, o.password_hash, \
                        o.totp_sealed, o.totp_last_step, o.setup_digest, o.setup_expires_ms, \
@@ -160,6 +160,7 @@ impl OperatorStore for SqliteStore {
     async fn update_operator(
         &self,
         o: OperatorRow,
+        was_changed_ms: i64,
         change: AccountChange,
         audit: Vec<QueuedAudit>,
     ) -> Result<(), StoreError> {
@@ -169,7 +170,7 @@ impl OperatorStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE operators SET role = ?2, status = ?3, password_hash = ?4, \
                      totp_sealed = ?5, totp_last_step = ?6, setup_digest = ?7, \
-                     setup_expires_ms = ?8, changed_ms = ?9 WHERE id = ?1",
+                     setup_expires_ms = ?8, changed_ms = ?9 WHERE id = ?1 AND changed_ms = ?10",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -181,12 +182,23 @@ impl OperatorStore for SqliteStore {
                         o.totp_last_step,
                         o.setup_digest,
                         o.setup_expires_ms,
-                        o.changed_ms
+                        o.changed_ms,
+                        was_changed_ms
                     ])
                 })
                 .map_err(backend)?;
             if n == 0 {
-                return Err(StoreError::NotFound);
+                return Err(match one_by(c, "id", &id)? {
+                    Some(_) => StoreError::Conflict("the account changed since it was read".into()),
+                    None => StoreError::NotFound,
+                });
+            }
+            if change.clear_lock {
+                c.prepare_cached(
+                    "UPDATE operators SET failed_logins = 0, locked_until_ms = NULL WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id]))
+                .map_err(backend)?;
             }
             if let Some(codes) = change.recovery_codes {
                 c.prepare_cached("DELETE FROM operator_recovery_codes WHERE operator_id = ?1")
@@ -217,32 +229,32 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn failed_login(&self, id: OperatorId) -> Result<u32, StoreError> {
+    async fn begin_login(&self, id: OperatorId, at_ms: i64) -> Result<Option<Attempt>, StoreError> {
         self.write(move |c| {
+            let id = id_text(id);
             let n: Option<i64> = c
                 .prepare_cached(
-                    "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = ?1 \
+                    "UPDATE operators SET failed_logins = failed_logins + 1 \
+                     WHERE id = ?1 AND (locked_until_ms IS NULL OR locked_until_ms <= ?2) \
                      RETURNING failed_logins",
                 )
-                .and_then(|mut s| s.query_row(params![id_text(id)], |r| r.get(0)).optional())
+                .and_then(|mut s| s.query_row(params![id, at_ms], |r| r.get(0)).optional())
                 .map_err(backend)?;
-            let n = n.ok_or(StoreError::NotFound)?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
-        })
-        .await
-    }
-
-    async fn lock_operator(
-        &self,
-        id: OperatorId,
-        until_ms: i64,
-        audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            c.prepare_cached("UPDATE operators SET locked_until_ms = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id_text(id), until_ms]))
+            let Some(n) = n else { return Ok(None) };
+            let attempts = u32::try_from(n).unwrap_or(u32::MAX);
+            let locks_until_ms = lockout_until(attempts, at_ms);
+            if let Some(until) = locks_until_ms {
+                c.prepare_cached(
+                    "UPDATE operators SET locked_until_ms = max(coalesce(locked_until_ms, 0), ?2) \
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, until]))
                 .map_err(backend)?;
-            queue(c, &audit)
+            }
+            Ok(Some(Attempt {
+                attempts,
+                locks_until_ms,
+            }))
         })
         .await
     }

@@ -85,11 +85,22 @@ pub(crate) async fn operators_are_found_updated_and_unique(store: Arc<dyn Store>
     let codes = AccountChange {
         recovery_codes: Some(vec![vec![0xA1; 32], vec![0xA2; 32]]),
         end_sessions_at: None,
+        clear_lock: false,
     };
     store
-        .update_operator(active.clone(), codes, vec![audit("enrol", None)])
+        .update_operator(active.clone(), t, codes, vec![audit("enrol", None)])
         .await
         .unwrap();
+    // A write made from the reading before is refused: the account changed since.
+    let mut stale = a.clone();
+    stale.status = OperatorStatus::Disabled;
+    stale.changed_ms = t + 11;
+    assert!(matches!(
+        store
+            .update_operator(stale, t, AccountChange::default(), vec![])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.operator(a.id).await.unwrap().as_ref(), Some(&active));
     assert_eq!(store.operator_by_setup(&[0xFE; 32]).await.unwrap(), None);
 
@@ -121,14 +132,15 @@ pub(crate) async fn operators_are_found_updated_and_unique(store: Arc<dyn Store>
     gone.id = OperatorId::random();
     assert!(matches!(
         store
-            .update_operator(gone, AccountChange::default(), vec![])
+            .update_operator(gone, t + 10, AccountChange::default(), vec![])
             .await,
         Err(StoreError::NotFound)
     ));
 }
 
-/// Failed logins count up until a session begins; a lock is kept; sessions carry their
-/// account as it stands, end singly or all at once, and are purged.
+/// Login attempts count up until a session begins, the fifth locking the account, no
+/// attempt counted while it is locked, longer locks after; sessions carry their account as
+/// it stands, end singly or all at once, and are purged.
 pub(crate) async fn logins_and_sessions(store: Arc<dyn Store>) {
     let t = 6_000_000;
     let a = operator(1, t);
@@ -136,21 +148,34 @@ pub(crate) async fn logins_and_sessions(store: Arc<dyn Store>) {
         .insert_operator(a.clone(), audit("add", None))
         .await
         .unwrap();
-    for n in 1..=3 {
-        assert_eq!(store.failed_login(a.id).await.unwrap(), n);
+    for n in 1..=4 {
+        let at = store.begin_login(a.id, t).await.unwrap().unwrap();
+        assert_eq!((at.attempts, at.locks_until_ms), (n, None));
     }
-    assert!(matches!(
-        store.failed_login(OperatorId::random()).await,
-        Err(StoreError::NotFound)
-    ));
-    store
-        .lock_operator(a.id, t + 60_000, audit("lock", None))
-        .await
-        .unwrap();
+    let fifth = store.begin_login(a.id, t).await.unwrap().unwrap();
+    assert_eq!(
+        (fifth.attempts, fifth.locks_until_ms),
+        (5, Some(t + 60_000))
+    );
+    assert_eq!(
+        store.begin_login(a.id, t + 59_999).await.unwrap(),
+        None,
+        "locked"
+    );
+    let sixth = store.begin_login(a.id, t + 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        (sixth.attempts, sixth.locks_until_ms),
+        (6, Some(t + 180_000))
+    );
+    assert_eq!(
+        store.begin_login(OperatorId::random(), t).await.unwrap(),
+        None,
+        "no such account"
+    );
     let locked = store.operator(a.id).await.unwrap().unwrap();
     assert_eq!(
         (locked.failed_logins, locked.locked_until_ms),
-        (3, Some(t + 60_000))
+        (6, Some(t + 180_000))
     );
 
     store
@@ -195,18 +220,26 @@ pub(crate) async fn logins_and_sessions(store: Arc<dyn Store>) {
     // Disabling ends every live session at once.
     let mut off = store.operator(a.id).await.unwrap().unwrap();
     off.status = OperatorStatus::Disabled;
+    let was = off.changed_ms;
+    off.changed_ms = was + 1;
     let end = AccountChange {
         recovery_codes: None,
         end_sessions_at: Some(t + 800),
+        clear_lock: true,
     };
     store
-        .update_operator(off, end, vec![audit("disable", None)])
+        .update_operator(off, was, end, vec![audit("disable", None)])
         .await
         .unwrap();
     let (s, o) = store.operator_session(&[2; 32]).await.unwrap().unwrap();
     assert_eq!(
         (s.revoked_ms, o.status),
         (Some(t + 800), OperatorStatus::Disabled)
+    );
+    assert_eq!(
+        (o.failed_logins, o.locked_until_ms),
+        (0, None),
+        "the lock cleared"
     );
 
     // The second session was last used at t + 200; the first at t + 500.

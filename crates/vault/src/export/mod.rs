@@ -174,7 +174,7 @@ impl Vault {
     /// again as `audit.read`. A refused export is audited as denied.
     ///
     /// # Errors
-    /// `Forbidden` for any caller but admin, the CLI or the subject; `NotFound` for an
+    /// `Forbidden` without `handle_requests` (but for the CLI or the subject); `NotFound` for an
     /// unknown (or erased) subject; `Integrity` when a ciphertext or an audit entry fails its
     /// check.
     pub async fn export_subject(

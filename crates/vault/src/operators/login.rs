@@ -11,9 +11,7 @@ use custos_core::crypto::digests_equal;
 use custos_core::ids::OperatorId;
 use custos_core::operator::password::{self, Password};
 use custos_core::operator::totp::TotpSecret;
-use custos_core::operator::{
-    LoginRefusal, OPERATOR_SESSION, OperatorStatus, lockout_until, recovery,
-};
+use custos_core::operator::{LoginRefusal, OPERATOR_SESSION, OperatorStatus, recovery};
 use custos_core::secret::Secret;
 use custos_core::signin::SessionState;
 use custos_store::{OperatorRow, OperatorSessionRow, QueuedAudit};
@@ -64,12 +62,15 @@ enum Factor {
 
 impl Vault {
     /// Signs in with `email`, `password` and `code` (the authenticator's six digits, or a
-    /// recovery code) from `client`. Every attempt is audited: a login, or a failure with
-    /// its reason, a lockout, a recovery code used.
+    /// recovery code) from `client`. The attempt is counted before anything is checked
+    /// (`OperatorStore::begin_login`), so attempts at once cannot get past the lockout; every
+    /// path verifies a password hash, so the answer's time does not tell an unknown, locked
+    /// or inactive account from a wrong password. Every attempt is audited: a login, or a
+    /// failure with its reason, a lockout, a recovery code used.
     ///
     /// # Errors
-    /// `LoginRefused` with the reason (the console says only "wrong address, password or
-    /// code", or that the account is locked); store failures.
+    /// `LoginRefused` with the reason, for the audit log: the console says the same whatever
+    /// it is; store failures.
     pub async fn operator_login(
         &self,
         email: &str,
@@ -77,7 +78,7 @@ impl Vault {
         code: &str,
         client: IpAddr,
     ) -> Result<NewOperatorSession, VaultError> {
-        let client_digest = hex::encode(
+        let client = hex::encode(
             &self
                 .keys
                 .mac
@@ -87,52 +88,86 @@ impl Vault {
             Ok((_, digest)) => self.store.operator_by_email(&digest).await?,
             Err(_) => None,
         };
+        let now = self.now_ms();
         let Some(row) = found else {
-            // As long as a wrong password, so the answer's time says nothing either.
-            let _ = verify(password, password::decoy_hash().to_owned()).await;
+            let refusal = LoginRefusal::UnknownAddress;
             let audit = entry(
                 CONSOLE_ACTOR.into(),
                 Action::OperatorLoginFailed,
                 Outcome::Denied,
-                format!(
-                    "{} from client {client_digest}",
-                    LoginRefusal::UnknownAddress.as_str()
-                ),
+                format!("{} from client {client}", refusal.as_str()),
             );
-            self.store.append_audit(vec![audit]).await?;
-            return Err(VaultError::LoginRefused(LoginRefusal::UnknownAddress));
+            return self.refuse_login(password, refusal, vec![audit]).await;
         };
-        let now = self.now_ms();
         let refused = |why: LoginRefusal| {
             entry(
                 actor_of(row.id),
                 Action::OperatorLoginFailed,
                 Outcome::Denied,
-                format!("{} from client {client_digest}", why.as_str()),
+                format!("{} from client {client}", why.as_str()),
             )
         };
         if row.status != OperatorStatus::Active {
-            let _ = verify(password, password::decoy_hash().to_owned()).await;
-            self.store
-                .append_audit(vec![refused(LoginRefusal::NotActive)])
-                .await?;
-            return Err(VaultError::LoginRefused(LoginRefusal::NotActive));
+            let why = LoginRefusal::NotActive;
+            return self.refuse_login(password, why, vec![refused(why)]).await;
         }
-        if row.locked_until_ms.is_some_and(|t| t > now) {
-            self.store
-                .append_audit(vec![refused(LoginRefusal::Locked)])
-                .await?;
-            return Err(VaultError::LoginRefused(LoginRefusal::Locked));
-        }
-        let stored = row.password_hash.clone().unwrap_or_default();
-        if !verify(password, stored).await? {
+        let Some(attempt) = self.store.begin_login(row.id, now).await? else {
+            let why = LoginRefusal::Locked;
+            return self.refuse_login(password, why, vec![refused(why)]).await;
+        };
+        let failed = |why: LoginRefusal| {
+            let mut audit = vec![refused(why)];
+            if let Some(until) = attempt.locks_until_ms {
+                audit.push(entry(
+                    actor_of(row.id),
+                    Action::OperatorLockout,
+                    Outcome::Denied,
+                    format!(
+                        "locked after {} failed logins for {} s",
+                        attempt.attempts,
+                        (until - now) / 1000
+                    ),
+                ));
+            }
+            audit
+        };
+        if !self
+            .verify_password(password, row.password_hash.clone())
+            .await?
+        {
             let why = LoginRefusal::WrongPassword;
-            return self.failed(&row, why, refused(why), now).await;
+            self.store.append_audit(failed(why)).await?;
+            return Err(VaultError::LoginRefused(why));
         }
         let Some(factor) = self.second_factor(&row, code, now).await? else {
             let why = LoginRefusal::WrongCode;
-            return self.failed(&row, why, refused(why), now).await;
+            self.store.append_audit(failed(why)).await?;
+            return Err(VaultError::LoginRefused(why));
         };
+        self.begin_session(&row, factor, &client, now).await
+    }
+
+    /// Refuses a login, as slowly as a wrong password (a hash is verified all the same),
+    /// with its audit entries.
+    async fn refuse_login<T>(
+        &self,
+        password: Password,
+        why: LoginRefusal,
+        audit: Vec<QueuedAudit>,
+    ) -> Result<T, VaultError> {
+        let _ = self.verify_password(password, None).await?;
+        self.store.append_audit(audit).await?;
+        Err(VaultError::LoginRefused(why))
+    }
+
+    /// Begins the session of a login whose password and second factor were right.
+    async fn begin_session(
+        &self,
+        row: &OperatorRow,
+        factor: Factor,
+        client: &str,
+        now: i64,
+    ) -> Result<NewOperatorSession, VaultError> {
         let token = new_token()?;
         let mut audit = Vec::new();
         let how = match factor {
@@ -151,7 +186,7 @@ impl Vault {
             actor_of(row.id),
             Action::OperatorLogin,
             Outcome::Ok,
-            format!("signed in with password and {how} from client {client_digest}"),
+            format!("signed in with password and {how} from client {client}"),
         ));
         let session = OperatorSessionRow {
             id: token_digest(token.expose_secret()),
@@ -191,31 +226,6 @@ impl Vault {
             return Ok(left.map(|left| Factor::Recovery { left }));
         }
         Ok(None)
-    }
-
-    /// Counts a failed login, audited, and locks the account when the count calls for it.
-    async fn failed<T>(
-        &self,
-        row: &OperatorRow,
-        why: LoginRefusal,
-        audit: QueuedAudit,
-        now: i64,
-    ) -> Result<T, VaultError> {
-        self.store.append_audit(vec![audit]).await?;
-        let failures = self.store.failed_login(row.id).await?;
-        if let Some(until) = lockout_until(failures, now) {
-            let lock = entry(
-                actor_of(row.id),
-                Action::OperatorLockout,
-                Outcome::Denied,
-                format!(
-                    "locked after {failures} failed logins for {} s",
-                    (until - now) / 1000
-                ),
-            );
-            self.store.lock_operator(row.id, until, lock).await?;
-        }
-        Err(VaultError::LoginRefused(why))
     }
 
     /// The live session whose cookie is `token`, its last use noted.
@@ -271,10 +281,29 @@ impl Vault {
     }
 }
 
-/// Verifies a password against a stored hash off the async threads (Argon2id takes a tenth
-/// of a second and 19 MiB).
-async fn verify(password: Password, stored: String) -> Result<bool, VaultError> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &stored))
+impl Vault {
+    /// Whether `password` is the one `stored` was made from, verified off the async threads
+    /// (Argon2id takes about 19 ms and 19 MiB, BENCHMARKS.md) and at most
+    /// [`crate::HASHING_AT_ONCE`] at a time, so a flood of logins queues rather than
+    /// exhausting memory. With no stored hash, the decoy is verified: as slow, never a match.
+    pub(crate) async fn verify_password(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, VaultError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || match stored {
+            Some(h) => password::verify(&password, &h),
+            None => {
+                let _ = password::verify(&password, password::decoy_hash());
+                false
+            }
+        })
         .await
         .map_err(|e| VaultError::Internal(e.to_string()))
+    }
 }

@@ -74,7 +74,40 @@ fn actor_of(id: OperatorId) -> String {
     format!("operator:{id}")
 }
 
+/// Marks `row` as changed at `now` (always later than its last change, so that a write
+/// made from an older reading is refused) and says when it last changed before.
+fn touch(row: &mut OperatorRow, now: i64) -> i64 {
+    let was = row.changed_ms;
+    row.changed_ms = now.max(was + 1);
+    was
+}
+
 impl Vault {
+    /// Writes `row` back, if the account has not changed since it was read (`was`): a disable
+    /// or a reset that came in between wins, and this write is refused.
+    async fn save_operator(
+        &self,
+        row: OperatorRow,
+        was: i64,
+        change: AccountChange,
+        audit: Vec<QueuedAudit>,
+    ) -> Result<(), VaultError> {
+        match self.store.update_operator(row, was, change, audit).await {
+            Err(StoreError::Conflict(_)) => Err(VaultError::Conflict(
+                "the account was changed at the same time (disabled or reset?): nothing was done"
+                    .into(),
+            )),
+            Err(StoreError::NotFound) => Err(VaultError::NotFound("operator")),
+            other => other.map_err(VaultError::from),
+        }
+    }
+
+    /// [`custos_core::principal::may_grant`], as the vault's refusal.
+    fn may_grant(&self, p: &Principal, role: &str) -> Result<(), VaultError> {
+        custos_core::principal::may_grant(p, role, &self.inventory)
+            .map_err(|r| VaultError::Forbidden(r.to_string()))
+    }
+
     /// The vault's `operators` key, created on first use.
     async fn operators_key(&self) -> Result<&DataKey, VaultError> {
         self.operators_key
@@ -172,6 +205,7 @@ impl Vault {
         role: &str,
     ) -> Result<NewOperator, VaultError> {
         self.authorize(p, &Act::ManageOperators)?;
+        self.may_grant(p, role)?;
         if role != ADMIN_ROLE && self.inventory.role(role).is_none() {
             let mut known: Vec<&str> = self.inventory.roles.iter().map(|r| r.id.as_str()).collect();
             known.push(ADMIN_ROLE);
@@ -259,11 +293,12 @@ impl Vault {
     ) -> Result<OperatorInfo, VaultError> {
         self.authorize(p, &Act::ManageOperators)?;
         let mut row = self.operator_named(email).await?;
+        self.may_grant(p, &row.role)?;
         let now = self.now_ms();
         row.status = OperatorStatus::Disabled;
         row.setup_digest = None;
         row.setup_expires_ms = None;
-        row.changed_ms = now;
+        let was = touch(&mut row, now);
         let audit = entry(
             p.actor(),
             Action::OperatorDisable,
@@ -273,10 +308,41 @@ impl Vault {
         let change = AccountChange {
             recovery_codes: None,
             end_sessions_at: Some(now),
+            clear_lock: false,
         };
-        self.store
-            .update_operator(row.clone(), change, vec![audit])
+        self.save_operator(row.clone(), was, change, vec![audit])
             .await?;
+        self.info(&row).await
+    }
+
+    /// Lifts the lock that failed logins placed on the operator with address `email`, and
+    /// clears the count. Audited.
+    ///
+    /// # Errors
+    /// `Forbidden` without `manage_operators` or for a role one may not give; `NotFound`.
+    pub async fn unlock_operator(
+        &self,
+        p: &Principal,
+        email: &str,
+    ) -> Result<OperatorInfo, VaultError> {
+        self.authorize(p, &Act::ManageOperators)?;
+        let mut row = self.operator_named(email).await?;
+        self.may_grant(p, &row.role)?;
+        let was = touch(&mut row, self.now_ms());
+        let audit = entry(
+            p.actor(),
+            Action::OperatorUnlock,
+            Outcome::Ok,
+            format!("operator {}: failed logins cleared, lock lifted", row.id),
+        );
+        let change = AccountChange {
+            recovery_codes: None,
+            end_sessions_at: None,
+            clear_lock: true,
+        };
+        self.save_operator(row.clone(), was, change, vec![audit])
+            .await?;
+        row.locked_until_ms = None;
         self.info(&row).await
     }
 
@@ -293,11 +359,12 @@ impl Vault {
     ) -> Result<NewOperator, VaultError> {
         self.authorize(p, &Act::ManageOperators)?;
         let mut row = self.operator_named(email).await?;
+        self.may_grant(p, &row.role)?;
         let now = self.now_ms();
         row.status = OperatorStatus::Invited;
         row.password_hash = None;
         row.totp_sealed = None;
-        row.changed_ms = now;
+        let was = touch(&mut row, now);
         let (token, expires_ms) = Self::setup_link(&mut row, now)?;
         let audit = entry(
             p.actor(),
@@ -308,9 +375,10 @@ impl Vault {
         let change = AccountChange {
             recovery_codes: Some(Vec::new()),
             end_sessions_at: Some(now),
+            clear_lock: true,
         };
         let id = row.id;
-        self.store.update_operator(row, change, vec![audit]).await?;
+        self.save_operator(row, was, change, vec![audit]).await?;
         Ok(NewOperator {
             id,
             setup_token: token,

@@ -11,7 +11,7 @@ use custos_core::operator::totp::{STEP_SECONDS, TotpSecret};
 use custos_core::secret::Secret;
 use custos_store::{AccountChange, OperatorRow};
 
-use super::{actor_of, entry};
+use super::{actor_of, entry, touch};
 use crate::portal::token_digest;
 use crate::{Vault, VaultError};
 
@@ -108,24 +108,30 @@ impl Vault {
                 "is not the same as the password",
             ));
         }
-        let hash = tokio::task::spawn_blocking(move || password::hash(&password))
-            .await
-            .map_err(|e| VaultError::Internal(e.to_string()))??;
+        let hash = {
+            let _permit = self
+                .hashing
+                .acquire()
+                .await
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            tokio::task::spawn_blocking(move || password::hash(&password))
+                .await
+                .map_err(|e| VaultError::Internal(e.to_string()))??
+        };
         let secret = TotpSecret::generate()?;
         row.password_hash = Some(hash);
         row.totp_sealed = Some(
             self.seal_operator(row.id, "totp", secret.expose_bytes())
                 .await?,
         );
-        row.changed_ms = self.now_ms();
+        let was = touch(&mut row, self.now_ms());
         let audit = entry(
             actor_of(row.id),
             Action::OperatorPassword,
             Outcome::Ok,
             "password chosen with the setup link".into(),
         );
-        self.store
-            .update_operator(row.clone(), AccountChange::default(), vec![audit])
+        self.save_operator(row.clone(), was, AccountChange::default(), vec![audit])
             .await?;
         self.stage_of(&row).await
     }
@@ -173,7 +179,7 @@ impl Vault {
         row.totp_last_step = i64::try_from(step).ok();
         row.setup_digest = None;
         row.setup_expires_ms = None;
-        row.changed_ms = now;
+        let was = touch(&mut row, now);
         let audit = entry(
             actor_of(row.id),
             Action::OperatorEnrol,
@@ -186,8 +192,9 @@ impl Vault {
         let change = AccountChange {
             recovery_codes: Some(codes.iter().map(|c| c.digest().to_vec()).collect()),
             end_sessions_at: None,
+            clear_lock: true,
         };
-        self.store.update_operator(row, change, vec![audit]).await?;
+        self.save_operator(row, was, change, vec![audit]).await?;
         Ok(codes)
     }
 }

@@ -72,6 +72,8 @@ pub struct RequestFilter {
     pub due_within: Option<Period>,
     /// Open requests past their deadline.
     pub overdue: bool,
+    /// Open requests only.
+    pub open: bool,
 }
 
 /// The statuses of an open request.
@@ -342,7 +344,7 @@ impl Vault {
             },
         )?;
         let now = self.now_ms();
-        let open_only = filter.overdue || filter.due_within.is_some();
+        let open_only = filter.open || filter.overdue || filter.due_within.is_some();
         let statuses: Vec<RequestStatus> = match filter.status {
             Some(s) if open_only && s.is_closed() => return Ok(Vec::new()),
             Some(s) => vec![s],

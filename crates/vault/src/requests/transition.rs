@@ -45,7 +45,7 @@ impl Vault {
     /// consent ledger, each choice audited, and completes it.
     ///
     /// # Errors
-    /// `Forbidden` for anyone but admin (and the CLI); `NotFound`; `TransitionRefused`
+    /// `Forbidden` without `handle_requests`; `NotFound`; `TransitionRefused`
     /// naming the rule the state machine would see broken (`request_closed`,
     /// `already_extended`, ...); `Conflict` when concurrent changes kept winning.
     pub async fn transition(

@@ -21,8 +21,9 @@ fn pw(s: &str) -> Password {
     Password::new(s.to_owned())
 }
 
-/// Adds an operator and sets them up; the authenticator's secret as the app would hold it.
-async fn set_up(vault: &Vault, role: &str) -> TotpSecret {
+/// Adds an operator and sets them up, enrolled at `now`; the authenticator's secret as the
+/// app would hold it.
+async fn set_up(vault: &Vault, role: &str, now: i64) -> TotpSecret {
     let new = vault
         .add_operator(&Principal::Cli, EMAIL, role)
         .await
@@ -39,7 +40,12 @@ async fn set_up(vault: &Vault, role: &str) -> TotpSecret {
         panic!("the authenticator comes next");
     };
     assert!(uri.expose_secret().starts_with("otpauth://totp/"));
-    TotpSecret::from_base32(secret.expose_secret()).unwrap()
+    let secret = TotpSecret::from_base32(secret.expose_secret()).unwrap();
+    vault
+        .enrol_totp(&token, &secret.code_at(now).unwrap())
+        .await
+        .unwrap();
+    secret
 }
 
 fn refusal(e: VaultError) -> LoginRefusal {
@@ -237,8 +243,8 @@ async fn a_disabled_operators_sessions_end_on_every_server() {
     let Some((_schema, a, b)) = two_on_postgres().await else {
         return;
     };
-    let secret = set_up(&a.vault, "support").await;
     let now = a.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let secret = set_up(&a.vault, "support", now).await;
     // The code the setup was not finished with: enrol on server a, sign in on server b.
     let token = a
         .vault
@@ -312,4 +318,116 @@ async fn a_disabled_operators_sessions_end_on_every_server() {
         Err(VaultError::Forbidden(_))
     ));
     assert_eq!(a.vault.operators(&Principal::Cli).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_at_once_get_no_more_tries_than_the_lockout_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = custos_core::crypto::RootKey::generate(1).unwrap();
+    let env = sqlite_env(dir.path(), &root).await;
+    let secret = set_up(
+        &env.vault,
+        "auditor",
+        env.clock.0.load(std::sync::atomic::Ordering::SeqCst),
+    )
+    .await;
+    env.clock.advance(30_000);
+    let now = env.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    // Forty guesses at once, with the right password and wrong codes.
+    let tries: Vec<_> = (0..40)
+        .map(|i| {
+            let v = env.vault.clone();
+            tokio::spawn(async move {
+                v.operator_login(EMAIL, pw(PASSWORD), &format!("{:06}", 100_000 + i), CLIENT)
+                    .await
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Err(VaultError::LoginRefused(LoginRefusal::WrongCode)) => checked += 1,
+            Err(VaultError::LoginRefused(LoginRefusal::Locked)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        checked, 5,
+        "five codes were compared, the rest refused unchecked"
+    );
+    // Locked: even the right code is refused, until an operator who may unlocks it.
+    let code = secret.code_at(now).unwrap();
+    let e = env
+        .vault
+        .operator_login(EMAIL, pw(PASSWORD), &code, CLIENT)
+        .await;
+    assert_eq!(refusal(e.unwrap_err()), LoginRefusal::Locked);
+    let info = env
+        .vault
+        .unlock_operator(&Principal::Cli, EMAIL)
+        .await
+        .unwrap();
+    assert_eq!(info.locked_until_ms, None);
+    env.vault
+        .operator_login(EMAIL, pw(PASSWORD), &code, CLIENT)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managing_operators_gives_no_more_than_one_holds_and_a_stale_setup_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = custos_core::crypto::RootKey::generate(1).unwrap();
+    let env = sqlite_env(dir.path(), &root).await;
+    let v = &env.vault;
+    let officer = Principal::Operator {
+        id: "o".into(),
+        role: "privacy_officer".into(),
+    };
+    for role in ["admin", "support"] {
+        assert!(
+            matches!(
+                v.add_operator(&officer, "x@example.com", role).await,
+                Err(VaultError::Forbidden(_))
+            ),
+            "{role}"
+        );
+    }
+    v.add_operator(&Principal::Cli, "root@example.com", "admin")
+        .await
+        .unwrap();
+    assert!(matches!(
+        v.reset_operator_mfa(&officer, "root@example.com").await,
+        Err(VaultError::Forbidden(_))
+    ));
+    assert!(matches!(
+        v.create_api_key(&officer, "k", "admin").await,
+        Err(VaultError::Forbidden(_))
+    ));
+    v.add_operator(&officer, "aud@example.com", "auditor")
+        .await
+        .unwrap();
+
+    // A password chosen from a link that a reset replaced meanwhile is refused: the reset
+    // wins.
+    let new = v
+        .add_operator(&Principal::Cli, "late@example.com", "auditor")
+        .await
+        .unwrap();
+    let old = new.setup_token.expose_secret().clone();
+    let fresh = v
+        .reset_operator_mfa(&Principal::Cli, "late@example.com")
+        .await
+        .unwrap();
+    assert!(matches!(
+        v.choose_password(&old, pw(PASSWORD), pw(PASSWORD)).await,
+        Err(VaultError::Unauthenticated)
+    ));
+    v.choose_password(
+        fresh.setup_token.expose_secret(),
+        pw(PASSWORD),
+        pw(PASSWORD),
+    )
+    .await
+    .unwrap();
 }
