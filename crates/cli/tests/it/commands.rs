@@ -282,6 +282,14 @@ async fn serve_demo_prints_a_key_and_requests_that_work() {
             assert_eq!(recs.as_array().unwrap().len(), 1, "{c}: {body}");
         }
     }
+    // The demo privacy officer's setup link opens their setup, once it is pasted.
+    let link = out
+        .split_whitespace()
+        .find(|w| w.contains("/console/setup?token="))
+        .unwrap_or_else(|| panic!("no setup link in {out}"));
+    let r = http.get(link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("privacy.officer@example.com"));
     let support = create_key(&dir.path().join("data"), "s", "support_agent");
     let r = http
         .get(server.url("/v1/inventory"))
