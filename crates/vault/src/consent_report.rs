@@ -52,23 +52,13 @@ pub struct ConsentSummary {
 }
 
 impl Vault {
-    /// Consent across subjects as of now, with `weeks` weeks of withdrawals.
-    ///
-    /// # Errors
-    /// `Forbidden` without `read_reports`; `Integrity` for a ledger row that is not its
-    /// event; store failures.
-    pub async fn consent_summary(
+    /// Every ledger event, read through in pages, by subject in the order recorded; each
+    /// event is shown to `each` as it is read. Also how many withdrawals came from Global
+    /// Privacy Control.
+    async fn ledger_by_subject(
         &self,
-        p: &Principal,
-        weeks: usize,
-    ) -> Result<ConsentSummary, VaultError> {
-        self.authorize(p, &Act::ReadReports)?;
-        let now = self.now_ms();
-        let weeks = weeks.clamp(1, 52);
-        let first = monday_of(now) - (weeks as i64 - 1) * WEEK_MS;
-        let mut withdrawals: Vec<(i64, u32)> = (0..weeks as i64)
-            .map(|i| (first + i * WEEK_MS, 0))
-            .collect();
+        mut each: impl FnMut(&ConsentEvent),
+    ) -> Result<(BTreeMap<SubjectId, Vec<ConsentEvent>>, u64), VaultError> {
         let mut by_subject: BTreeMap<SubjectId, Vec<ConsentEvent>> = BTreeMap::new();
         let (mut gpc_withdrawals, mut cursor) = (0, None);
         loop {
@@ -91,20 +81,43 @@ impl Vault {
                             row.id
                         ))
                     })?;
-                if event.choice == Choice::Withdraw {
-                    if event.source == Source::Gpc {
-                        gpc_withdrawals += 1;
-                    }
-                    if event.at_ms >= first && event.at_ms <= now {
-                        withdrawals[((event.at_ms - first) / WEEK_MS) as usize].1 += 1;
-                    }
+                if event.choice == Choice::Withdraw && event.source == Source::Gpc {
+                    gpc_withdrawals += 1;
                 }
+                each(&event);
                 by_subject.entry(event.subject_id).or_default().push(event);
             }
             if !full {
                 break;
             }
         }
+        Ok((by_subject, gpc_withdrawals))
+    }
+
+    /// Consent across subjects as of now, with `weeks` weeks of withdrawals.
+    ///
+    /// # Errors
+    /// `Forbidden` without `read_reports`; `Integrity` for a ledger row that is not its
+    /// event; store failures.
+    pub async fn consent_summary(
+        &self,
+        p: &Principal,
+        weeks: usize,
+    ) -> Result<ConsentSummary, VaultError> {
+        self.authorize(p, &Act::ReadReports)?;
+        let now = self.now_ms();
+        let weeks = weeks.clamp(1, 52);
+        let first = monday_of(now) - (weeks as i64 - 1) * WEEK_MS;
+        let mut withdrawals: Vec<(i64, u32)> = (0..weeks as i64)
+            .map(|i| (first + i * WEEK_MS, 0))
+            .collect();
+        let (by_subject, gpc_withdrawals) = self
+            .ledger_by_subject(|e| {
+                if e.choice == Choice::Withdraw && e.at_ms >= first && e.at_ms <= now {
+                    withdrawals[((e.at_ms - first) / WEEK_MS) as usize].1 += 1;
+                }
+            })
+            .await?;
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         let mut gpc_subjects = 0;
         for events in by_subject.values() {

@@ -289,7 +289,12 @@ async fn serve_demo_prints_a_key_and_requests_that_work() {
         .unwrap_or_else(|| panic!("no setup link in {out}"));
     let r = http.get(link).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.unwrap().contains("privacy.officer@example.com"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("privacy.officer@example.com")
+    );
     let support = create_key(&dir.path().join("data"), "s", "support_agent");
     let r = http
         .get(server.url("/v1/inventory"))
