@@ -15,6 +15,7 @@ use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_cus
 mod init;
 mod operators;
 mod receipts;
+mod reports;
 mod requests;
 mod subjects;
 mod tls;
@@ -100,6 +101,11 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: operators::OperatorCommand,
+    },
+    /// Records a regulator asks for, generated from the inventory and the configuration.
+    Report {
+        #[command(subcommand)]
+        command: reports::ReportCommand,
     },
     /// Manage API keys.
     Apikey {
@@ -362,6 +368,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Requests { command } => requests::run(&paths, command).await,
         Command::Operator { command } => operators::run(&paths, command).await,
+        Command::Report { command } => reports::run(&paths, command).await,
         Command::Apikey { command } => {
             let vault = open(&paths).await?;
             match command {

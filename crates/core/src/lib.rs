@@ -23,6 +23,7 @@ pub mod principal;
 pub mod receipt;
 pub mod retention;
 pub mod rights;
+pub mod ropa;
 pub mod secret;
 pub mod signed;
 pub mod signin;

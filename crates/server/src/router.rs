@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::{
-    audit, consents, erasures, holds, notice, public, records, requests, subjects, system,
+    audit, consents, erasures, holds, notice, public, records, reports, requests, subjects, system,
 };
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ impl Modify for BearerAuth {
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(records::routes())
+        .merge(reports::routes())
         .merge(consents::routes())
         .merge(subjects::routes())
         .merge(holds::routes())

@@ -9,6 +9,7 @@ pub(crate) mod holds;
 pub(crate) mod notice;
 pub(crate) mod public;
 pub(crate) mod records;
+pub(crate) mod reports;
 pub(crate) mod requests;
 pub(crate) mod subjects;
 pub(crate) mod system;
@@ -16,7 +17,7 @@ pub(crate) mod system;
 #[cfg(test)]
 mod tests {
     /// The modules `routes.rs` declares, with their source.
-    const RESOURCES: [(&str, &str); 10] = [
+    const RESOURCES: [(&str, &str); 11] = [
         ("audit", include_str!("routes/audit.rs")),
         ("consents", include_str!("routes/consents.rs")),
         ("erasures", include_str!("routes/erasures.rs")),
@@ -24,6 +25,7 @@ mod tests {
         ("notice", include_str!("routes/notice.rs")),
         ("public", include_str!("routes/public.rs")),
         ("records", include_str!("routes/records.rs")),
+        ("reports", include_str!("routes/reports.rs")),
         ("requests", include_str!("routes/requests.rs")),
         ("subjects", include_str!("routes/subjects.rs")),
         ("system", include_str!("routes/system.rs")),

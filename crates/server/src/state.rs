@@ -19,3 +19,19 @@ pub struct AppState {
     /// `Secure` (`portal::web::cookie`).
     pub scheme: Scheme,
 }
+
+impl AppState {
+    /// The oldest TLS version this server accepts, when it serves TLS itself.
+    pub(crate) fn tls_version(&self) -> Option<&'static str> {
+        match self.scheme {
+            Scheme::Https => Some(
+                self.vault
+                    .inventory()
+                    .tls
+                    .as_ref()
+                    .map_or("1.3", |t| t.min_version.as_str()),
+            ),
+            Scheme::Http => None,
+        }
+    }
+}

@@ -36,6 +36,8 @@ pub trait Store:
 {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The database's name, for reports: "SQLite" or "PostgreSQL".
+    fn kind(&self) -> &'static str;
 }
 
 /// Where the schema stands against this binary.

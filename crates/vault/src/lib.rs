@@ -18,6 +18,7 @@ mod mail;
 mod operators;
 mod portal;
 mod records;
+mod reports;
 mod requests;
 mod retention;
 mod sites;

@@ -307,3 +307,50 @@ async fn serve_demo_prints_a_key_and_requests_that_work() {
     let v = custos(&dir.path().join("data"), &["audit", "verify"]);
     assert!(v.status.success(), "{}", stdout(&v));
 }
+
+/// `custos report ropa`: the record of processing activities, in each format, from a new
+/// data directory; an unknown format is refused, naming the flag.
+#[test]
+fn report_ropa_prints_the_record_in_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = custos(dir.path(), &["init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let inv =
+        custos_core::inventory::Inventory::from_toml(custos_core::inventory::EXAMPLE).unwrap();
+    let o = custos(dir.path(), &["report", "ropa"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        json["activities"].as_array().unwrap().len(),
+        inv.purposes.len()
+    );
+    let o = custos(dir.path(), &["report", "ropa", "--format", "csv"]);
+    let csv = stdout(&o);
+    for p in &inv.purposes {
+        assert!(csv.contains(&format!("\"{}\"", p.id)), "{}", p.id);
+    }
+    for p in &inv.processors {
+        assert!(csv.contains(&p.name), "{}", p.name);
+    }
+    let file = dir.path().join("ropa.html");
+    let o = custos(
+        dir.path(),
+        &[
+            "report",
+            "ropa",
+            "--format",
+            "html",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("Record of processing activities")
+    );
+    let o = custos(dir.path(), &["report", "ropa", "--format", "pdf"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
+}

@@ -9,6 +9,7 @@ mod openapi;
 mod portal;
 mod public;
 mod refusals;
+mod reports;
 mod request_deadlines;
 mod request_refusals;
 mod requests;
