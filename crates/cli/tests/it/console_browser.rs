@@ -13,10 +13,10 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use custos_core::operator::totp::TotpSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::browser::{Browser, Chromedriver, require_browser};
-use crate::{Server, client, create_key, custos, stderr, stdout};
+use crate::{Server, api, create_key, custos, stderr, stdout};
 
 const OFFICER: &str = "dana.officer@example.com";
 const PASSWORD: &str = "amber kettle rowing north";
@@ -26,17 +26,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-async fn api(method: &str, url: String, key: &str, body: Option<Value>) -> (u16, Value) {
-    let mut r = client()
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 /// Fills in and posts the login form.

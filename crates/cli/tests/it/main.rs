@@ -155,6 +155,26 @@ pub(crate) fn create_key(dir: &Path, name: &str, role: &str) -> String {
     stdout(&o).trim().to_owned()
 }
 
+/// One API call with a bearer key: the status and the JSON body (null when there is none).
+pub(crate) async fn api(
+    method: &str,
+    url: String,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = client()
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (
+        r.status().as_u16(),
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use thirtyfour::prelude::*;
 
 use crate::browser::{Browser, Chromedriver, DESKTOP, PHONE, require_browser};
-use crate::{Server, client, create_key, custos, stderr, stdout};
+use crate::{Server, api, client, create_key, custos, stderr, stdout};
 
 const NAME: &str = "Grace Hopper";
 const EMAIL: &str = "grace.hopper@example.com";
@@ -33,17 +33,6 @@ fn code_in(body: &str) -> String {
         .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
         .unwrap_or_else(|| panic!("no six-digit code in {body:?}"))
         .to_owned()
-}
-
-async fn api(method: &str, url: String, key: &str, body: Option<Value>) -> (u16, Value) {
-    let mut r = client()
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]

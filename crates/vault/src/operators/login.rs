@@ -10,7 +10,6 @@ use custos_core::audit::{Action, Outcome};
 use custos_core::crypto::digests_equal;
 use custos_core::ids::OperatorId;
 use custos_core::operator::password::{self, Password};
-use custos_core::operator::totp::TotpSecret;
 use custos_core::operator::{LoginRefusal, OPERATOR_SESSION, OperatorStatus, recovery};
 use custos_core::secret::Secret;
 use custos_core::signin::SessionState;
@@ -208,12 +207,7 @@ impl Vault {
         now: i64,
     ) -> Result<Option<Factor>, VaultError> {
         if let Some(sealed) = &row.totp_sealed {
-            let secret = TotpSecret::from_bytes(
-                self.open_sealed(row.id, "totp", sealed)
-                    .await?
-                    .expose_secret()
-                    .clone(),
-            );
+            let secret = self.totp_of(row.id, sealed).await?;
             if let Some(step) = secret.matching_step(code, now) {
                 let step = i64::try_from(step).unwrap_or(i64::MAX);
                 // A code of a step already accepted is a replay, and fails as a wrong one.

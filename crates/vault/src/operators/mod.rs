@@ -16,6 +16,7 @@ use custos_core::crypto::{DataKey, FieldBinding};
 use custos_core::fields;
 use custos_core::ids::{OperatorId, RecordId};
 use custos_core::inventory::ADMIN_ROLE;
+use custos_core::operator::totp::TotpSecret;
 use custos_core::operator::{OperatorStatus, SETUP_LINK_VALID_MS};
 use custos_core::principal::Act;
 use custos_core::secret::Secret;
@@ -149,6 +150,12 @@ impl Vault {
         Ok(self.operators_key().await?.decrypt_field(at, sealed)?)
     }
 
+    /// An operator's TOTP secret, unsealed.
+    async fn totp_of(&self, id: OperatorId, sealed: &[u8]) -> Result<TotpSecret, VaultError> {
+        let bytes = self.open_sealed(id, "totp", sealed).await?;
+        Ok(TotpSecret::from_bytes(bytes.expose_secret().clone()))
+    }
+
     /// An address as typed, normalised as the blind index would, and its keyed digest.
     fn operator_address(&self, typed: &str) -> Result<(Secret<String>, Vec<u8>), VaultError> {
         let normal = fields::email(typed)
@@ -272,6 +279,15 @@ impl Vault {
         Ok(out)
     }
 
+    /// The operator with address `email`, for `p` to manage: `p` holds `manage_operators` and
+    /// may give the operator's role.
+    async fn managed(&self, p: &Principal, email: &str) -> Result<OperatorRow, VaultError> {
+        self.authorize(p, &Act::ManageOperators)?;
+        let row = self.operator_named(email).await?;
+        self.may_grant(p, &row.role)?;
+        Ok(row)
+    }
+
     async fn operator_named(&self, email: &str) -> Result<OperatorRow, VaultError> {
         let (_, digest) = self.operator_address(email)?;
         self.store
@@ -291,9 +307,7 @@ impl Vault {
         p: &Principal,
         email: &str,
     ) -> Result<OperatorInfo, VaultError> {
-        self.authorize(p, &Act::ManageOperators)?;
-        let mut row = self.operator_named(email).await?;
-        self.may_grant(p, &row.role)?;
+        let mut row = self.managed(p, email).await?;
         let now = self.now_ms();
         row.status = OperatorStatus::Disabled;
         row.setup_digest = None;
@@ -325,9 +339,7 @@ impl Vault {
         p: &Principal,
         email: &str,
     ) -> Result<OperatorInfo, VaultError> {
-        self.authorize(p, &Act::ManageOperators)?;
-        let mut row = self.operator_named(email).await?;
-        self.may_grant(p, &row.role)?;
+        let mut row = self.managed(p, email).await?;
         let was = touch(&mut row, self.now_ms());
         let audit = entry(
             p.actor(),
@@ -357,9 +369,7 @@ impl Vault {
         p: &Principal,
         email: &str,
     ) -> Result<NewOperator, VaultError> {
-        self.authorize(p, &Act::ManageOperators)?;
-        let mut row = self.operator_named(email).await?;
-        self.may_grant(p, &row.role)?;
+        let mut row = self.managed(p, email).await?;
         let now = self.now_ms();
         row.status = OperatorStatus::Invited;
         row.password_hash = None;

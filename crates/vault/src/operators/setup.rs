@@ -59,12 +59,7 @@ impl Vault {
         let email = self.email_of(row).await?;
         let stage = match (&row.password_hash, &row.totp_sealed) {
             (Some(_), Some(sealed)) => {
-                let secret = TotpSecret::from_bytes(
-                    self.open_sealed(row.id, "totp", sealed)
-                        .await?
-                        .expose_secret()
-                        .clone(),
-                );
+                let secret = self.totp_of(row.id, sealed).await?;
                 let issuer = &self.inventory.organization.name;
                 SetupStage::Authenticator {
                     uri: secret.otpauth_uri(issuer, &email)?,
@@ -157,12 +152,7 @@ impl Vault {
                 "must be chosen before the authenticator is enrolled",
             ));
         };
-        let secret = TotpSecret::from_bytes(
-            self.open_sealed(row.id, "totp", sealed)
-                .await?
-                .expose_secret()
-                .clone(),
-        );
+        let secret = self.totp_of(row.id, sealed).await?;
         let now = self.now_ms();
         let step = secret.matching_step(code, now).ok_or_else(|| {
             VaultError::invalid(
