@@ -299,6 +299,23 @@ impl MessageBinding {
     }
 }
 
+/// Which incident a sealed incident is; bound into its associated data, so a sealed incident
+/// cannot be moved to another row.
+#[derive(Debug, Clone, Copy)]
+pub struct IncidentBinding {
+    /// The incident's id.
+    pub id: crate::ids::IncidentId,
+}
+
+impl IncidentBinding {
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(36);
+        aad.extend_from_slice(b"custos/incident/v1\0");
+        aad.extend_from_slice(self.id.as_bytes());
+        aad
+    }
+}
+
 impl DataKey {
     /// A new random key.
     ///
@@ -353,6 +370,28 @@ impl DataKey {
     pub fn decrypt_message(
         &self,
         at: MessageBinding,
+        ct: &[u8],
+    ) -> Result<Secret<Vec<u8>>, CryptoError> {
+        let v = ciphertext_key_version(ct)?;
+        if v != self.version {
+            return Err(CryptoError::UnknownKeyVersion(v));
+        }
+        open(self.key.expose_secret(), &at.aad(), ct)
+    }
+
+    /// Encrypts an incident (its title, facts and decision, which may name people), bound to
+    /// its id.
+    pub fn encrypt_incident(&self, at: IncidentBinding, plaintext: &[u8]) -> Vec<u8> {
+        seal(self.key.expose_secret(), self.version, &at.aad(), plaintext)
+    }
+
+    /// Decrypts an incident sealed for exactly this id.
+    ///
+    /// # Errors
+    /// As [`DataKey::decrypt_message`].
+    pub fn decrypt_incident(
+        &self,
+        at: IncidentBinding,
         ct: &[u8],
     ) -> Result<Secret<Vec<u8>>, CryptoError> {
         let v = ciphertext_key_version(ct)?;

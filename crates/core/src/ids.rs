@@ -102,6 +102,18 @@ id_type!(
     "operator id"
 );
 
+id_type!(
+    /// An alert: something in the audit log that looks like a breach.
+    AlertId,
+    "alert id"
+);
+
+id_type!(
+    /// An incident: a breach, or a suspected one, from the moment staff open it.
+    IncidentId,
+    "incident id"
+);
+
 /// A string that is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is not a UUID")]

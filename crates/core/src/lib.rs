@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod breach;
 pub mod certificate;
 pub mod consent;
 pub mod countries;

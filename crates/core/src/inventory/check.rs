@@ -9,6 +9,7 @@ use super::{
     Inventory, InventoryError, Organization, Problem, collections, mail, portal, purposes, rights,
     tls,
 };
+use super::breach as breach_section;
 use crate::countries;
 
 impl Inventory {
@@ -38,6 +39,12 @@ impl Inventory {
         let mail = mail::mail(&mut c, raw.mail, organization.as_ref());
         let portal = portal::portal(&mut c, raw.portal);
         let tls = tls::tls(&mut c, raw.tls);
+        let breach = breach_section::breach(
+            &mut c,
+            raw.breach,
+            organization.as_ref().map(|o| o.contact.as_str()),
+        );
+        let webhooks = breach_section::webhooks(&mut c, raw.webhooks);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -51,6 +58,8 @@ impl Inventory {
                 mail,
                 portal,
                 tls,
+                breach,
+                webhooks,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

@@ -29,6 +29,7 @@ mod rights;
 #[cfg(test)]
 mod testing;
 mod tls;
+mod breach;
 
 pub use mail::{
     CredentialVars, DEFAULT_MAIL_DIR, MailConfig, MailTransport, SmtpConfig, SmtpSecurity,
@@ -37,6 +38,7 @@ pub use mail::{
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
 pub use portal::PortalConfig;
 pub use tls::{TlsConfig, TlsVersion};
+pub use breach::{BreachConfig, WebhookConfig};
 
 /// The example inventory `custos init` writes: an online shop.
 pub const EXAMPLE: &str = include_str!("../../example/custos.toml");
@@ -82,6 +84,13 @@ pub struct Inventory {
     /// `mail`.
     #[serde(skip)]
     pub tls: Option<TlsConfig>,
+    /// How alerts are raised and whom they reach: `[breach]`, defaults when absent. Never
+    /// serialised, like `mail`.
+    #[serde(skip)]
+    pub breach: BreachConfig,
+    /// Where alerts are posted: `[[webhooks]]`. Never serialised, like `mail`.
+    #[serde(skip)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

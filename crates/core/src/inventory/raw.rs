@@ -25,6 +25,9 @@ pub(super) struct RawInventory {
     pub(super) mail: Option<Spanned<RawMail>>,
     pub(super) portal: Option<Spanned<super::portal::RawPortal>>,
     pub(super) tls: Option<Spanned<super::tls::RawTls>>,
+    pub(super) breach: Option<Spanned<super::breach::RawBreach>>,
+    #[serde(default)]
+    pub(super) webhooks: Vec<Spanned<super::breach::RawWebhook>>,
 }
 
 #[derive(Deserialize)]
