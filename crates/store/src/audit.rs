@@ -77,6 +77,15 @@ pub trait AuditStore: Send + Sync {
     async fn leaves(&self, from: u64, to: u64) -> Result<Vec<LeafRow>, StoreError>;
     /// The leaves of one subject.
     async fn subject_leaves(&self, subject: SubjectId) -> Result<Vec<LeafRow>, StoreError>;
+    /// The leaves made by `actor` (all callers when `None`) whose time is in `from..to`
+    /// (RFC 3339 UTC as entries write it; either end open when `None`), in index order:
+    /// found through the `(actor, time)` and `(time)` indexes, never a scan of the log.
+    async fn leaves_by(
+        &self,
+        actor: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<LeafRow>, StoreError>;
     /// Every stored signed head, by size.
     async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError>;
     /// The newest signed head.

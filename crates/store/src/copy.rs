@@ -5,6 +5,7 @@ use custos_core::audit::SignedTreeHead;
 use custos_core::ids::SubjectId;
 
 use crate::audit::{LeafRow, TreeState};
+use crate::breach::{AlertRow, CanaryRow, IncidentRow};
 use crate::error::StoreError;
 use crate::holds::HoldRow;
 use crate::keys::ApiKeyRow;
@@ -40,6 +41,12 @@ pub enum Table {
     ApiKeys,
     /// Operators' accounts and recovery-code digests (their sessions are not copied).
     Operators,
+    /// Canary records' marks (the records themselves travel with the records).
+    Canaries,
+    /// Alerts raised.
+    Alerts,
+    /// Incidents, sealed as stored.
+    Incidents,
     /// Integrated audit entries.
     AuditLeaves,
     /// Signed tree heads.
@@ -50,7 +57,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in copy order.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 16] = [
         Table::VaultKeys,
         Table::Subjects,
         Table::Records,
@@ -61,6 +68,9 @@ impl Table {
         Table::Outbox,
         Table::ApiKeys,
         Table::Operators,
+        Table::Canaries,
+        Table::Alerts,
+        Table::Incidents,
         Table::AuditLeaves,
         Table::AuditHeads,
         Table::AuditState,
@@ -79,6 +89,9 @@ impl Table {
             Table::Outbox => "outbox",
             Table::ApiKeys => "api keys",
             Table::Operators => "operators",
+            Table::Canaries => "canaries",
+            Table::Alerts => "alerts",
+            Table::Incidents => "incidents",
             Table::AuditLeaves => "audit entries",
             Table::AuditHeads => "signed heads",
             Table::AuditState => "tree state",
@@ -129,6 +142,12 @@ pub enum CopyRow {
     /// An operator's account and their recovery codes (digest, when used); their sessions
     /// are not copied.
     Operator(OperatorRow, Vec<(Vec<u8>, Option<i64>)>),
+    /// A canary's mark.
+    Canary(CanaryRow),
+    /// An alert.
+    Alert(AlertRow),
+    /// An incident, sealed as stored.
+    Incident(IncidentRow),
     /// An integrated audit entry.
     Leaf(LeafRow),
     /// A signed tree head.
@@ -160,6 +179,9 @@ impl CopyRow {
             CopyRow::Mail(m) => Cursor::Key(m.id.to_string()),
             CopyRow::ApiKey(k) => Cursor::Key(k.name.clone()),
             CopyRow::Operator(o, _) => Cursor::Key(o.id.to_string()),
+            CopyRow::Canary(c) => Cursor::Key(c.record_id.to_string()),
+            CopyRow::Alert(a) => Cursor::Key(a.id.to_string()),
+            CopyRow::Incident(i) => Cursor::Key(i.id.to_string()),
             CopyRow::Leaf(l) => Cursor::Number(l.index as i64),
             CopyRow::Head(h) => Cursor::Number(h.head.size as i64),
             CopyRow::State(_) => Cursor::Number(1),

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 mod audit;
+mod breach;
 mod copy;
 mod error;
 mod holds;
@@ -31,6 +32,9 @@ mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use breach::{
+    AlertRow, BreachStore, CanaryRow, DetectorStep, IncidentRow, NewAlert, WindowCount,
+};
 pub use audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
 pub use copy::{CopyRow, CopyStore, Cursor, Table};
 pub use error::StoreError;
@@ -65,7 +69,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore, OutboxStore,
+        AuditStore, BreachStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore,
+        OutboxStore,
         RecordStore, RequestStore, SigninStore, Store, SubjectStore,
     };
 }

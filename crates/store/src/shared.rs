@@ -14,6 +14,42 @@ pub(crate) const RECORD_WITH_KEY: &str = "SELECT r.id, r.subject_id, r.collectio
      EXISTS (SELECT 1 FROM consent_events c WHERE c.subject_id = r.subject_id) \
      FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id";
 
+/// Who made an audit entry and when, read from its bytes for the columns the log is
+/// searched by (`audit_leaves.actor`, `time`); `None` for bytes that are not an entry,
+/// which `audit verify` names.
+pub(crate) fn leaf_facts(entry: &[u8]) -> (Option<String>, Option<String>) {
+    match custos_core::audit::AuditEntry::from_bytes(entry) {
+        Ok(e) => (Some(e.actor), Some(e.time)),
+        Err(_) => (None, None),
+    }
+}
+
+/// The conditions of [`crate::AuditStore::leaves_by`], with `$n` placeholders from 1 in the
+/// order actor, from, to (only those given), and the values to bind.
+pub(crate) fn leaves_by_sql<'a>(
+    actor: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+) -> (String, Vec<&'a str>) {
+    let mut conds = Vec::new();
+    let mut values = Vec::new();
+    for (value, cond) in [(actor, "actor = "), (from, "time >= "), (to, "time < ")] {
+        if let Some(v) = value {
+            values.push(v);
+            conds.push(format!("{cond}${}", values.len()));
+        }
+    }
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (
+        format!("SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves{filter} ORDER BY idx"),
+        values,
+    )
+}
+
 /// Takes the sequencer lease when it is free, lapsed or already ours; returns a row when
 /// taken. The same statement runs on SQLite and PostgreSQL.
 pub(crate) const LEASE_SQL: &str = "INSERT INTO leases (name, holder, expires_ms) \

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::audit::AuditStore;
+use crate::breach::BreachStore;
 use crate::copy::CopyStore;
 use crate::error::StoreError;
 use crate::holds::HoldStore;
@@ -29,6 +30,7 @@ pub trait Store:
     + SubjectStore
     + SigninStore
     + OperatorStore
+    + BreachStore
     + CopyStore
     + Send
     + Sync

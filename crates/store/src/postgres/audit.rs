@@ -102,10 +102,16 @@ impl AuditStore for PostgresStore {
             .iter()
             .map(|l| l.leaf_hash.as_slice())
             .collect();
+        let (actors, times): (Vec<Option<String>>, Vec<Option<String>>) = batch
+            .leaves
+            .iter()
+            .map(|l| crate::shared::leaf_facts(&l.entry))
+            .unzip();
         tx.execute(
-            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) \
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[], $4::bytea[])",
-            &[&idx, &subjects, &entries, &hashes],
+            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash, actor, time) \
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[], $4::bytea[], \
+             $5::text[], $6::text[])",
+            &[&idx, &subjects, &entries, &hashes, &actors, &times],
         )
         .await
         .map_err(backend)?;
@@ -175,6 +181,21 @@ impl AuditStore for PostgresStore {
                 &[&subject.as_uuid()],
             )
             .await?;
+        rows.iter().map(to_leaf).collect()
+    }
+
+    async fn leaves_by(
+        &self,
+        actor: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<LeafRow>, StoreError> {
+        let (sql, values) = crate::shared::leaves_by_sql(actor, from, to);
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.query(&sql, &params).await?;
         rows.iter().map(to_leaf).collect()
     }
 

@@ -5,6 +5,7 @@ use custos_core::audit::SignedTreeHead;
 use custos_core::ids::{RecordId, SubjectId};
 use uuid::Uuid;
 
+use super::breach;
 use super::audit::to_head;
 use super::convert::backend;
 use super::holds::to_hold;
@@ -42,6 +43,9 @@ impl CopyStore for PostgresStore {
             Table::Outbox => (one("SELECT count(*) FROM outbox").await?, 0),
             Table::ApiKeys => (one("SELECT count(*) FROM api_keys").await?, 0),
             Table::Operators => (one("SELECT count(*) FROM operators").await?, 0),
+            Table::Canaries => (one("SELECT count(*) FROM canaries").await?, 0),
+            Table::Alerts => (one("SELECT count(*) FROM alerts").await?, 0),
+            Table::Incidents => (one("SELECT count(*) FROM incidents").await?, 0),
             Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves").await?, 0),
             Table::AuditHeads => (one("SELECT count(*) FROM audit_heads").await?, 0),
             Table::AuditState => (1, 0),
@@ -71,6 +75,21 @@ impl CopyStore for PostgresStore {
                 .collect()),
             Table::Subjects => self.export_subjects(id, limit).await,
             Table::Operators => export_operators(self, id, limit).await,
+            Table::Canaries => Ok(breach::export_page(self, "canaries", id, limit)
+                .await?
+                .iter()
+                .map(|r| CopyRow::Canary(breach::to_canary(r)))
+                .collect()),
+            Table::Alerts => Ok(breach::export_page(self, "alerts", id, limit)
+                .await?
+                .iter()
+                .map(|r| CopyRow::Alert(breach::to_alert(r)))
+                .collect()),
+            Table::Incidents => Ok(breach::export_page(self, "incidents", id, limit)
+                .await?
+                .iter()
+                .map(|r| CopyRow::Incident(breach::to_incident(r)))
+                .collect()),
             Table::Records => self.export_records(id, limit).await,
             Table::ConsentEvents => Ok(self
                 .query(
@@ -193,6 +212,9 @@ fn page_start(table: Table, after: Option<Cursor>) -> Result<(String, i64, Uuid)
                 | Table::Requests
                 | Table::Outbox
                 | Table::Operators
+                | Table::Canaries
+                | Table::Alerts
+                | Table::Incidents
         ) {
         Uuid::nil()
     } else {
@@ -335,6 +357,11 @@ async fn import_row(tx: &Tx<'_>, row: &CopyRow) -> Result<(), StoreError> {
             .map_err(backend)?;
         }
         CopyRow::Operator(o, recovery) => import_operator(tx, o, recovery).await?,
+        CopyRow::Canary(k) => breach::insert_canary(tx, k, "ON CONFLICT DO NOTHING").await?,
+        CopyRow::Alert(a) => drop(breach::insert_alert(tx, a).await?),
+        CopyRow::Incident(i) => {
+            breach::insert_incident_row(tx, i, "ON CONFLICT DO NOTHING").await?
+        }
         CopyRow::Leaf(l) => import_leaf(tx, l).await?,
         CopyRow::Head(h) => import_head(tx, h).await?,
         CopyRow::State(t) => {
@@ -433,10 +460,11 @@ async fn import_record(tx: &Tx<'_>, r: &RecordRow, index: &[IndexEntry]) -> Resu
 
 /// An integrated audit entry.
 async fn import_leaf(tx: &Tx<'_>, l: &LeafRow) -> Result<(), StoreError> {
+    let (actor, time) = crate::shared::leaf_facts(&l.entry);
     let st = tx
         .prepare_cached(
-            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash, actor, time) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(backend)?;
@@ -447,6 +475,8 @@ async fn import_leaf(tx: &Tx<'_>, l: &LeafRow) -> Result<(), StoreError> {
             &l.subject_id.map(|s| s.as_uuid()),
             &l.entry,
             &l.leaf_hash.as_slice(),
+            &actor,
+            &time,
         ],
     )
     .await

@@ -26,6 +26,7 @@ use convert::{backend, pool_error};
 use schema::{MIGRATION_LOCK, MIGRATIONS, schema_version};
 
 mod audit;
+mod breach;
 mod convert;
 mod copy;
 mod holds;

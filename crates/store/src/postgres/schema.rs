@@ -199,6 +199,52 @@ CREATE TABLE operator_sessions (
 CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
 CREATE INDEX operator_sessions_last_seen ON operator_sessions (last_seen_ms);
 "#,
+    r#"
+ALTER TABLE audit_leaves ADD COLUMN actor TEXT;
+ALTER TABLE audit_leaves ADD COLUMN time TEXT;
+UPDATE audit_leaves SET actor = convert_from(entry, 'UTF8')::jsonb ->> 'actor',
+                        time = convert_from(entry, 'UTF8')::jsonb ->> 'time';
+CREATE INDEX audit_leaves_actor ON audit_leaves (actor, time);
+CREATE INDEX audit_leaves_time ON audit_leaves (time);
+CREATE TABLE canaries (
+    record_id UUID PRIMARY KEY,
+    subject_id UUID NOT NULL,
+    collection TEXT NOT NULL,
+    planted_ms BIGINT NOT NULL
+);
+CREATE INDEX canaries_subject ON canaries (subject_id);
+CREATE TABLE detector_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position BIGINT NOT NULL
+);
+INSERT INTO detector_state (id, position) VALUES (1, 0);
+CREATE TABLE access_counts (
+    actor TEXT NOT NULL,
+    window_ms BIGINT NOT NULL,
+    collection TEXT NOT NULL,
+    reads BIGINT NOT NULL,
+    PRIMARY KEY (actor, window_ms, collection)
+);
+CREATE TABLE alerts (
+    id UUID PRIMARY KEY,
+    dedup TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    raised_ms BIGINT NOT NULL,
+    acknowledged_ms BIGINT,
+    acknowledged_by TEXT,
+    body BYTEA NOT NULL
+);
+CREATE INDEX alerts_raised ON alerts (raised_ms);
+CREATE TABLE incidents (
+    id UUID PRIMARY KEY,
+    status TEXT NOT NULL,
+    aware_ms BIGINT NOT NULL,
+    opened_ms BIGINT NOT NULL,
+    changed_ms BIGINT NOT NULL,
+    sealed BYTEA NOT NULL
+);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

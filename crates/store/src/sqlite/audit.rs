@@ -10,7 +10,9 @@ use super::SqliteStore;
 use super::convert::{backend, id_text, parse_id};
 use crate::audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
 use crate::error::StoreError;
-use crate::shared::{LEASE_SQL, hash32, signature64, split_peaks};
+use crate::shared::{
+    LEASE_SQL, hash32, leaf_facts, leaves_by_sql, signature64, split_peaks,
+};
 
 /// A leaf row as read: index, subject, entry, leaf hash.
 type RawLeaf = (i64, Option<String>, Vec<u8>, Vec<u8>);
@@ -81,10 +83,11 @@ impl AuditStore for SqliteStore {
                 return Err(StoreError::Conflict("the tree grew since the batch was computed".into()));
             }
             let mut ins = c
-                .prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash, actor, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(backend)?;
             for l in &batch.leaves {
-                ins.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec()])
+                let (actor, time) = leaf_facts(&l.entry);
+                ins.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec(), actor, time])
                     .map_err(backend)?;
             }
             let mut del = c.prepare_cached("DELETE FROM audit_queue WHERE queue_id = ?1").map_err(backend)?;
@@ -144,6 +147,24 @@ impl AuditStore for SqliteStore {
                 .prepare_cached("SELECT idx, subject_id, entry, leaf_hash FROM audit_leaves WHERE subject_id = ?1 ORDER BY idx")
                 .map_err(backend)?;
             let rows = s.query_map([id_text(subject)], leaf).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_leaf)).collect()
+        })
+        .await
+    }
+
+    async fn leaves_by(
+        &self,
+        actor: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<LeafRow>, StoreError> {
+        let (sql, values) = leaves_by_sql(actor, from, to);
+        let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
+        self.read(move |c| {
+            let mut s = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = s
+                .query_map(rusqlite::params_from_iter(values.iter()), leaf)
+                .map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(to_leaf)).collect()
         })
         .await

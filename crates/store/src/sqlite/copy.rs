@@ -5,6 +5,10 @@ use custos_core::ids::SubjectId;
 use rusqlite::{Connection, params};
 
 use super::SqliteStore;
+use super::breach::{
+    export_alerts, export_canaries, export_incidents, insert_alert, insert_canary,
+    insert_incident_row,
+};
 use super::audit::{head, to_head};
 use super::convert::{backend, id_text, parse_id};
 use super::holds::{hold_row, insert_hold, to_hold};
@@ -44,6 +48,9 @@ impl CopyStore for SqliteStore {
                 Table::Outbox => (one("SELECT count(*) FROM outbox")?, 0),
                 Table::ApiKeys => (one("SELECT count(*) FROM api_keys")?, 0),
                 Table::Operators => (one("SELECT count(*) FROM operators")?, 0),
+                Table::Canaries => (one("SELECT count(*) FROM canaries")?, 0),
+                Table::Alerts => (one("SELECT count(*) FROM alerts")?, 0),
+                Table::Incidents => (one("SELECT count(*) FROM incidents")?, 0),
                 Table::AuditLeaves => (one("SELECT count(*) FROM audit_leaves")?, 0),
                 Table::AuditHeads => (one("SELECT count(*) FROM audit_heads")?, 0),
                 Table::AuditState => (1, 0),
@@ -120,6 +127,18 @@ fn export_page(
                 .collect()
         }
         Table::Operators => export_operators(c, key, limit),
+        Table::Canaries => Ok(export_canaries(c, key, limit)?
+            .into_iter()
+            .map(CopyRow::Canary)
+            .collect()),
+        Table::Alerts => Ok(export_alerts(c, key, limit)?
+            .into_iter()
+            .map(CopyRow::Alert)
+            .collect()),
+        Table::Incidents => Ok(export_incidents(c, key, limit)?
+            .into_iter()
+            .map(CopyRow::Incident)
+            .collect()),
         Table::ConsentEvents => {
             let mut s = c.prepare_cached("SELECT seq, id, subject_id, entry FROM consent_events WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(backend)?;
             let it = s
@@ -322,9 +341,13 @@ fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
             .map_err(backend)?;
         }
         CopyRow::Operator(o, recovery) => import_operator(c, o, recovery)?,
+        CopyRow::Canary(k) => insert_canary(c, k, true)?,
+        CopyRow::Alert(a) => drop(insert_alert(c, a)?),
+        CopyRow::Incident(i) => insert_incident_row(c, i, true)?,
         CopyRow::Leaf(l) => {
-            c.prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
-                .and_then(|mut s| s.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec()]))
+            let (actor, time) = crate::shared::leaf_facts(&l.entry);
+            c.prepare_cached("INSERT INTO audit_leaves (idx, subject_id, entry, leaf_hash, actor, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")
+                .and_then(|mut s| s.execute(params![l.index as i64, l.subject_id.map(id_text), l.entry, l.leaf_hash.to_vec(), actor, time]))
                 .map_err(backend)?;
         }
         CopyRow::Head(h) => {

@@ -21,6 +21,7 @@ use convert::backend;
 use schema::{migrate, pragmas};
 
 mod audit;
+mod breach;
 mod convert;
 mod copy;
 mod holds;

@@ -201,6 +201,52 @@ CREATE TABLE operator_sessions (
 CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
 CREATE INDEX operator_sessions_last_seen ON operator_sessions (last_seen_ms);
 "#,
+    r#"
+ALTER TABLE audit_leaves ADD COLUMN actor TEXT;
+ALTER TABLE audit_leaves ADD COLUMN time TEXT;
+UPDATE audit_leaves SET actor = json_extract(CAST(entry AS TEXT), '$.actor'),
+                        time = json_extract(CAST(entry AS TEXT), '$.time');
+CREATE INDEX audit_leaves_actor ON audit_leaves (actor, time);
+CREATE INDEX audit_leaves_time ON audit_leaves (time);
+CREATE TABLE canaries (
+    record_id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    planted_ms INTEGER NOT NULL
+);
+CREATE INDEX canaries_subject ON canaries (subject_id);
+CREATE TABLE detector_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL
+);
+INSERT INTO detector_state (id, position) VALUES (1, 0);
+CREATE TABLE access_counts (
+    actor TEXT NOT NULL,
+    window_ms INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    reads INTEGER NOT NULL,
+    PRIMARY KEY (actor, window_ms, collection)
+);
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    dedup TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    raised_ms INTEGER NOT NULL,
+    acknowledged_ms INTEGER,
+    acknowledged_by TEXT,
+    body BLOB NOT NULL
+);
+CREATE INDEX alerts_raised ON alerts (raised_ms);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    aware_ms INTEGER NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    changed_ms INTEGER NOT NULL,
+    sealed BLOB NOT NULL
+);
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {
