@@ -142,6 +142,28 @@ pub enum Action {
     /// An operator's password and second factor were reset, with a new setup link.
     #[serde(rename = "operator.reset_mfa")]
     OperatorResetMfa,
+    /// Canary records were planted: `detail` says how many and in which collection (their
+    /// ids are printed once, never logged).
+    #[serde(rename = "canary.plant")]
+    CanaryPlant,
+    /// An alert was raised: `detail` names it, its kind and whom it is about.
+    #[serde(rename = "alert.raise")]
+    AlertRaise,
+    /// An alert was acknowledged by staff.
+    #[serde(rename = "alert.acknowledge")]
+    AlertAcknowledge,
+    /// A webhook delivery was attempted: `detail` names the alert, the URL and the answer.
+    #[serde(rename = "webhook.deliver")]
+    WebhookDeliver,
+    /// An incident was opened.
+    #[serde(rename = "incident.open")]
+    IncidentOpen,
+    /// An incident changed: `detail` says how (facts, a step, containment, the decision).
+    #[serde(rename = "incident.update")]
+    IncidentUpdate,
+    /// A blast radius was computed from the log: `detail` names the caller and the window.
+    #[serde(rename = "breach.blast_radius")]
+    BlastRadius,
 }
 
 /// How it ended.
@@ -153,6 +175,8 @@ pub enum Outcome {
     Ok,
     /// Refused by policy.
     Denied,
+    /// Tried and failed (a webhook delivery that was not acknowledged).
+    Failed,
 }
 
 /// A field withheld from a read, and why.

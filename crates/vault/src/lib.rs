@@ -5,6 +5,7 @@
 mod apikeys;
 mod audit;
 mod audit_query;
+mod breach;
 mod consent;
 mod consent_report;
 mod copy;
@@ -37,6 +38,10 @@ use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
+pub use breach::{
+    AlertView, BlastQuery, ClockView, Containment, DELIVERY_EXPIRY_MS, DETECTOR_BATCH,
+    IncidentChange, IncidentView, MAX_ALERTS, MAX_PLANT, OpenIncident, PlantedCanary,
+};
 pub use audit_query::{AuditFilter, AuditPage, MAX_PAGE, SCAN_LIMIT, action_name};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use consent_report::{ConsentSummary, PurposeCount};
@@ -224,6 +229,10 @@ pub struct Vault {
     /// The key operators' addresses and TOTP secrets are sealed under, loaded or created on
     /// first use.
     operators_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
+    /// The key incidents are sealed under, loaded or created on first use.
+    incidents_key: tokio::sync::OnceCell<custos_core::crypto::DataKey>,
+    /// The HTTP client webhook deliveries are posted with, built on first use.
+    http: tokio::sync::OnceCell<reqwest::Client>,
     /// Password hashes computed at once (`Vault::verify_password`).
     hashing: tokio::sync::Semaphore,
 }
@@ -291,6 +300,8 @@ impl Vault {
             sequencer: Mutex::new(()),
             outbox_key: tokio::sync::OnceCell::new(),
             operators_key: tokio::sync::OnceCell::new(),
+            incidents_key: tokio::sync::OnceCell::new(),
+            http: tokio::sync::OnceCell::new(),
             hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
         })
     }
@@ -347,8 +358,15 @@ impl Vault {
                 }
             }
             if held {
-                match self.sequence_audit().await {
+                let sequenced = self.sequence_audit().await;
+                // The detector judges what is integrated, on the server that integrates it.
+                let detected = self.detect().await;
+                if let Err(e) = &detected {
+                    tracing::warn!(error = %e, "the breach detector failed; retrying");
+                }
+                match sequenced {
                     Ok(n) if n >= audit::BATCH => continue,
+                    Ok(_) if matches!(detected, Ok(n) if n as u64 >= DETECTOR_BATCH) => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "audit sequencing failed; retrying"),
                 }

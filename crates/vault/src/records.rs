@@ -261,6 +261,7 @@ impl Vault {
         let index = self.encrypt(&key, coll, &mut record, &values);
         let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
         audit.fields = values.keys().cloned().collect();
+        let digests = index.clone();
         self.store
             .insert_record(NewRecord {
                 record,
@@ -274,6 +275,7 @@ impl Vault {
                 StoreError::NotFound => unknown(),
                 e => e.into(),
             })?;
+        self.check_canary_values(p, collection, id, &digests).await;
         Ok(Created { id, subject_id })
     }
 
@@ -586,11 +588,19 @@ impl Vault {
             })
     }
 
-    /// The number of records in a collection.
+    /// The number of records in a collection, canaries left out: they are no one's data.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn count_records(&self, collection: &str) -> Result<u64, VaultError> {
-        Ok(self.store.count_records(collection).await?)
+        let all = self.store.count_records(collection).await?;
+        let canaries = self
+            .store
+            .canaries()
+            .await?
+            .iter()
+            .filter(|c| c.collection == collection)
+            .count() as u64;
+        Ok(all.saturating_sub(canaries))
     }
 }

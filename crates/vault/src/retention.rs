@@ -125,6 +125,14 @@ impl Vault {
             .into_iter()
             .map(|h| (h.record_id, h))
             .collect();
+        // Canaries are no one's data: retention neither counts nor removes them.
+        let canaries: std::collections::HashSet<RecordId> = self
+            .store
+            .canaries()
+            .await?
+            .into_iter()
+            .map(|c| c.record_id)
+            .collect();
         let mut report = RetentionReport {
             as_of: format_time_ms(now),
             dry_run,
@@ -148,6 +156,9 @@ impl Vault {
                 let CopyRow::Record { record, .. } = row else {
                     continue;
                 };
+                if canaries.contains(&record.id) {
+                    continue;
+                }
                 let Some(coll) = self.inventory.collection(&record.collection) else {
                     continue;
                 };

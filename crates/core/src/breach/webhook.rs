@@ -152,3 +152,61 @@ mod tests {
         );
     }
 }
+
+/// A webhook delivery waiting in the outbox beside mail: where it goes and the alert's JSON.
+/// Sealed as mail is, so it is one ciphertext among the outbox's rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// The webhook's URL, as `[[webhooks]]` names it.
+    pub url: String,
+    /// The alert delivered.
+    pub alert: crate::ids::AlertId,
+    /// The body posted: the alert's JSON.
+    pub body: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedDelivery {
+    v: u32,
+    kind: String,
+    #[serde(flatten)]
+    delivery: Delivery,
+}
+
+impl Delivery {
+    /// The bytes the delivery is sealed as.
+    pub fn to_plaintext(&self) -> Vec<u8> {
+        serde_json::to_vec(&SealedDelivery {
+            v: 1,
+            kind: "webhook".into(),
+            delivery: self.clone(),
+        })
+        .expect("a delivery serialises")
+    }
+
+    /// Reads back what [`Delivery::to_plaintext`] made; `None` when the bytes are not a
+    /// webhook delivery (a mail, say).
+    pub fn from_plaintext(bytes: &[u8]) -> Option<Delivery> {
+        let s: SealedDelivery = serde_json::from_slice(bytes).ok()?;
+        (s.v == 1 && s.kind == "webhook").then_some(s.delivery)
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_round_trips_and_a_mail_is_not_one() {
+        let d = Delivery {
+            url: "https://hooks.example/x".into(),
+            alert: crate::ids::AlertId::random(),
+            body: "{\"kind\":\"canary_touched\"}".into(),
+        };
+        assert_eq!(Delivery::from_plaintext(&d.to_plaintext()), Some(d));
+        assert_eq!(
+            Delivery::from_plaintext(br#"{"v":1,"to":"a@b.example","subject":"s","text":"t"}"#),
+            None
+        );
+    }
+}

@@ -287,11 +287,14 @@ pub enum Permission {
     ManageApiKeys,
     /// Add, list, disable operators and reset their second factor.
     ManageOperators,
+    /// Respond to breaches: plant canaries, acknowledge alerts, open and handle incidents,
+    /// compute a blast radius and contain it (revoke keys, disable operators).
+    HandleIncidents,
 }
 
 impl Permission {
     /// Every permission, in the order the docs list them.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::ReadRequests,
         Permission::HandleRequests,
         Permission::ReadAudit,
@@ -300,6 +303,7 @@ impl Permission {
         Permission::ManageHolds,
         Permission::ManageApiKeys,
         Permission::ManageOperators,
+        Permission::HandleIncidents,
     ];
 
     /// Its name in `custos.toml`.
@@ -313,6 +317,7 @@ impl Permission {
             Permission::ManageHolds => "manage_holds",
             Permission::ManageApiKeys => "manage_api_keys",
             Permission::ManageOperators => "manage_operators",
+            Permission::HandleIncidents => "handle_incidents",
         }
     }
 

@@ -22,6 +22,9 @@ use roles::role_may;
 pub enum Job {
     /// The retention sweep run by `custos serve`.
     Retention,
+    /// The breach detector run by `custos serve`: it may suspend the caller an alert is
+    /// about, when `[breach] suspend_on_alert` says so.
+    Detector,
 }
 
 /// Who is calling.
@@ -72,6 +75,7 @@ impl Principal {
             Principal::Operator { id, .. } => format!("operator:{id}"),
             Principal::Cli => "cli".to_owned(),
             Principal::System(Job::Retention) => "retention".to_owned(),
+            Principal::System(Job::Detector) => "detector".to_owned(),
         }
     }
 
@@ -136,6 +140,12 @@ pub enum Act<'a> {
     ManageOperators,
     /// See counts across subjects: consent per purpose, requests per week.
     ReadReports,
+    /// See the alerts raised.
+    ReadAlerts,
+    /// Respond to breaches: canaries, alerts, incidents, blast radius, containment.
+    HandleIncidents,
+    /// Suspend the API key or operator an alert is about.
+    Suspend,
     /// Erase a subject (crypto-shredding).
     EraseSubject {
         /// Whom.
@@ -183,6 +193,9 @@ impl Act<'_> {
             Act::ManageApiKeys => "manage API keys",
             Act::ManageOperators => "manage operators",
             Act::ReadReports => "read reports",
+            Act::ReadAlerts => "read alerts",
+            Act::HandleIncidents => "handle incidents",
+            Act::Suspend => "suspend keys or operators",
             Act::EraseSubject { .. } => "erase subjects",
             Act::ReadErasures { .. } => "read erasures",
             Act::FileRequest { .. } => "file data-subject requests",
@@ -297,6 +310,11 @@ pub fn authorize(
             (Job::Retention, Act::RunRetention) => Ok(()),
             (Job::Retention, _) => Err(Refusal(format!(
                 "the retention sweep may not {}",
+                act.describe()
+            ))),
+            (Job::Detector, Act::Suspend) => Ok(()),
+            (Job::Detector, _) => Err(Refusal(format!(
+                "the breach detector may not {}",
                 act.describe()
             ))),
         },

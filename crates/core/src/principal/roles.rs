@@ -52,6 +52,13 @@ pub(super) fn role_may(r: &Role, act: &Act<'_>) -> Result<(), Refusal> {
         Act::ManageHolds => granted(r, act, &[Permission::ManageHolds]),
         Act::ManageApiKeys => granted(r, act, &[Permission::ManageApiKeys]),
         Act::ManageOperators => granted(r, act, &[Permission::ManageOperators]),
+        Act::ReadAlerts => granted(
+            r,
+            act,
+            &[Permission::ReadAudit, Permission::HandleIncidents],
+        ),
+        // Containment revokes keys and disables operators: the incident's, whoever holds them.
+        Act::HandleIncidents | Act::Suspend => granted(r, act, &[Permission::HandleIncidents]),
     }
 }
 

@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use custos_core::crypto::{DataKey, MessageBinding};
 use custos_core::ids::{MailId, SubjectId};
+use custos_core::breach::webhook::Delivery;
 use custos_core::mail::{Mail, Next, after_failure};
 use custos_store::{OutboxCounts, OutboxRow, StoreError};
 
 pub use transport::{SMTP_TIMEOUT, SmtpRelay, Transport};
 
+use crate::breach::webhook::Posted;
 use crate::{Vault, VaultError};
 
 /// Messages one round claims at most.
@@ -37,6 +39,12 @@ pub struct DeliveryReport {
     pub retried: usize,
     /// Given up: expired, refused for good, or their subject erased.
     pub failed: usize,
+}
+
+/// What an outbox row seals.
+enum Parcel {
+    Mail(Mail),
+    Webhook(Delivery),
 }
 
 /// What became of one claimed message.
@@ -163,13 +171,14 @@ impl Vault {
         }
     }
 
-    /// Opens and sends one claimed message, and says what became of it.
+    /// Opens and sends one claimed message (a mail, or a webhook delivery), and says what
+    /// became of it.
     async fn attempt(&self, transport: &Transport, row: &OutboxRow) -> Fate {
         let now = self.now_ms();
         if now >= row.expires_ms {
             return Fate::Failed("expired before it could be sent".into());
         }
-        let mail = match self.open_mail(row).await {
+        let parcel = match self.open_parcel(row).await {
             Ok(Some(m)) => m,
             Ok(None) => return Fate::Failed("subject erased".into()),
             Err(e @ VaultError::Integrity(_)) => return Fate::Failed(e.to_string()),
@@ -178,6 +187,21 @@ impl Vault {
                     after_retry(row, now),
                     format!("the message could not be opened: {e}"),
                 );
+            }
+        };
+        let mail = match parcel {
+            Parcel::Mail(m) => m,
+            Parcel::Webhook(d) => {
+                return match self.post_webhook(row.id, &d, row.attempts).await {
+                    Posted::Delivered => Fate::Sent,
+                    Posted::Never(why) => Fate::Failed(why),
+                    Posted::Again(why) => {
+                        match after_failure(attempts(row), self.now_ms(), row.expires_ms) {
+                            Next::RetryAt(at) => Fate::Retry(at, why),
+                            Next::GiveUp => Fate::Failed(format!("expired after: {why}")),
+                        }
+                    }
+                };
             }
         };
         let from = &self.inventory.mail.from;
@@ -219,7 +243,7 @@ impl Vault {
 
     /// The message a row seals; `None` when its subject was erased (their key is gone, or
     /// the erasure list names them).
-    async fn open_mail(&self, row: &OutboxRow) -> Result<Option<Mail>, VaultError> {
+    async fn open_parcel(&self, row: &OutboxRow) -> Result<Option<Parcel>, VaultError> {
         let at = MessageBinding { id: row.id };
         let plain = match row.subject_id {
             Some(s) => {
@@ -233,11 +257,14 @@ impl Vault {
             }
             None => self.outbox_key().await?.decrypt_message(at, &row.sealed)?,
         };
-        Ok(Some(Mail::from_plaintext(plain.expose_secret())?))
+        if let Some(d) = Delivery::from_plaintext(plain.expose_secret()) {
+            return Ok(Some(Parcel::Webhook(d)));
+        }
+        Ok(Some(Parcel::Mail(Mail::from_plaintext(plain.expose_secret())?)))
     }
 
     /// The vault's `outbox` key, created on first use.
-    async fn outbox_key(&self) -> Result<&DataKey, VaultError> {
+    pub(crate) async fn outbox_key(&self) -> Result<&DataKey, VaultError> {
         self.outbox_key
             .get_or_try_init(|| {
                 crate::keys::named_key(

@@ -288,6 +288,11 @@ impl Vault {
         Ok(row)
     }
 
+    /// The id of the operator with address `email`.
+    pub(crate) async fn operator_id_of(&self, email: &str) -> Result<OperatorId, VaultError> {
+        Ok(self.operator_named(email).await?.id)
+    }
+
     async fn operator_named(&self, email: &str) -> Result<OperatorRow, VaultError> {
         let (_, digest) = self.operator_address(email)?;
         self.store

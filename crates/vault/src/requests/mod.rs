@@ -289,7 +289,7 @@ impl Vault {
 
     /// The profile a subject falls under, from the place given or else the country and region
     /// fields their records hold; with the collection and fields read, when any was.
-    async fn jurisdiction_of(
+    pub(crate) async fn jurisdiction_of(
         &self,
         subject: SubjectId,
         key: &DataKey,
