@@ -12,6 +12,7 @@ use custos_core::inventory::Inventory;
 use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault, demo_customer};
 
+mod breach;
 mod init;
 mod operators;
 mod receipts;
@@ -101,6 +102,22 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: operators::OperatorCommand,
+    },
+    /// Canary records: synthetic customers whose only reader is an intruder.
+    Canary {
+        #[command(subcommand)]
+        command: breach::CanaryCommand,
+    },
+    /// Alerts raised by canaries and unusual access.
+    Alert {
+        #[command(subcommand)]
+        command: breach::AlertCommand,
+    },
+    /// Breach response: incidents with their clocks, blast radius, containment, the
+    /// register.
+    Breach {
+        #[command(subcommand)]
+        command: breach::BreachCommand,
     },
     /// Records a regulator asks for, generated from the inventory and the configuration.
     Report {
@@ -369,6 +386,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Requests { command } => requests::run(&paths, command).await,
         Command::Operator { command } => operators::run(&paths, command).await,
         Command::Report { command } => reports::run(&paths, command).await,
+        Command::Canary { command } => breach::canary(&paths, command).await,
+        Command::Alert { command } => breach::alert(&paths, command).await,
+        Command::Breach { command } => breach::breach(&paths, command).await,
         Command::Apikey { command } => {
             let vault = open(&paths).await?;
             match command {

@@ -1,6 +1,7 @@
 //! HTTP tests of the API through `oneshot`, without a socket.
 
 mod api;
+mod breach;
 mod consents;
 mod console;
 mod erasure;

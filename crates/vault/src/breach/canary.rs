@@ -84,7 +84,8 @@ fn synthetic(fields: &BTreeMap<String, custos_core::inventory::FieldDecl>, domai
                 first.to_lowercase(),
                 last.to_lowercase()
             )),
-            FieldType::Phone => json!(format!("+44 7700 900{:03}", d.next(1000))),
+            // Ofcom's range for drama (Leeds, 0113 496 0000 to 0999): never a real line.
+            FieldType::Phone => json!(format!("+44 113 496 0{:03}", d.next(1000))),
             FieldType::Date => json!(format!(
                 "{:04}-{:02}-{:02}",
                 1955 + d.next(50),
@@ -141,9 +142,16 @@ impl Vault {
         let mut dice = Dice::new()?;
         let domain = self.inventory.breach.canary_domain.clone();
         let mut planned = Vec::with_capacity(n);
-        for _ in 0..n {
+        let mut tries = 0;
+        while planned.len() < n {
             let body = synthetic(&coll.fields, &domain, &mut dice);
             let values = fields::validate_record(coll, &body, Mode::Create, self.context())?;
+            // A canary shares no searchable value with a record: a search for a real
+            // customer never finds one.
+            tries += 1;
+            if tries < 20 * n && self.collides(collection, coll, &values).await? {
+                continue;
+            }
             planned.push((RecordId::random(), SubjectId::random(), values));
         }
         let marks = planned
@@ -209,6 +217,28 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// Whether a searchable value of `values` is held by a record already.
+    async fn collides(
+        &self,
+        collection: &str,
+        coll: &custos_core::inventory::Collection,
+        values: &fields::Validated,
+    ) -> Result<bool, VaultError> {
+        for (name, v) in values {
+            let Some(v) = v.as_ref().filter(|_| coll.fields[name].searchable) else {
+                continue;
+            };
+            let digest = self
+                .keys
+                .index
+                .digest(collection, name, v.index_form.expose_secret());
+            if !self.store.find_by_digest(collection, name, &digest).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Every canary planted.
