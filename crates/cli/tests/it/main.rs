@@ -2,6 +2,7 @@
 
 mod architecture;
 mod audit;
+mod breach;
 mod browser;
 mod commands;
 mod console_browser;
@@ -59,6 +60,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_env(dir, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub(crate) fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let tag = format!("{}-{}", std::process::id(), rand_suffix());
         let log = std::env::temp_dir().join(format!("custos-test-{tag}.log"));
         let out = std::env::temp_dir().join(format!("custos-test-{tag}.out"));
@@ -68,6 +74,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("CUSTOS_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
