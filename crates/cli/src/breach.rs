@@ -9,7 +9,9 @@ use custos_core::breach::IncidentStatus;
 use custos_core::breach::clock::parse_instant;
 use custos_core::ids::{AlertId, IncidentId};
 use custos_core::time::format_time_ms;
-use custos_vault::{BlastQuery, IncidentChange, IncidentView, OpenIncident, Paths, Principal, Vault};
+use custos_vault::{
+    BlastQuery, IncidentChange, IncidentView, OpenIncident, Paths, Principal, Vault,
+};
 
 #[derive(Subcommand)]
 pub(crate) enum CanaryCommand {
@@ -65,9 +67,40 @@ pub(crate) enum BreachCommand {
         /// The operator it is about, by address.
         #[arg(long)]
         operator: Option<String>,
+        /// The start of the window its blast radius covers (RFC 3339 or local time).
+        #[arg(long)]
+        from: Option<String>,
+        /// The end of that window, excluded.
+        #[arg(long)]
+        to: Option<String>,
         /// An alert it is opened from (repeat for more).
         #[arg(long = "alert")]
         alerts: Vec<AlertId>,
+    },
+    /// Draft the incident's notices: to the supervisory authority (every item GDPR
+    /// Art. 33(3) asks) and to the affected subjects (Art. 34; California's § 1798.82
+    /// headings for its residents). Nothing is sent.
+    Notices {
+        /// The incident's id.
+        id: IncidentId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve and send the subjects' notices through the outbox, once the decision says to
+    /// notify subjects.
+    Notify {
+        /// The incident's id.
+        id: IncidentId,
+    },
+    /// The register of every incident, notified or not (GDPR Art. 33(5)).
+    Register {
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Write to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// List incidents with their clocks, the nearest deadline first.
     List {
@@ -191,8 +224,17 @@ pub(crate) async fn alert(paths: &Paths, command: AlertCommand) -> Result<ExitCo
                 return Ok(ExitCode::SUCCESS);
             }
             for a in &list {
-                let state = a.acknowledged_at.as_deref().map_or("open".to_owned(), |t| format!("acknowledged {t}"));
-                println!("{} {} {} [{}] {state}", a.alert.raised_at, a.alert.id, a.alert.kind.as_str(), a.alert.actor);
+                let state = a
+                    .acknowledged_at
+                    .as_deref()
+                    .map_or("open".to_owned(), |t| format!("acknowledged {t}"));
+                println!(
+                    "{} {} {} [{}] {state}",
+                    a.alert.raised_at,
+                    a.alert.id,
+                    a.alert.kind.as_str(),
+                    a.alert.actor
+                );
                 println!("    {}", a.alert.summary);
             }
             if list.is_empty() {
@@ -217,7 +259,11 @@ fn yes_no(field: &str, s: &str) -> Result<bool> {
 
 /// Milliseconds left, in hours and minutes ("71 h 59 min left", "2 h 5 min overdue").
 pub(crate) fn left(ms: i64) -> String {
-    let (word, ms) = if ms < 0 { ("overdue", -ms) } else { ("left", ms) };
+    let (word, ms) = if ms < 0 {
+        ("overdue", -ms)
+    } else {
+        ("left", ms)
+    };
     let minutes = ms / 60_000;
     format!("{} h {} min {word}", minutes / 60, minutes % 60)
 }
@@ -225,14 +271,24 @@ pub(crate) fn left(ms: i64) -> String {
 fn print_incident(i: &IncidentView) {
     let x = &i.incident;
     println!("{}  {}  [{}]", x.id, x.title, x.status.as_str());
-    println!("  aware at {}; opened {} by {}", i.aware_at, format_time_ms(x.opened_at_ms), x.opened_by);
+    println!(
+        "  aware at {}; opened {} by {}",
+        i.aware_at,
+        format_time_ms(x.opened_at_ms),
+        x.opened_by
+    );
     for c in &i.clocks {
         let d = &c.deadline;
         let when = match (&d.due_local, c.left_ms) {
             (Some(due), Some(l)) => format!("due {due} ({})", left(l)),
             _ => "without undue delay".to_owned(),
         };
-        println!("  {:<24} to {:<16} {when}  {}", d.duty.cite, format!("{:?}", d.duty.to).to_lowercase(), d.duty.when);
+        println!(
+            "  {:<24} to {:<16} {when}  {}",
+            d.duty.cite,
+            format!("{:?}", d.duty.to).to_lowercase(),
+            d.duty.when
+        );
     }
 }
 
@@ -240,13 +296,36 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
     let vault = open(paths).await?;
     let p = Principal::Cli;
     let tz = vault.inventory().breach.time_zone;
-    let instant = |field: &str, s: &str| parse_instant(s, tz).with_context(|| format!("--{field} {s:?}"));
+    let instant =
+        |field: &str, s: &str| parse_instant(s, tz).with_context(|| format!("--{field} {s:?}"));
     match command {
-        BreachCommand::Open { title, aware_at, facts, api_key, operator, alerts } => {
-            let aware_at_ms = aware_at.as_deref().map(|s| instant("aware-at", s)).transpose()?;
-            let view = vault
-                .open_incident(&p, OpenIncident { title, aware_at_ms, facts, api_key, operator, alerts })
-                .await?;
+        BreachCommand::Open {
+            title,
+            aware_at,
+            facts,
+            api_key,
+            operator,
+            from,
+            to,
+            alerts,
+        } => {
+            let aware_at_ms = aware_at
+                .as_deref()
+                .map(|s| instant("aware-at", s))
+                .transpose()?;
+            let from_ms = from.as_deref().map(|s| instant("from", s)).transpose()?;
+            let to_ms = to.as_deref().map(|s| instant("to", s)).transpose()?;
+            let o = OpenIncident {
+                title,
+                aware_at_ms,
+                facts,
+                api_key,
+                operator,
+                from_ms,
+                to_ms,
+                alerts,
+            };
+            let view = vault.open_incident(&p, o).await?;
             eprintln!("opened incident {}", view.incident.id);
             print_incident(&view);
             println!("{}", view.incident.id);
@@ -256,7 +335,9 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
             list.sort_by_key(|i| {
                 (
                     i.incident.status == IncidentStatus::Closed,
-                    i.authority_clock().and_then(|c| c.deadline.due_ms).unwrap_or(i64::MAX),
+                    i.authority_clock()
+                        .and_then(|c| c.deadline.due_ms)
+                        .unwrap_or(i64::MAX),
                 )
             });
             if json {
@@ -273,7 +354,11 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
             let i = vault.incident(&p, id).await?;
             print_incident(&i);
             let x = &i.incident;
-            for (name, text) in [("facts", &x.facts), ("effects", &x.effects), ("remedial action", &x.remedial)] {
+            for (name, text) in [
+                ("facts", &x.facts),
+                ("effects", &x.effects),
+                ("remedial action", &x.remedial),
+            ] {
                 if !text.is_empty() {
                     println!("  {name}: {text}");
                 }
@@ -292,22 +377,113 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
                 println!("  {} {}: {}", format_time_ms(s.at_ms), s.by, s.what);
             }
         }
-        BreachCommand::Update { id, facts, effects, remedial, step, status } => {
+        BreachCommand::Update {
+            id,
+            facts,
+            effects,
+            remedial,
+            step,
+            status,
+        } => {
             let status = status
-                .map(|s| IncidentStatus::parse(&s).with_context(|| format!("--status {s:?}: write open, contained or closed")))
+                .map(|s| {
+                    IncidentStatus::parse(&s)
+                        .with_context(|| format!("--status {s:?}: write open, contained or closed"))
+                })
                 .transpose()?;
             let view = vault
-                .update_incident(&p, id, IncidentChange { facts, effects, remedial, status, decision: None, step })
+                .update_incident(
+                    &p,
+                    id,
+                    IncidentChange {
+                        facts,
+                        effects,
+                        remedial,
+                        status,
+                        decision: None,
+                        step,
+                    },
+                )
                 .await?;
             eprintln!("updated incident {id}");
             print_incident(&view);
         }
-        BreachCommand::Decide { id, notify_authority, notify_subjects, reasons } => {
-            let decision = (yes_no("notify-authority", &notify_authority)?, yes_no("notify-subjects", &notify_subjects)?, reasons);
+        BreachCommand::Decide {
+            id,
+            notify_authority,
+            notify_subjects,
+            reasons,
+        } => {
+            let decision = (
+                yes_no("notify-authority", &notify_authority)?,
+                yes_no("notify-subjects", &notify_subjects)?,
+                reasons,
+            );
             vault
-                .update_incident(&p, id, IncidentChange { decision: Some(decision), ..IncidentChange::default() })
+                .update_incident(
+                    &p,
+                    id,
+                    IncidentChange {
+                        decision: Some(decision),
+                        ..IncidentChange::default()
+                    },
+                )
                 .await?;
             eprintln!("recorded the decision on incident {id}");
+        }
+        BreachCommand::Notices { id, json } => {
+            let n = vault.notices(&p, id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&n)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{}", n.authority.text);
+            if !n.authority.missing.is_empty() {
+                eprintln!(
+                    "still to write before it is sent: {}",
+                    n.authority.missing.join(", ")
+                );
+            }
+            for (variant, count) in &n.subjects {
+                eprintln!("{count} subjects would get the {variant} notice");
+            }
+            for s in &n.samples {
+                println!(
+                    "--- to a subject ({:?}) ---\nSubject: {}\n\n{}",
+                    s.variant, s.subject, s.text
+                );
+            }
+        }
+        BreachCommand::Notify { id } => {
+            let sent = vault.send_notices(&p, id).await?;
+            eprintln!(
+                "queued {} notices; {} subjects have no address on file",
+                sent.queued, sent.without_address
+            );
+        }
+        BreachCommand::Register { format, out } => {
+            let list: Vec<_> = vault
+                .incidents(&p)
+                .await?
+                .into_iter()
+                .map(|v| v.incident)
+                .collect();
+            let text = match format.as_str() {
+                "json" => serde_json::to_string_pretty(&list)?,
+                "csv" => custos_core::breach::incident::register_csv(&list),
+                other => bail!("--format {other:?}: write json or csv"),
+            };
+            match out {
+                Some(path) => {
+                    crate::subjects::write_private(&path, text.as_bytes())?;
+                    eprintln!(
+                        "wrote the register of {} incidents to {}",
+                        list.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
         }
         BreachCommand::Contain { id } => {
             let done = vault.contain_incident(&p, id).await?;
@@ -321,7 +497,13 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
                 eprintln!("next: {n}");
             }
         }
-        BreachCommand::BlastRadius { api_key, operator, from, to, json } => {
+        BreachCommand::BlastRadius {
+            api_key,
+            operator,
+            from,
+            to,
+            json,
+        } => {
             let q = BlastQuery {
                 api_key,
                 operator,
@@ -356,7 +538,10 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
                 println!("  under {profile}: {n} subjects");
             }
             if r.canary_reads > 0 {
-                println!("  and {} reads of canary records (not counted above)", r.canary_reads);
+                println!(
+                    "  and {} reads of canary records (not counted above)",
+                    r.canary_reads
+                );
             }
         }
     }

@@ -24,7 +24,7 @@ fn format_for(out: &Path, format: Option<&str>) -> Result<ExportFormat> {
 
 /// Writes `bytes` to `out` with mode 0600: into a new file beside it, then renamed over it,
 /// so the export is never readable by others, not even for a moment, whatever was there.
-fn write_private(out: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(out: &Path, bytes: &[u8]) -> Result<()> {
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

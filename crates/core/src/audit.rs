@@ -161,6 +161,9 @@ pub enum Action {
     /// An incident changed: `detail` says how (facts, a step, containment, the decision).
     #[serde(rename = "incident.update")]
     IncidentUpdate,
+    /// A subject's breach notice was queued: the entry names the address field read.
+    #[serde(rename = "breach.notify")]
+    BreachNotify,
     /// A blast radius was computed from the log: `detail` names the caller and the window.
     #[serde(rename = "breach.blast_radius")]
     BlastRadius,

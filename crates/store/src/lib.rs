@@ -32,10 +32,10 @@ mod subjects;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
 pub use breach::{
     AlertRow, BreachStore, CanaryRow, DetectorStep, IncidentRow, NewAlert, WindowCount,
 };
-pub use audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
 pub use copy::{CopyRow, CopyStore, Cursor, Table};
 pub use error::StoreError;
 pub use holds::{HoldRow, HoldStore};
@@ -70,8 +70,7 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 pub mod prelude {
     pub use crate::{
         AuditStore, BreachStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore,
-        OutboxStore,
-        RecordStore, RequestStore, SigninStore, Store, SubjectStore,
+        OutboxStore, RecordStore, RequestStore, SigninStore, Store, SubjectStore,
     };
 }
 

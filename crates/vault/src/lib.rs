@@ -38,11 +38,12 @@ use tokio::sync::Mutex;
 
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
+pub use audit_query::{AuditFilter, AuditPage, MAX_PAGE, SCAN_LIMIT, action_name};
 pub use breach::{
     AlertView, BlastQuery, ClockView, Containment, DELIVERY_EXPIRY_MS, DETECTOR_BATCH,
-    IncidentChange, IncidentView, MAX_ALERTS, MAX_PLANT, OpenIncident, PlantedCanary,
+    IncidentChange, IncidentView, MAX_ALERTS, MAX_PLANT, NOTICE_EXPIRY_MS, Notices, OpenIncident,
+    PlantedCanary, Sent,
 };
-pub use audit_query::{AuditFilter, AuditPage, MAX_PAGE, SCAN_LIMIT, action_name};
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use consent_report::{ConsentSummary, PurposeCount};
 pub use copy::{CopyProgress, CopyReport, copy_database};

@@ -56,7 +56,10 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<(Vec<(String, Str
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some((headers, String::from_utf8_lossy(&buf[head_end..]).into_owned()))
+    Some((
+        headers,
+        String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+    ))
 }
 
 /// A webhook receiver as a customer would write one: the first delivery is answered 503
@@ -67,10 +70,14 @@ async fn receiver(seen: Arc<Mutex<Seen>>) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = listener.accept().await else { return };
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
-                let Some((headers, body)) = read_request(&mut s).await else { return };
+                let Some((headers, body)) = read_request(&mut s).await else {
+                    return;
+                };
                 let sig = headers
                     .iter()
                     .find(|(k, _)| k == &SIGNATURE_HEADER.to_ascii_lowercase())
@@ -86,7 +93,13 @@ async fn receiver(seen: Arc<Mutex<Seen>>) -> u16 {
                             .duration_since(std::time::UNIX_EPOCH)
                             .unwrap()
                             .as_secs() as i64;
-                        match verify(SECRET.as_bytes(), &sig, body.as_bytes(), now, DEFAULT_TOLERANCE_SECS) {
+                        match verify(
+                            SECRET.as_bytes(),
+                            &sig,
+                            body.as_bytes(),
+                            now,
+                            DEFAULT_TOLERANCE_SECS,
+                        ) {
                             Err(e) => {
                                 seen.refused.push(e.to_string());
                                 "400 Bad Request"
@@ -102,7 +115,8 @@ async fn receiver(seen: Arc<Mutex<Seen>>) -> u16 {
                         }
                     }
                 };
-                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 let _ = s.write_all(reply.as_bytes()).await;
             });
         }
@@ -137,19 +151,30 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
     .await;
     assert_eq!(status, 201);
     let real = made["id"].as_str().unwrap();
-    let read = |id: &str| server.url(&format!("/v1/collections/customers/records/{id}?purpose=support"));
+    let read = |id: &str| {
+        server.url(&format!(
+            "/v1/collections/customers/records/{id}?purpose=support"
+        ))
+    };
     assert_eq!(api("GET", read(real), &support, None).await.0, 200);
     assert_eq!(api("GET", read(&ids[1]), &support, None).await.0, 200);
     let start = Instant::now();
     while seen.lock().unwrap().accepted.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no delivery arrived: {}", std::fs::read_to_string(&server.log).unwrap_or_default());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no delivery arrived: {}",
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Let any second delivery arrive, were there one.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (sig, body) = {
         let s = seen.lock().unwrap();
-        assert!(s.answered_503, "the first attempt was refused, so this one is a retry");
+        assert!(
+            s.answered_503,
+            "the first attempt was refused, so this one is a retry"
+        );
         assert_eq!(s.accepted.len(), 1, "exactly one alert: {:?}", s.accepted);
         assert!(s.refused.is_empty(), "{:?}", s.refused);
         s.accepted[0].clone()
@@ -158,7 +183,10 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
     assert_eq!(alert["kind"], "canary_touched");
     assert_eq!(alert["actor"], "apikey:support");
     assert_eq!(alert["record_id"], ids[1].as_str());
-    assert!(!body.contains("@example"), "the body holds no personal value: {body}");
+    assert!(
+        !body.contains("@example"),
+        "the body holds no personal value: {body}"
+    );
     // The same delivery again, as an attacker who captured it would send it: refused by the
     // receiver's check (the signature was seen); a changed body fails the signature.
     let c = reqwest::Client::new();
@@ -178,7 +206,10 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
         .await
         .unwrap();
     assert_eq!(forged.status().as_u16(), 400);
-    assert_eq!(seen.lock().unwrap().refused, ["replayed", "the signature does not match the body"]);
+    assert_eq!(
+        seen.lock().unwrap().refused,
+        ["replayed", "the signature does not match the body"]
+    );
     // The alert is listed, and every delivery attempt is in the audit log.
     let o = custos(dir.path(), &["alert", "list", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -186,7 +217,9 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
     let log = server.stop();
     assert!(log.contains("alert raised"), "{log}");
     assert!(!log.contains(SECRET), "the secret is never logged");
-    let vault = custos_vault::Vault::open(&custos_vault::Paths::in_dir(dir.path())).await.unwrap();
+    let vault = custos_vault::Vault::open(&custos_vault::Paths::in_dir(dir.path()))
+        .await
+        .unwrap();
     let page = vault
         .audit_entries(
             &custos_vault::Principal::Cli,
@@ -201,7 +234,21 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
     let outcomes: Vec<String> = page
         .entries
         .iter()
-        .map(|e| serde_json::to_value(e.entry.outcome).unwrap().as_str().unwrap().to_owned())
+        .map(|e| {
+            serde_json::to_value(e.entry.outcome)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(outcomes, ["ok", "failed"], "newest first: {:?}", page.entries.iter().map(|e| &e.entry.detail).collect::<Vec<_>>());
+    assert_eq!(
+        outcomes,
+        ["ok", "failed"],
+        "newest first: {:?}",
+        page.entries
+            .iter()
+            .map(|e| &e.entry.detail)
+            .collect::<Vec<_>>()
+    );
 }

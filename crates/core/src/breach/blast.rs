@@ -57,6 +57,9 @@ pub struct BlastRadius {
     /// Subjects per jurisdiction's profile (`gdpr`, `uk_gdpr`, `ccpa`), once the vault placed
     /// them.
     pub jurisdictions: BTreeMap<String, u64>,
+    /// Each subject's exposed fields, as `(collection, field)`: what their notice names.
+    #[serde(skip)]
+    pub per_subject: BTreeMap<SubjectId, BTreeSet<(String, String)>>,
 }
 
 /// Adds reads up into a [`BlastRadius`].
@@ -112,6 +115,11 @@ impl<'a> Tally<'a> {
                 .get(&collection)
                 .and_then(|c| c.fields.get(&field))
                 .map(|d| d.category.clone());
+            self.out
+                .per_subject
+                .entry(subject)
+                .or_default()
+                .insert((collection.clone(), field.clone()));
             let x = self.out.collections.entry(collection.clone()).or_default();
             x.fields.insert(field);
             if let Some(cat) = category {
@@ -169,7 +177,15 @@ mod tests {
         let mut write = read("apikey:x", b, rb, &["email"]);
         write.action = Action::RecordUpdate;
         t.add(&write, false);
-        t.add(&read("apikey:x", SubjectId::random(), RecordId::random(), &["email"]), true);
+        t.add(
+            &read(
+                "apikey:x",
+                SubjectId::random(),
+                RecordId::random(),
+                &["email"],
+            ),
+            true,
+        );
         let mut export = AuditEntry::new("cli", Action::SubjectExport, Outcome::Ok);
         export.subject_id = Some(b);
         export.fields = vec!["customers.address".into()];

@@ -173,7 +173,9 @@ pub fn local(ms: i64, tz: Tz) -> String {
 #[non_exhaustive]
 pub enum InstantError {
     /// Neither RFC 3339 nor a local `YYYY-MM-DDTHH:MM[:SS]`.
-    #[error("is not a time: write RFC 3339 (2026-03-28T09:30:00+00:00) or a local time (2026-03-28T09:30) in {0}")]
+    #[error(
+        "is not a time: write RFC 3339 (2026-03-28T09:30:00+00:00) or a local time (2026-03-28T09:30) in {0}"
+    )]
     Unreadable(String),
     /// A local time the clocks skip.
     #[error("{0} does not exist in {1}: the clocks go forward past it")]
@@ -215,16 +217,25 @@ mod tests {
     fn seventy_two_hours_are_elapsed_time_across_the_clocks_going_forward() {
         // Saturday 28 March 2026, 09:30 GMT; the clocks go forward on Sunday 29 March.
         let aware = parse_instant("2026-03-28T09:30", LONDON).unwrap();
-        assert_eq!(crate::time::format_time_ms(aware), "2026-03-28T09:30:00.000Z");
+        assert_eq!(
+            crate::time::format_time_ms(aware),
+            "2026-03-28T09:30:00.000Z"
+        );
         let d = deadlines(aware, &[ProfileId::UkGdpr], LONDON);
-        let authority = d.iter().find(|d| d.duty.to == Addressee::Authority).unwrap();
+        let authority = d
+            .iter()
+            .find(|d| d.duty.to == Addressee::Authority)
+            .unwrap();
         assert_eq!(authority.due_ms, Some(aware + 72 * 3_600_000));
         assert_eq!(
             crate::time::format_time_ms(authority.due_ms.unwrap()),
             "2026-03-31T09:30:00.000Z"
         );
         // On the wall clock it is an hour later than the time of awareness.
-        assert_eq!(authority.due_local.as_deref(), Some("2026-03-31T10:30:00+01:00"));
+        assert_eq!(
+            authority.due_local.as_deref(),
+            Some("2026-03-31T10:30:00+01:00")
+        );
         let subjects = d.iter().find(|d| d.duty.to == Addressee::Subjects).unwrap();
         assert_eq!(subjects.due_ms, None);
     }
@@ -249,7 +260,10 @@ mod tests {
             crate::time::format_time_ms(residents.due_ms.unwrap()),
             "2026-03-23T06:59:59.999Z"
         );
-        assert_eq!(residents.due_local.as_deref(), Some("2026-03-22T23:59:59-07:00"));
+        assert_eq!(
+            residents.due_local.as_deref(),
+            Some("2026-03-22T23:59:59-07:00")
+        );
         assert!(d.iter().any(|d| d.duty.to == Addressee::AttorneyGeneral));
     }
 

@@ -151,10 +151,7 @@ pub fn judge(
         }
     }
     let hour = hour_of(window.start);
-    let usual = history
-        .per_window()
-        .keys()
-        .any(|w| hour_of(*w) == hour);
+    let usual = history.per_window().keys().any(|w| hour_of(*w) == hour);
     if !usual && reads > 0 {
         found.push(Finding::UnusualHour { hour, reads });
     }
@@ -224,7 +221,9 @@ mod tests {
         let at_ten = 10 * 24 + 10;
         let found = judge(&t, &window(at_ten, &[("orders", 25)]), &h, utc_hour);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(matches!(&found[0], Finding::RareCollection { collection, reads: 25, .. } if collection == "orders"));
+        assert!(
+            matches!(&found[0], Finding::RareCollection { collection, reads: 25, .. } if collection == "orders")
+        );
         let at_three = 10 * 24 + 3;
         let found = judge(&t, &window(at_three, &[("customers", 5)]), &h, utc_hour);
         assert_eq!(found, vec![Finding::UnusualHour { hour: 3, reads: 5 }]);

@@ -96,6 +96,12 @@ pub struct Incident {
     /// The operator whose reads are its blast radius, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
+    /// The start of the window its blast radius covers, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    /// The end of that window (excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<i64>,
     /// The alerts it was opened from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertId>,
@@ -127,10 +133,12 @@ pub struct IncidentTextError {
 /// # Errors
 /// [`IncidentTextError`] naming the rule.
 pub fn check_title(s: &str) -> Result<(), IncidentTextError> {
-    let err = |rule| Err(IncidentTextError {
-        field: "title",
-        rule,
-    });
+    let err = |rule| {
+        Err(IncidentTextError {
+            field: "title",
+            rule,
+        })
+    };
     if s.trim().is_empty() {
         return err("is empty");
     }
@@ -204,5 +212,101 @@ mod tests {
             assert_eq!(IncidentStatus::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(IncidentStatus::parse("done"), None);
+    }
+}
+
+/// One RFC 4180 cell, quoted; a cell a spreadsheet would read as a formula gets a `'` first.
+fn cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The register (GDPR Art. 33(5)) as CSV: one row per incident with its facts, effects,
+/// remedial action, the decision and its reasons, and the steps taken.
+pub fn register_csv(incidents: &[Incident]) -> String {
+    let t = crate::time::format_time_ms;
+    let mut out = String::from(
+        "id,title,status,aware_at,opened_at,opened_by,facts,effects,remedial_action,\
+         notify_authority,notify_subjects,decision_reasons,decided_at,decided_by,steps\r\n",
+    );
+    for i in incidents {
+        let (authority, subjects, reasons, at, by) = match &i.decision {
+            Some(d) => (
+                if d.notify_authority { "yes" } else { "no" },
+                if d.notify_subjects { "yes" } else { "no" },
+                d.reasons.as_str(),
+                t(d.at_ms),
+                d.by.as_str(),
+            ),
+            None => ("undecided", "undecided", "", String::new(), ""),
+        };
+        let steps: Vec<String> = i
+            .steps
+            .iter()
+            .map(|s| format!("{} {}: {}", t(s.at_ms), s.by, s.what))
+            .collect();
+        let row = [
+            cell(&i.id.to_string()),
+            cell(&i.title),
+            cell(i.status.as_str()),
+            cell(&t(i.aware_at_ms)),
+            cell(&t(i.opened_at_ms)),
+            cell(&i.opened_by),
+            cell(&i.facts),
+            cell(&i.effects),
+            cell(&i.remedial),
+            cell(authority),
+            cell(subjects),
+            cell(reasons),
+            cell(&at),
+            cell(by),
+            cell(&steps.join("\n")),
+        ];
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod register_tests {
+    use super::*;
+
+    #[test]
+    fn the_register_quotes_every_cell_and_defuses_formulas() {
+        let i = Incident {
+            id: IncidentId::random(),
+            title: "=HYPERLINK(\"x\")".into(),
+            aware_at_ms: 0,
+            opened_at_ms: 1,
+            opened_by: "cli".into(),
+            status: IncidentStatus::Closed,
+            facts: "a \"quoted\" fact,\nover two lines".into(),
+            effects: String::new(),
+            remedial: String::new(),
+            api_key: None,
+            operator: None,
+            from_ms: None,
+            to_ms: None,
+            alerts: Vec::new(),
+            decision: Some(Decision {
+                notify_authority: false,
+                notify_subjects: false,
+                reasons: "the data was encrypted and the key was not exposed".into(),
+                at_ms: 2,
+                by: "cli".into(),
+            }),
+            steps: Vec::new(),
+        };
+        let csv = register_csv(&[i]);
+        let mut lines = csv.split("\r\n");
+        assert!(lines.next().unwrap().starts_with("id,title,status"));
+        assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+        assert!(csv.contains("\"a \"\"quoted\"\" fact,\nover two lines\""));
+        assert!(csv.contains("\"no\",\"no\",\"the data was encrypted"));
     }
 }

@@ -11,6 +11,7 @@ pub mod blast;
 pub mod clock;
 pub mod detect;
 pub mod incident;
+pub mod notice;
 pub mod webhook;
 
 pub use alert::{Alert, AlertKind};

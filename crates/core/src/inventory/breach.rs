@@ -196,7 +196,11 @@ pub(super) fn webhooks(c: &mut Checker<'_>, raw: Vec<Spanned<RawWebhook>>) -> Ve
                         }
                     }
                     None => {
-                        c.report(c.line(&u), path("url"), "must start with https:// (or http:// to this machine)");
+                        c.report(
+                            c.line(&u),
+                            path("url"),
+                            "must start with https:// (or http:// to this machine)",
+                        );
                         None
                     }
                 }
@@ -231,7 +235,8 @@ pub(super) fn webhooks(c: &mut Checker<'_>, raw: Vec<Spanned<RawWebhook>>) -> Ve
 fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 #[cfg(test)]
@@ -248,7 +253,10 @@ mod tests {
         let inv = with("").unwrap();
         assert!(!inv.breach.suspend_on_alert);
         assert_eq!(inv.breach.time_zone, chrono_tz::Tz::UTC);
-        assert_eq!(inv.breach.alert_mail, vec![inv.organization.contact.clone()]);
+        assert_eq!(
+            inv.breach.alert_mail,
+            vec![inv.organization.contact.clone()]
+        );
         assert!(inv.webhooks.is_empty());
     }
 

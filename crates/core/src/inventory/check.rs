@@ -3,13 +3,13 @@
 
 use toml::Spanned;
 
+use super::breach as breach_section;
 use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
 use super::{
     Inventory, InventoryError, Organization, Problem, collections, mail, portal, purposes, rights,
     tls,
 };
-use super::breach as breach_section;
 use crate::countries;
 
 impl Inventory {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rights::{Calendar, ProfileId};
 
+mod breach;
 mod check;
 mod checker;
 mod collections;
@@ -29,8 +30,8 @@ mod rights;
 #[cfg(test)]
 mod testing;
 mod tls;
-mod breach;
 
+pub use breach::{BreachConfig, WebhookConfig};
 pub use mail::{
     CredentialVars, DEFAULT_MAIL_DIR, MailConfig, MailTransport, SmtpConfig, SmtpSecurity,
     is_loopback,
@@ -38,7 +39,6 @@ pub use mail::{
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
 pub use portal::PortalConfig;
 pub use tls::{TlsConfig, TlsVersion};
-pub use breach::{BreachConfig, WebhookConfig};
 
 /// The example inventory `custos init` writes: an online shop.
 pub const EXAMPLE: &str = include_str!("../../example/custos.toml");

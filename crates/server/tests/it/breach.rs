@@ -30,23 +30,42 @@ async fn a_canary_read_by_any_role_raises_exactly_one_alert_naming_the_reader() 
         .plant_canaries(&Principal::Cli, "customers", 2)
         .await
         .unwrap();
-    let (real, _) = t.create(json!({"email": "real@example.com", "name": "Real Person"})).await;
+    let (real, _) = t
+        .create(json!({"email": "real@example.com", "name": "Real Person"}))
+        .await;
     assert_eq!(t.count().await, 1, "canaries are not counted as customers");
     assert!(settle(&t).await.is_empty(), "planting raises nothing");
     let canary = planted[0].record_id.to_string();
-    for (key, purpose) in [(&t.support, "support"), (&t.billing, "billing"), (&t.admin, "support")] {
+    for (key, purpose) in [
+        (&t.support, "support"),
+        (&t.billing, "billing"),
+        (&t.admin, "support"),
+    ] {
         let r = t
-            .call("GET", &format!("{}?purpose={purpose}", record(&canary)), Some(key), None)
+            .call(
+                "GET",
+                &format!("{}?purpose={purpose}", record(&canary)),
+                Some(key),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    t.call("GET", &format!("{}?purpose=support", record(&real)), Some(&t.support), None)
-        .await;
+    t.call(
+        "GET",
+        &format!("{}?purpose=support", record(&real)),
+        Some(&t.support),
+        None,
+    )
+    .await;
     let alerts = settle(&t).await;
     assert_eq!(alerts.len(), 3, "{alerts:#?}");
     let mut readers: Vec<&str> = alerts.iter().map(|a| a.alert.actor.as_str()).collect();
     readers.sort();
-    assert_eq!(readers, ["apikey:admin", "apikey:billing", "apikey:support"]);
+    assert_eq!(
+        readers,
+        ["apikey:admin", "apikey:billing", "apikey:support"]
+    );
     for a in &alerts {
         assert_eq!(a.alert.kind, AlertKind::CanaryTouched);
         assert_eq!(a.alert.record_id, Some(planted[0].record_id));
@@ -56,7 +75,12 @@ async fn a_canary_read_by_any_role_raises_exactly_one_alert_naming_the_reader() 
     assert_eq!(settle(&t).await.len(), 3);
     // The alerts are in the log, and no key was revoked.
     let r = t
-        .call("GET", &format!("{}?purpose=support", record(&real)), Some(&t.support), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&real)),
+            Some(&t.support),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -72,7 +96,10 @@ async fn a_canary_value_in_a_search_or_a_write_raises_an_alert() {
     let r = t
         .call(
             "GET",
-            &format!("{}?purpose=billing", record(&planted[0].record_id.to_string())),
+            &format!(
+                "{}?purpose=billing",
+                record(&planted[0].record_id.to_string())
+            ),
             Some(&t.admin),
             None,
         )
@@ -92,7 +119,8 @@ async fn a_canary_value_in_a_search_or_a_write_raises_an_alert() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // ... or signs up with a leaked address.
-    t.create(json!({"email": email.to_uppercase(), "name": "Someone"})).await;
+    t.create(json!({"email": email.to_uppercase(), "name": "Someone"}))
+        .await;
     let alerts = settle(&t).await;
     let new: Vec<_> = alerts
         .iter()
@@ -102,7 +130,10 @@ async fn a_canary_value_in_a_search_or_a_write_raises_an_alert() {
     assert_eq!(new.len(), 2, "{alerts:#?}");
     assert!(new.iter().any(|a| a.alert.actor == "apikey:support"));
     assert!(new.iter().any(|a| a.alert.actor == "apikey:admin"));
-    assert!(new.iter().all(|a| a.alert.record_id == Some(planted[0].record_id)));
+    assert!(
+        new.iter()
+            .all(|a| a.alert.record_id == Some(planted[0].record_id))
+    );
 }
 
 #[tokio::test]
@@ -113,28 +144,63 @@ async fn a_burst_of_reads_raises_an_alert_and_suspends_the_key() {
     .await;
     let mut ids = Vec::new();
     for i in 0..6 {
-        ids.push(t.create(json!({"email": format!("c{i}@example.com"), "name": "C"})).await.0);
+        ids.push(
+            t.create(json!({"email": format!("c{i}@example.com"), "name": "C"}))
+                .await
+                .0,
+        );
     }
     for id in &ids[..5] {
-        t.call("GET", &format!("{}?purpose=support", record(id)), Some(&t.support), None)
-            .await;
+        t.call(
+            "GET",
+            &format!("{}?purpose=support", record(id)),
+            Some(&t.support),
+            None,
+        )
+        .await;
     }
-    assert!(settle(&t).await.is_empty(), "five reads are at the floor, not above it");
+    assert!(
+        settle(&t).await.is_empty(),
+        "five reads are at the floor, not above it"
+    );
     let r = t
-        .call("GET", &format!("{}?purpose=support", record(&ids[5])), Some(&t.support), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&ids[5])),
+            Some(&t.support),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let alerts = settle(&t).await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let a = &alerts[0].alert;
-    assert_eq!((a.kind, a.actor.as_str(), a.reads), (AlertKind::ReadVolume, "apikey:support", Some(6)));
+    assert_eq!(
+        (a.kind, a.actor.as_str(), a.reads),
+        (AlertKind::ReadVolume, "apikey:support", Some(6))
+    );
     assert!(a.suspended);
     let r = t
-        .call("GET", &format!("{}?purpose=support", record(&ids[0])), Some(&t.support), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&ids[0])),
+            Some(&t.support),
+            None,
+        )
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the key is suspended: {}", r.text);
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "the key is suspended: {}",
+        r.text
+    );
     let r = t
-        .call("GET", &format!("{}?purpose=billing", record(&ids[0])), Some(&t.billing), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=billing", record(&ids[0])),
+            Some(&t.billing),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "other keys go on");
 }
@@ -149,7 +215,11 @@ async fn the_blast_radius_of_a_key_is_exactly_what_it_read() {
                 .await,
         );
     }
-    let canary = t.vault.plant_canaries(&Principal::Cli, "customers", 1).await.unwrap();
+    let canary = t
+        .vault
+        .plant_canaries(&Principal::Cli, "customers", 1)
+        .await
+        .unwrap();
     // billing reads subjects 0 and 1 (1 twice) and the canary; support reads 2.
     for (i, key, purpose) in [
         (0, &t.billing, "billing"),
@@ -158,20 +228,33 @@ async fn the_blast_radius_of_a_key_is_exactly_what_it_read() {
         (2, &t.support, "support"),
     ] {
         let r = t
-            .call("GET", &format!("{}?purpose={purpose}", record(&made[i].0)), Some(key), None)
+            .call(
+                "GET",
+                &format!("{}?purpose={purpose}", record(&made[i].0)),
+                Some(key),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK);
     }
     t.call(
         "GET",
-        &format!("{}?purpose=billing", record(&canary[0].record_id.to_string())),
+        &format!(
+            "{}?purpose=billing",
+            record(&canary[0].record_id.to_string())
+        ),
         Some(&t.billing),
         None,
     )
     .await;
     // A refused read returns nothing and is not counted.
     let r = t
-        .call("GET", &format!("{}?purpose=support", record(&made[3].0)), Some(&t.billing), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&made[3].0)),
+            Some(&t.billing),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let q = BlastQuery {
@@ -188,17 +271,35 @@ async fn the_blast_radius_of_a_key_is_exactly_what_it_read() {
     assert_eq!((r.reads, r.records, r.canary_reads), (3, 2, 1));
     let c = &r.collections["customers"];
     assert_eq!((c.subjects, c.records), (2, 2));
-    assert!(c.fields.contains("email") && c.fields.contains("phone"), "{c:?}");
-    assert!(!c.fields.contains("notes"), "billing cannot read notes: {c:?}");
+    assert!(
+        c.fields.contains("email") && c.fields.contains("phone"),
+        "{c:?}"
+    );
+    assert!(
+        !c.fields.contains("notes"),
+        "billing cannot read notes: {c:?}"
+    );
     assert!(c.categories.contains("contact"));
-    assert_eq!(r.jurisdictions.values().sum::<u64>(), 2, "{:?}", r.jurisdictions);
+    assert_eq!(
+        r.jurisdictions.values().sum::<u64>(),
+        2,
+        "{:?}",
+        r.jurisdictions
+    );
     // A window before any read holds nothing.
     let early = BlastQuery {
         api_key: Some("billing".into()),
         to_ms: Some(1_000),
         ..BlastQuery::default()
     };
-    assert!(t.vault.blast_radius(&Principal::Cli, &early).await.unwrap().subjects.is_empty());
+    assert!(
+        t.vault
+            .blast_radius(&Principal::Cli, &early)
+            .await
+            .unwrap()
+            .subjects
+            .is_empty()
+    );
     // Neither a caller nor a window: refused, naming the rule.
     let e = t
         .vault
@@ -245,16 +346,29 @@ async fn an_incident_runs_its_clocks_and_containment_revokes_its_key() {
     assert!(e.to_string().contains("reasons"), "{e}");
     let done = t.vault.contain_incident(&p, id).await.unwrap();
     assert_eq!(done.revoked_keys, ["support"]);
-    let (rec, _) = t.create(json!({"email": "x@example.com", "name": "X"})).await;
+    let (rec, _) = t
+        .create(json!({"email": "x@example.com", "name": "X"}))
+        .await;
     let r = t
-        .call("GET", &format!("{}?purpose=support", record(&rec)), Some(&t.support), None)
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&rec)),
+            Some(&t.support),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let list = t.vault.incidents(&p).await.unwrap();
     assert_eq!(list.len(), 1);
     let i = &list[0].incident;
     assert_eq!(i.status.as_str(), "contained");
-    assert!(i.steps.iter().any(|s| s.what.contains("revoked API keys [support]")), "{:?}", i.steps);
+    assert!(
+        i.steps
+            .iter()
+            .any(|s| s.what.contains("revoked API keys [support]")),
+        "{:?}",
+        i.steps
+    );
     assert!(i.steps.iter().any(|s| s.what.contains("not rotated here")));
 }
 
@@ -263,15 +377,30 @@ async fn breach_acts_are_refused_to_roles_without_handle_incidents() {
     let t = spawn().await;
     let support = t.vault.authenticate(&t.support).await.unwrap();
     for e in [
-        t.vault.plant_canaries(&support, "customers", 1).await.map(drop),
+        t.vault
+            .plant_canaries(&support, "customers", 1)
+            .await
+            .map(drop),
         t.vault.alerts(&support, false).await.map(drop),
         t.vault.incidents(&support).await.map(drop),
         t.vault
-            .open_incident(&support, OpenIncident { title: "x".into(), ..Default::default() })
+            .open_incident(
+                &support,
+                OpenIncident {
+                    title: "x".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .map(drop),
         t.vault
-            .blast_radius(&support, &BlastQuery { api_key: Some("billing".into()), ..Default::default() })
+            .blast_radius(
+                &support,
+                &BlastQuery {
+                    api_key: Some("billing".into()),
+                    ..Default::default()
+                },
+            )
             .await
             .map(drop),
     ] {
@@ -279,4 +408,116 @@ async fn breach_acts_are_refused_to_roles_without_handle_incidents() {
         assert!(matches!(e, custos_vault::VaultError::Forbidden(_)), "{e}");
     }
     assert!(t.vault.canaries(&Principal::Cli).await.unwrap().is_empty());
+}
+
+/// The example with a `state` field the region is read from, so Californians are placed.
+fn with_regions(s: String) -> String {
+    s.replace(
+        "# region_field = \"customers.state\"",
+        "region_field = \"customers.state\"",
+    )
+    .replace(
+        "[collections.customers.fields.vip]",
+        "[collections.customers.fields.state]\ntype = \"text\"\ncategory = \"contact\"\npurposes = [\"billing\"]\nmax_length = 10\n\n[collections.customers.fields.vip]",
+    )
+}
+
+#[tokio::test]
+async fn notices_are_drafted_from_the_blast_radius_and_sent_once_decided() {
+    let t = spawn_with_inventory(Arc::new(SystemClock), with_regions).await;
+    let p = Principal::Cli;
+    let (uk, _) = t
+        .create(json!({"email": "uk@example.com", "name": "In London", "country": "GB"}))
+        .await;
+    let (ca, _) = t
+        .create(
+            json!({"email": "ca@example.com", "name": "In LA", "country": "US", "state": "US-CA"}),
+        )
+        .await;
+    let (untouched, _) = t
+        .create(json!({"email": "no@example.com", "name": "Not Read"}))
+        .await;
+    for id in [&uk, &ca] {
+        let r = t
+            .call(
+                "GET",
+                &format!("{}?purpose=billing", record(id)),
+                Some(&t.billing),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let _ = untouched;
+    let view = t
+        .vault
+        .open_incident(
+            &p,
+            OpenIncident {
+                title: "Billing key leaked".into(),
+                facts: "The billing service's key was committed to a public repository.".into(),
+                api_key: Some("billing".into()),
+                ..OpenIncident::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = view.incident.id;
+    let n = t.vault.notices(&p, id).await.unwrap();
+    for item in [
+        "(a) Nature",
+        "committed to a public repository",
+        "data subjects concerned: 2",
+        "(b) Contact point",
+        "(c) Likely consequences",
+        "(d) Measures",
+    ] {
+        assert!(
+            n.authority.text.contains(item),
+            "{item}: {}",
+            n.authority.text
+        );
+    }
+    assert_eq!(n.authority.missing, ["consequences", "measures"]);
+    assert_eq!(n.subjects.get("art34"), Some(&1), "{:?}", n.subjects);
+    assert_eq!(n.subjects.get("california"), Some(&1), "{:?}", n.subjects);
+    assert!(
+        n.samples
+            .iter()
+            .any(|s| s.text.contains("NOTICE OF DATA BREACH"))
+    );
+    assert!(
+        !n.authority.text.contains("@example.com"),
+        "no address in the draft"
+    );
+    // Nothing is sent before the decision says so.
+    let e = t.vault.send_notices(&p, id).await.unwrap_err();
+    assert!(matches!(e, custos_vault::VaultError::Conflict(_)), "{e}");
+    let before = t.vault.outbox_counts().await.unwrap().queued;
+    t.vault
+        .update_incident(
+            &p,
+            id,
+            custos_vault::IncidentChange {
+                decision: Some((
+                    true,
+                    true,
+                    "names and addresses of two customers were exposed".into(),
+                )),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let sent = t.vault.send_notices(&p, id).await.unwrap();
+    assert_eq!((sent.queued, sent.without_address), (2, 0));
+    assert_eq!(t.vault.outbox_counts().await.unwrap().queued, before + 2);
+    let i = t.vault.incident(&p, id).await.unwrap().incident;
+    assert!(
+        i.steps
+            .iter()
+            .any(|s| s.what.contains("notices queued to 2 subjects")),
+        "{:?}",
+        i.steps
+    );
 }

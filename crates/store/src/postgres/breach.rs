@@ -55,7 +55,11 @@ pub(super) fn to_canary(r: &Row) -> CanaryRow {
 }
 
 /// Inserts a canary; `conflict` is the statement's `ON CONFLICT` clause, if any.
-pub(super) async fn insert_canary(tx: &Tx<'_>, r: &CanaryRow, conflict: &str) -> Result<(), StoreError> {
+pub(super) async fn insert_canary(
+    tx: &Tx<'_>,
+    r: &CanaryRow,
+    conflict: &str,
+) -> Result<(), StoreError> {
     tx.execute(
         &format!(
             "INSERT INTO canaries (record_id, subject_id, collection, planted_ms) VALUES ($1, $2, $3, $4) {conflict}"
@@ -90,10 +94,23 @@ pub(super) async fn insert_alert(tx: &Tx<'_>, a: &AlertRow) -> Result<bool, Stor
 }
 
 /// Inserts an incident; `conflict` as for [`insert_canary`].
-pub(super) async fn insert_incident_row(tx: &Tx<'_>, r: &IncidentRow, conflict: &str) -> Result<(), StoreError> {
+pub(super) async fn insert_incident_row(
+    tx: &Tx<'_>,
+    r: &IncidentRow,
+    conflict: &str,
+) -> Result<(), StoreError> {
     tx.execute(
-        &format!("INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) {conflict}"),
-        &[&r.id.as_uuid(), &r.status, &r.aware_ms, &r.opened_ms, &r.changed_ms, &r.sealed],
+        &format!(
+            "INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) {conflict}"
+        ),
+        &[
+            &r.id.as_uuid(),
+            &r.status,
+            &r.aware_ms,
+            &r.opened_ms,
+            &r.changed_ms,
+            &r.sealed,
+        ],
     )
     .await
     .map(drop)
@@ -132,7 +149,11 @@ pub(super) async fn export_page(
 
 #[async_trait]
 impl BreachStore for PostgresStore {
-    async fn plant_canaries(&self, rows: Vec<CanaryRow>, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn plant_canaries(
+        &self,
+        rows: Vec<CanaryRow>,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         for r in &rows {
@@ -152,7 +173,11 @@ impl BreachStore for PostgresStore {
         Ok(rows.iter().map(to_canary).collect())
     }
 
-    async fn canary_digests(&self, collection: &str, digests: &[(String, Vec<u8>)]) -> Result<Vec<RecordId>, StoreError> {
+    async fn canary_digests(
+        &self,
+        collection: &str,
+        digests: &[(String, Vec<u8>)],
+    ) -> Result<Vec<RecordId>, StoreError> {
         if digests.is_empty() {
             return Ok(Vec::new());
         }
@@ -168,11 +193,16 @@ impl BreachStore for PostgresStore {
                 &[&collection, &fields, &values],
             )
             .await?;
-        Ok(rows.iter().map(|r| RecordId::from(r.get::<_, Uuid>(0))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| RecordId::from(r.get::<_, Uuid>(0)))
+            .collect())
     }
 
     async fn detector_position(&self) -> Result<u64, StoreError> {
-        let rows = self.query("SELECT position FROM detector_state WHERE id = 1", &[]).await?;
+        let rows = self
+            .query("SELECT position FROM detector_state WHERE id = 1", &[])
+            .await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
@@ -194,7 +224,8 @@ impl BreachStore for PostgresStore {
         if !step.counts.is_empty() {
             let actors: Vec<&str> = step.counts.iter().map(|w| w.actor.as_str()).collect();
             let windows: Vec<i64> = step.counts.iter().map(|w| w.window_ms).collect();
-            let collections: Vec<&str> = step.counts.iter().map(|w| w.collection.as_str()).collect();
+            let collections: Vec<&str> =
+                step.counts.iter().map(|w| w.collection.as_str()).collect();
             let reads: Vec<i64> = step.counts.iter().map(|w| w.reads as i64).collect();
             tx.execute(
                 "INSERT INTO access_counts (actor, window_ms, collection, reads) \
@@ -216,7 +247,12 @@ impl BreachStore for PostgresStore {
         Ok(new)
     }
 
-    async fn access_counts(&self, actor: &str, from_ms: i64, to_ms: i64) -> Result<Vec<WindowCount>, StoreError> {
+    async fn access_counts(
+        &self,
+        actor: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<WindowCount>, StoreError> {
         let rows = self
             .query(
                 "SELECT window_ms, collection, reads FROM access_counts \
@@ -244,7 +280,11 @@ impl BreachStore for PostgresStore {
     }
 
     async fn alerts(&self, open_only: bool, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
-        let filter = if open_only { " WHERE acknowledged_ms IS NULL" } else { "" };
+        let filter = if open_only {
+            " WHERE acknowledged_ms IS NULL"
+        } else {
+            ""
+        };
         let rows = self
             .query(
                 &format!("SELECT {ALERT_COLUMNS} FROM alerts{filter} ORDER BY raised_ms DESC, id DESC LIMIT $1"),
@@ -256,12 +296,21 @@ impl BreachStore for PostgresStore {
 
     async fn alert(&self, id: AlertId) -> Result<Option<AlertRow>, StoreError> {
         let rows = self
-            .query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"), &[&id.as_uuid()])
+            .query(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"),
+                &[&id.as_uuid()],
+            )
             .await?;
         Ok(rows.first().map(to_alert))
     }
 
-    async fn acknowledge_alert(&self, id: AlertId, by: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn acknowledge_alert(
+        &self,
+        id: AlertId,
+        by: &str,
+        at_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let n = tx
@@ -287,7 +336,11 @@ impl BreachStore for PostgresStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn insert_incident(&self, row: IncidentRow, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn insert_incident(
+        &self,
+        row: IncidentRow,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         insert_incident_row(&tx, &row, "").await?;
@@ -295,20 +348,35 @@ impl BreachStore for PostgresStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn update_incident(&self, row: IncidentRow, was_changed_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn update_incident(
+        &self,
+        row: IncidentRow,
+        was_changed_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let n = tx
             .execute(
                 "UPDATE incidents SET status = $1, aware_ms = $2, changed_ms = $3, sealed = $4 \
                  WHERE id = $5 AND changed_ms = $6",
-                &[&row.status, &row.aware_ms, &row.changed_ms, &row.sealed, &row.id.as_uuid(), &was_changed_ms],
+                &[
+                    &row.status,
+                    &row.aware_ms,
+                    &row.changed_ms,
+                    &row.sealed,
+                    &row.id.as_uuid(),
+                    &was_changed_ms,
+                ],
             )
             .await
             .map_err(backend)?;
         if n == 0 {
             let exists = !tx
-                .query("SELECT 1 FROM incidents WHERE id = $1", &[&row.id.as_uuid()])
+                .query(
+                    "SELECT 1 FROM incidents WHERE id = $1",
+                    &[&row.id.as_uuid()],
+                )
                 .await
                 .map_err(backend)?
                 .is_empty();
@@ -324,14 +392,22 @@ impl BreachStore for PostgresStore {
 
     async fn incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
         let rows = self
-            .query(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY aware_ms DESC, id DESC"), &[])
+            .query(
+                &format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY aware_ms DESC, id DESC"
+                ),
+                &[],
+            )
             .await?;
         Ok(rows.iter().map(to_incident).collect())
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<IncidentRow>, StoreError> {
         let rows = self
-            .query(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"), &[&id.as_uuid()])
+            .query(
+                &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
+                &[&id.as_uuid()],
+            )
             .await?;
         Ok(rows.first().map(to_incident))
     }

@@ -5,8 +5,8 @@ use custos_core::audit::SignedTreeHead;
 use custos_core::ids::{RecordId, SubjectId};
 use uuid::Uuid;
 
-use super::breach;
 use super::audit::to_head;
+use super::breach;
 use super::convert::backend;
 use super::holds::to_hold;
 use super::keys::to_api_key;

@@ -10,9 +10,7 @@ use super::SqliteStore;
 use super::convert::{backend, id_text, parse_id};
 use crate::audit::{AuditStore, Integration, LeafRow, QueuedAudit, QueuedRow, TreeState};
 use crate::error::StoreError;
-use crate::shared::{
-    LEASE_SQL, hash32, leaf_facts, leaves_by_sql, signature64, split_peaks,
-};
+use crate::shared::{LEASE_SQL, hash32, leaf_facts, leaves_by_sql, signature64, split_peaks};
 
 /// A leaf row as read: index, subject, entry, leaf hash.
 type RawLeaf = (i64, Option<String>, Vec<u8>, Vec<u8>);

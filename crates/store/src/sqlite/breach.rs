@@ -20,7 +20,16 @@ const ALERT_COLUMNS: &str =
     "id, dedup, kind, actor, raised_ms, acknowledged_ms, acknowledged_by, body";
 const INCIDENT_COLUMNS: &str = "id, status, aware_ms, opened_ms, changed_ms, sealed";
 
-type RawAlert = (String, String, String, String, i64, Option<i64>, Option<String>, Vec<u8>);
+type RawAlert = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Vec<u8>,
+);
 
 fn alert_row(r: &Row<'_>) -> rusqlite::Result<RawAlert> {
     Ok((
@@ -51,7 +60,14 @@ fn to_alert(raw: RawAlert) -> Result<AlertRow, StoreError> {
 type RawIncident = (String, String, i64, i64, i64, Vec<u8>);
 
 fn incident_row(r: &Row<'_>) -> rusqlite::Result<RawIncident> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn to_incident(raw: RawIncident) -> Result<IncidentRow, StoreError> {
@@ -66,8 +82,16 @@ fn to_incident(raw: RawIncident) -> Result<IncidentRow, StoreError> {
 }
 
 /// Inserts a canary row; `or_ignore` for `db copy`.
-pub(super) fn insert_canary(c: &Connection, r: &CanaryRow, or_ignore: bool) -> Result<(), StoreError> {
-    let conflict = if or_ignore { " ON CONFLICT DO NOTHING" } else { "" };
+pub(super) fn insert_canary(
+    c: &Connection,
+    r: &CanaryRow,
+    or_ignore: bool,
+) -> Result<(), StoreError> {
+    let conflict = if or_ignore {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
     c.prepare_cached(&format!(
         "INSERT INTO canaries (record_id, subject_id, collection, planted_ms) VALUES (?1, ?2, ?3, ?4){conflict}"
     ))
@@ -100,12 +124,29 @@ pub(super) fn insert_alert(c: &Connection, a: &AlertRow) -> Result<bool, StoreEr
 }
 
 /// Inserts an incident; `or_ignore` for `db copy`.
-pub(super) fn insert_incident_row(c: &Connection, r: &IncidentRow, or_ignore: bool) -> Result<(), StoreError> {
-    let conflict = if or_ignore { " ON CONFLICT DO NOTHING" } else { "" };
+pub(super) fn insert_incident_row(
+    c: &Connection,
+    r: &IncidentRow,
+    or_ignore: bool,
+) -> Result<(), StoreError> {
+    let conflict = if or_ignore {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
     c.prepare_cached(&format!(
         "INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6){conflict}"
     ))
-    .and_then(|mut s| s.execute(params![id_text(r.id), r.status, r.aware_ms, r.opened_ms, r.changed_ms, r.sealed]))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(r.id),
+            r.status,
+            r.aware_ms,
+            r.opened_ms,
+            r.changed_ms,
+            r.sealed
+        ])
+    })
     .map(drop)
     .map_err(backend)
 }
@@ -123,43 +164,79 @@ fn raise(c: &Connection, a: &NewAlert) -> Result<bool, StoreError> {
 }
 
 /// A page of canaries after `key`, for `db copy`.
-pub(super) fn export_canaries(c: &Connection, key: &str, limit: i64) -> Result<Vec<CanaryRow>, StoreError> {
+pub(super) fn export_canaries(
+    c: &Connection,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<CanaryRow>, StoreError> {
     let mut s = c
         .prepare_cached("SELECT record_id, subject_id, collection, planted_ms FROM canaries WHERE record_id > ?1 ORDER BY record_id LIMIT ?2")
         .map_err(backend)?;
     let rows = s
         .query_map(params![key, limit], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .map_err(backend)?;
     rows.map(|r| {
         let (rec, sub, collection, planted_ms) = r.map_err(backend)?;
-        Ok(CanaryRow { record_id: parse_id(rec)?, subject_id: parse_id(sub)?, collection, planted_ms })
+        Ok(CanaryRow {
+            record_id: parse_id(rec)?,
+            subject_id: parse_id(sub)?,
+            collection,
+            planted_ms,
+        })
     })
     .collect()
 }
 
 /// A page of alerts after `key`, for `db copy`.
-pub(super) fn export_alerts(c: &Connection, key: &str, limit: i64) -> Result<Vec<AlertRow>, StoreError> {
+pub(super) fn export_alerts(
+    c: &Connection,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<AlertRow>, StoreError> {
     let mut s = c
-        .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id > ?1 ORDER BY id LIMIT ?2"))
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))
         .map_err(backend)?;
-    let rows = s.query_map(params![key, limit], alert_row).map_err(backend)?;
-    rows.map(|r| r.map_err(backend).and_then(to_alert)).collect()
+    let rows = s
+        .query_map(params![key, limit], alert_row)
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend).and_then(to_alert))
+        .collect()
 }
 
 /// A page of incidents after `key`, for `db copy`.
-pub(super) fn export_incidents(c: &Connection, key: &str, limit: i64) -> Result<Vec<IncidentRow>, StoreError> {
+pub(super) fn export_incidents(
+    c: &Connection,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<IncidentRow>, StoreError> {
     let mut s = c
-        .prepare_cached(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id > ?1 ORDER BY id LIMIT ?2"))
+        .prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))
         .map_err(backend)?;
-    let rows = s.query_map(params![key, limit], incident_row).map_err(backend)?;
-    rows.map(|r| r.map_err(backend).and_then(to_incident)).collect()
+    let rows = s
+        .query_map(params![key, limit], incident_row)
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend).and_then(to_incident))
+        .collect()
 }
 
 #[async_trait]
 impl BreachStore for SqliteStore {
-    async fn plant_canaries(&self, rows: Vec<CanaryRow>, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn plant_canaries(
+        &self,
+        rows: Vec<CanaryRow>,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         self.write(move |c| {
             for r in &rows {
                 insert_canary(c, r, false)?;
@@ -173,7 +250,11 @@ impl BreachStore for SqliteStore {
         self.read(|c| export_canaries(c, "", i64::MAX)).await
     }
 
-    async fn canary_digests(&self, collection: &str, digests: &[(String, Vec<u8>)]) -> Result<Vec<RecordId>, StoreError> {
+    async fn canary_digests(
+        &self,
+        collection: &str,
+        digests: &[(String, Vec<u8>)],
+    ) -> Result<Vec<RecordId>, StoreError> {
         let collection = collection.to_owned();
         let digests = digests.to_vec();
         self.read(move |c| {
@@ -202,9 +283,13 @@ impl BreachStore for SqliteStore {
 
     async fn detector_position(&self) -> Result<u64, StoreError> {
         self.read(|c| {
-            c.query_row("SELECT position FROM detector_state WHERE id = 1", [], |r| r.get::<_, i64>(0))
-                .map(|p| p as u64)
-                .map_err(backend)
+            c.query_row(
+                "SELECT position FROM detector_state WHERE id = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|p| p as u64)
+            .map_err(backend)
         })
         .await
     }
@@ -240,7 +325,12 @@ impl BreachStore for SqliteStore {
         .await
     }
 
-    async fn access_counts(&self, actor: &str, from_ms: i64, to_ms: i64) -> Result<Vec<WindowCount>, StoreError> {
+    async fn access_counts(
+        &self,
+        actor: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<WindowCount>, StoreError> {
         let actor = actor.to_owned();
         self.read(move |c| {
             let mut s = c
@@ -286,7 +376,13 @@ impl BreachStore for SqliteStore {
         .await
     }
 
-    async fn acknowledge_alert(&self, id: AlertId, by: &str, at_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn acknowledge_alert(
+        &self,
+        id: AlertId,
+        by: &str,
+        at_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         let by = by.to_owned();
         self.write(move |c| {
             let n = c
@@ -306,7 +402,11 @@ impl BreachStore for SqliteStore {
         .await
     }
 
-    async fn insert_incident(&self, row: IncidentRow, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn insert_incident(
+        &self,
+        row: IncidentRow,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         self.write(move |c| {
             insert_incident_row(c, &row, false)?;
             queue(c, &audit)
@@ -314,7 +414,12 @@ impl BreachStore for SqliteStore {
         .await
     }
 
-    async fn update_incident(&self, row: IncidentRow, was_changed_ms: i64, audit: QueuedAudit) -> Result<(), StoreError> {
+    async fn update_incident(
+        &self,
+        row: IncidentRow,
+        was_changed_ms: i64,
+        audit: QueuedAudit,
+    ) -> Result<(), StoreError> {
         self.write(move |c| {
             let n = c
                 .execute(
@@ -336,21 +441,26 @@ impl BreachStore for SqliteStore {
     async fn incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY aware_ms DESC, id DESC"))
+                .prepare_cached(&format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY aware_ms DESC, id DESC"
+                ))
                 .map_err(backend)?;
             let rows = s.query_map([], incident_row).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_incident)).collect()
+            rows.map(|r| r.map_err(backend).and_then(to_incident))
+                .collect()
         })
         .await
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<IncidentRow>, StoreError> {
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([id_text(id)], incident_row).optional())
-                .map_err(backend)?
-                .map(to_incident)
-                .transpose()
+            c.prepare_cached(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id_text(id)], incident_row).optional())
+            .map_err(backend)?
+            .map(to_incident)
+            .transpose()
         })
         .await
     }

@@ -5,11 +5,11 @@ use custos_core::ids::SubjectId;
 use rusqlite::{Connection, params};
 
 use super::SqliteStore;
+use super::audit::{head, to_head};
 use super::breach::{
     export_alerts, export_canaries, export_incidents, insert_alert, insert_canary,
     insert_incident_row,
 };
-use super::audit::{head, to_head};
 use super::convert::{backend, id_text, parse_id};
 use super::holds::{hold_row, insert_hold, to_hold};
 use super::keys::api_key;

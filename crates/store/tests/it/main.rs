@@ -1,6 +1,7 @@
 //! One conformance suite for the `Store` trait, run against every backend: the same tests,
 //! not copies. A backend joins by one `conformance!` line.
 
+mod breach;
 mod operators;
 mod outbox;
 mod requests;
@@ -69,6 +70,27 @@ macro_rules! conformance {
                     return;
                 };
                 crate::signin::sessions_are_touched_ended_and_purged(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn detector_steps_count_once_and_alerts_dedupe() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::breach::detector_steps_count_once_and_alerts_dedupe(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn canaries_and_incidents() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::breach::canaries_and_incidents(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn leaves_are_found_by_actor_and_time() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::breach::leaves_are_found_by_actor_and_time(fresh.store.clone()).await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn operators_are_found_updated_and_unique() {

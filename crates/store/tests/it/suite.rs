@@ -256,7 +256,7 @@ pub(crate) async fn a_failed_write_changes_nothing_and_spares_its_neighbours(
     ));
 }
 
-fn head(size: u64) -> SignedTreeHead {
+pub(crate) fn head(size: u64) -> SignedTreeHead {
     SignedTreeHead {
         head: TreeHead {
             size,

@@ -14,7 +14,9 @@ use custos_core::operator::{OperatorId, OperatorStatus};
 use custos_core::personal::PersonalValue;
 use custos_core::principal::{Act, Job, Principal};
 use custos_core::time::format_time_ms;
-use custos_store::{AccountChange, AlertRow, IndexEntry, NewAlert, OutboxRow, QueuedAudit, StoreError};
+use custos_store::{
+    AccountChange, AlertRow, IndexEntry, NewAlert, OutboxRow, QueuedAudit, StoreError,
+};
 
 use crate::{Vault, VaultError};
 
@@ -159,7 +161,14 @@ impl Vault {
             e.detail = Some(format!("name={name}; suspended because of {because}"));
             return match self
                 .store
-                .revoke_api_key(name, now, QueuedAudit { subject_id: None, entry: e.to_bytes() })
+                .revoke_api_key(
+                    name,
+                    now,
+                    QueuedAudit {
+                        subject_id: None,
+                        entry: e.to_bytes(),
+                    },
+                )
                 .await
             {
                 Ok(()) | Err(StoreError::NotFound) => Ok(()),
@@ -167,9 +176,7 @@ impl Vault {
             };
         }
         if let Some(id) = actor.strip_prefix("operator:") {
-            let id: OperatorId = id
-                .parse()
-                .map_err(|_| VaultError::NotFound("operator"))?;
+            let id: OperatorId = id.parse().map_err(|_| VaultError::NotFound("operator"))?;
             let Some(mut row) = self.store.operator(id).await? else {
                 return Ok(());
             };
@@ -195,7 +202,10 @@ impl Vault {
                     row,
                     was,
                     change,
-                    vec![QueuedAudit { subject_id: None, entry: e.to_bytes() }],
+                    vec![QueuedAudit {
+                        subject_id: None,
+                        entry: e.to_bytes(),
+                    }],
                 )
                 .await?;
         }
@@ -244,7 +254,9 @@ impl Vault {
                 suspended: false,
             };
             let raised = async {
-                let a = self.new_alert(alert, format!("canary_value:{record}:{canary}")).await?;
+                let a = self
+                    .new_alert(alert, format!("canary_value:{record}:{canary}"))
+                    .await?;
                 if self.store.raise_alert(a.clone()).await? {
                     self.suspend_for(std::slice::from_ref(&a)).await;
                 }
@@ -261,7 +273,11 @@ impl Vault {
     ///
     /// # Errors
     /// `Forbidden` without `read_audit` or `handle_incidents`.
-    pub async fn alerts(&self, p: &Principal, open_only: bool) -> Result<Vec<AlertView>, VaultError> {
+    pub async fn alerts(
+        &self,
+        p: &Principal,
+        open_only: bool,
+    ) -> Result<Vec<AlertView>, VaultError> {
         self.authorize(p, &Act::ReadAlerts)?;
         self.store
             .alerts(open_only, MAX_ALERTS)
@@ -275,19 +291,35 @@ impl Vault {
     ///
     /// # Errors
     /// `Forbidden` without `handle_incidents`; `NotFound`; `Conflict` when it already was.
-    pub async fn acknowledge_alert(&self, p: &Principal, id: AlertId) -> Result<AlertView, VaultError> {
+    pub async fn acknowledge_alert(
+        &self,
+        p: &Principal,
+        id: AlertId,
+    ) -> Result<AlertView, VaultError> {
         self.authorize(p, &Act::HandleIncidents)?;
         let mut e = AuditEntry::new(p.actor(), Action::AlertAcknowledge, Outcome::Ok);
         e.detail = Some(format!("alert {id}"));
         self.store
-            .acknowledge_alert(id, &p.actor(), self.now_ms(), QueuedAudit { subject_id: None, entry: e.to_bytes() })
+            .acknowledge_alert(
+                id,
+                &p.actor(),
+                self.now_ms(),
+                QueuedAudit {
+                    subject_id: None,
+                    entry: e.to_bytes(),
+                },
+            )
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => VaultError::NotFound("alert"),
                 StoreError::Conflict(m) => VaultError::Conflict(m),
                 e => e.into(),
             })?;
-        let row = self.store.alert(id).await?.ok_or(VaultError::NotFound("alert"))?;
+        let row = self
+            .store
+            .alert(id)
+            .await?
+            .ok_or(VaultError::NotFound("alert"))?;
         view(row)
     }
 }

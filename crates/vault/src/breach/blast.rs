@@ -49,7 +49,11 @@ impl Vault {
     /// # Errors
     /// `Forbidden` without `handle_incidents`; `Invalid` with neither a caller nor a window,
     /// or both a key and an operator; `NotFound` for an unknown operator.
-    pub async fn blast_radius(&self, p: &Principal, q: &BlastQuery) -> Result<BlastRadius, VaultError> {
+    pub async fn blast_radius(
+        &self,
+        p: &Principal,
+        q: &BlastQuery,
+    ) -> Result<BlastRadius, VaultError> {
         self.authorize(p, &Act::HandleIncidents)?;
         let actor = match (&q.api_key, &q.operator) {
             (Some(_), Some(_)) => {
@@ -70,10 +74,21 @@ impl Vault {
             }
             (None, None) => None,
         };
+        self.radius_of(p, actor, q.from_ms, q.to_ms).await
+    }
+
+    /// The blast radius of `actor` (anyone when `None`) in `from_ms..to_ms`, audited.
+    pub(crate) async fn radius_of(
+        &self,
+        p: &Principal,
+        actor: Option<String>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> Result<BlastRadius, VaultError> {
         // Reads of the past are integrated before they are counted.
         self.sequence_all().await?;
-        let from = q.from_ms.map(format_time_ms);
-        let to = q.to_ms.map(format_time_ms);
+        let from = from_ms.map(format_time_ms);
+        let to = to_ms.map(format_time_ms);
         let leaves = self
             .store
             .leaves_by(actor.as_deref(), from.as_deref(), to.as_deref())
@@ -87,8 +102,9 @@ impl Vault {
             .collect();
         let mut tally = Tally::new(&self.inventory);
         for l in &leaves {
-            let e = AuditEntry::from_bytes(&l.entry)
-                .map_err(|_| VaultError::Integrity(format!("audit entry {} is unreadable", l.index)))?;
+            let e = AuditEntry::from_bytes(&l.entry).map_err(|_| {
+                VaultError::Integrity(format!("audit entry {} is unreadable", l.index))
+            })?;
             let canary = e.subject_id.is_some_and(|s| canaries.contains(&s));
             tally.add(&e, canary);
         }
@@ -110,7 +126,10 @@ impl Vault {
             .map(|f| format!("{}.{}", f.collection, f.field))
             .collect();
         self.store
-            .append_audit(vec![QueuedAudit { subject_id: None, entry: e.to_bytes() }])
+            .append_audit(vec![QueuedAudit {
+                subject_id: None,
+                entry: e.to_bytes(),
+            }])
             .await?;
         Ok(radius)
     }
@@ -142,7 +161,11 @@ impl Vault {
     ///
     /// # Errors
     /// `Forbidden` without `handle_incidents`; `NotFound`.
-    pub async fn contain_incident(&self, p: &Principal, id: IncidentId) -> Result<Containment, VaultError> {
+    pub async fn contain_incident(
+        &self,
+        p: &Principal,
+        id: IncidentId,
+    ) -> Result<Containment, VaultError> {
         let view = self.incident(p, id).await?;
         let i = &view.incident;
         let mut done = Containment::default();

@@ -21,12 +21,22 @@ use crate::{Vault, VaultError};
 pub const MAX_PLANT: usize = 1000;
 
 const FIRST: [&str; 12] = [
-    "Imogen", "Tobias", "Marta", "Idris", "Freya", "Callum", "Anika", "Rohan", "Elspeth",
-    "Mateo", "Ines", "Oskar",
+    "Imogen", "Tobias", "Marta", "Idris", "Freya", "Callum", "Anika", "Rohan", "Elspeth", "Mateo",
+    "Ines", "Oskar",
 ];
 const LAST: [&str; 12] = [
-    "Ashdown", "Brennan", "Castell", "Dunmore", "Everly", "Fairbairn", "Garrow", "Hollis",
-    "Ingram", "Jessop", "Kinross", "Lockhart",
+    "Ashdown",
+    "Brennan",
+    "Castell",
+    "Dunmore",
+    "Everly",
+    "Fairbairn",
+    "Garrow",
+    "Hollis",
+    "Ingram",
+    "Jessop",
+    "Kinross",
+    "Lockhart",
 ];
 const STREETS: [&str; 6] = [
     "Alder Road",
@@ -73,7 +83,11 @@ impl Dice {
 }
 
 /// A plausible, unique value for every declared field of a canary.
-fn synthetic(fields: &BTreeMap<String, custos_core::inventory::FieldDecl>, domain: &str, d: &mut Dice) -> PersonalFields {
+fn synthetic(
+    fields: &BTreeMap<String, custos_core::inventory::FieldDecl>,
+    domain: &str,
+    d: &mut Dice,
+) -> PersonalFields {
     let (first, last) = (d.pick(&FIRST), d.pick(&LAST));
     let tag = d.next(1_000_000);
     let mut out = PersonalFields::new();
@@ -234,7 +248,12 @@ impl Vault {
                 .keys
                 .index
                 .digest(collection, name, v.index_form.expose_secret());
-            if !self.store.find_by_digest(collection, name, &digest).await?.is_empty() {
+            if !self
+                .store
+                .find_by_digest(collection, name, &digest)
+                .await?
+                .is_empty()
+            {
                 return Ok(true);
             }
         }

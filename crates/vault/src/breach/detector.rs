@@ -147,7 +147,10 @@ impl Vault {
     ) -> Result<Vec<NewAlert>, VaultError> {
         let t = self.inventory.breach.thresholds;
         let since = window - i64::from(t.baseline_days) * 24 * WINDOW_MS;
-        let stored = self.store.access_counts(actor, since, window + WINDOW_MS).await?;
+        let stored = self
+            .store
+            .access_counts(actor, since, window + WINDOW_MS)
+            .await?;
         let mut history = History::default();
         let mut now = Window {
             start: window,
@@ -160,7 +163,10 @@ impl Vault {
                 history.reads.insert((w.window_ms, w.collection), w.reads);
             }
         }
-        for w in increments.iter().filter(|w| w.actor == actor && w.window_ms == window) {
+        for w in increments
+            .iter()
+            .filter(|w| w.actor == actor && w.window_ms == window)
+        {
             *now.reads.entry(w.collection.clone()).or_insert(0) += w.reads;
         }
         let tz = self.inventory.breach.time_zone;

@@ -6,7 +6,7 @@
 use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::breach::clock::deadlines;
 use custos_core::breach::incident::{check_text, check_title};
-use custos_core::breach::{Addressee, Decision, Deadline, Incident, IncidentStatus, Step};
+use custos_core::breach::{Addressee, Deadline, Decision, Incident, IncidentStatus, Step};
 use custos_core::crypto::{DataKey, IncidentBinding};
 use custos_core::ids::{AlertId, IncidentId};
 use custos_core::principal::{Act, Principal};
@@ -31,6 +31,10 @@ pub struct OpenIncident {
     pub api_key: Option<String>,
     /// The operator it is about (their address), when one.
     pub operator: Option<String>,
+    /// The start of the window its blast radius covers, ms since the epoch.
+    pub from_ms: Option<i64>,
+    /// The end of that window (excluded).
+    pub to_ms: Option<i64>,
     /// The alerts it is opened from.
     pub alerts: Vec<AlertId>,
 }
@@ -169,7 +173,8 @@ impl Vault {
         o: OpenIncident,
     ) -> Result<IncidentView, VaultError> {
         self.authorize(p, &Act::HandleIncidents)?;
-        check_title(&o.title).map_err(|e| VaultError::invalid(e.field, "incident_title", e.to_string()))?;
+        check_title(&o.title)
+            .map_err(|e| VaultError::invalid(e.field, "incident_title", e.to_string()))?;
         check_text("facts", &o.facts)
             .map_err(|e| VaultError::invalid(e.field, "incident_text", e.to_string()))?;
         let now = self.now_ms();
@@ -198,6 +203,8 @@ impl Vault {
             remedial: String::new(),
             api_key: o.api_key,
             operator,
+            from_ms: o.from_ms,
+            to_ms: o.to_ms,
             alerts: o.alerts,
             decision: None,
             steps: Vec::new(),
@@ -225,7 +232,11 @@ impl Vault {
     ///
     /// # Errors
     /// `Forbidden` without `handle_incidents`; `NotFound`.
-    pub async fn incident(&self, p: &Principal, id: IncidentId) -> Result<IncidentView, VaultError> {
+    pub async fn incident(
+        &self,
+        p: &Principal,
+        id: IncidentId,
+    ) -> Result<IncidentView, VaultError> {
         self.authorize(p, &Act::HandleIncidents)?;
         let row = self
             .store
@@ -256,7 +267,8 @@ impl Vault {
             ("step", &change.step),
         ] {
             if let Some(t) = text {
-                check_text(field, t).map_err(|e| VaultError::invalid(e.field, "incident_text", e.to_string()))?;
+                check_text(field, t)
+                    .map_err(|e| VaultError::invalid(e.field, "incident_text", e.to_string()))?;
             }
         }
         if let Some((_, _, reasons)) = &change.decision {

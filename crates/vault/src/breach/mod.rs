@@ -8,6 +8,7 @@ mod blast;
 mod canary;
 mod detector;
 mod incidents;
+mod notices;
 pub(crate) mod webhook;
 
 pub use alerts::{AlertView, DELIVERY_EXPIRY_MS, MAX_ALERTS};
@@ -15,3 +16,4 @@ pub use blast::{BlastQuery, Containment};
 pub use canary::{MAX_PLANT, PlantedCanary};
 pub use detector::DETECTOR_BATCH;
 pub use incidents::{ClockView, IncidentChange, IncidentView, OpenIncident};
+pub use notices::{NOTICE_EXPIRY_MS, Notices, Sent};

@@ -12,9 +12,9 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+use custos_core::breach::webhook::Delivery;
 use custos_core::crypto::{DataKey, MessageBinding};
 use custos_core::ids::{MailId, SubjectId};
-use custos_core::breach::webhook::Delivery;
 use custos_core::mail::{Mail, Next, after_failure};
 use custos_store::{OutboxCounts, OutboxRow, StoreError};
 
@@ -260,7 +260,9 @@ impl Vault {
         if let Some(d) = Delivery::from_plaintext(plain.expose_secret()) {
             return Ok(Some(Parcel::Webhook(d)));
         }
-        Ok(Some(Parcel::Mail(Mail::from_plaintext(plain.expose_secret())?)))
+        Ok(Some(Parcel::Mail(Mail::from_plaintext(
+            plain.expose_secret(),
+        )?)))
     }
 
     /// The vault's `outbox` key, created on first use.
