@@ -8,6 +8,7 @@
 //! and renders: whether the operator's role may is `core::principal::authorize`'s to say.
 
 mod audit;
+mod breach;
 mod chart;
 mod consent;
 mod home;
@@ -44,6 +45,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/audit", get(audit::page))
         .route("/console/audit/verify", post(audit::verify))
         .route("/console/retention", get(retention::page))
+        .route("/console/breach", get(breach::page))
+        .route(
+            "/console/breach/alerts/{id}/acknowledge",
+            post(breach::acknowledge),
+        )
+        .route("/console/breach/incidents", post(breach::open))
+        .route("/console/breach/incidents/{id}", get(breach::incident))
+        .route("/console/breach/incidents/{id}/{action}", post(breach::act))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::from_fn(crate::portal::web::headers))

@@ -16,16 +16,16 @@ use serde_json::json;
 use crate::visitor::{Answer, Visitor};
 use crate::{ManualClock, TestApp, spawn_with_clock};
 
-const T0: i64 = 1_796_000_000_000;
-const PASSWORD: &str = "a long passphrase nobody uses";
+pub(crate) const T0: i64 = 1_796_000_000_000;
+pub(crate) const PASSWORD: &str = "a long passphrase nobody uses";
 
 /// An operator set up through the vault, with the authenticator's secret.
-struct Operator {
+pub(crate) struct Operator {
     email: String,
     secret: TotpSecret,
 }
 
-async fn operator(t: &TestApp, email: &str, role: &str) -> Operator {
+pub(crate) async fn operator(t: &TestApp, email: &str, role: &str) -> Operator {
     let v = &t.vault;
     let new = v.add_operator(&Principal::Cli, email, role).await.unwrap();
     let token = new.setup_token.expose_secret().clone();
@@ -62,7 +62,7 @@ impl Visitor<'_> {
     }
 
     /// Signs `op` in with the code of the step `at` falls in.
-    async fn sign_in_as(&mut self, op: &Operator, at: i64) {
+    pub(crate) async fn sign_in_as(&mut self, op: &Operator, at: i64) {
         let code = op.secret.code_at(at).unwrap();
         let a = self.log_in(&op.email, PASSWORD, &code).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
@@ -70,7 +70,7 @@ impl Visitor<'_> {
     }
 }
 
-async fn app() -> (TestApp, Arc<ManualClock>) {
+pub(crate) async fn app() -> (TestApp, Arc<ManualClock>) {
     let clock = ManualClock::at(T0);
     let t = spawn_with_clock(clock.clone()).await;
     (t, clock)

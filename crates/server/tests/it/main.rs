@@ -4,6 +4,7 @@ mod api;
 mod breach;
 mod consents;
 mod console;
+mod console_breach;
 mod erasure;
 mod export;
 mod openapi;
