@@ -252,3 +252,161 @@ async fn a_canary_read_arrives_signed_at_a_webhook_once_and_a_replay_is_refused(
             .collect::<Vec<_>>()
     );
 }
+
+/// `docs/breach.md`, step by step, on `custos serve --demo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_drill_on_the_demo_runs_as_the_guide_says() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("drill");
+    let server = Server::start(&dir, &["--demo", "--demo-records", "50"]);
+    let run = |args: &[&str]| {
+        let o = custos(&dir, args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+    // 2. Plant canaries.
+    let (out, _) = run(&["canary", "plant", "5"]);
+    let canaries: Vec<&str> = out.lines().collect();
+    assert_eq!(canaries.len(), 5, "{out}");
+    // 3. A support key reads one, and a real customer found by their address.
+    let support = create_key(&dir, "support", "support_agent");
+    let read = server.url(&format!(
+        "/v1/collections/customers/records/{}?purpose=support",
+        canaries[0]
+    ));
+    assert_eq!(api("GET", read, &support, None).await.0, 200);
+    let demo = std::fs::read_to_string(&server.out).unwrap();
+    let search = demo
+        .split('\'')
+        .find(|s| s.contains("purpose=support&email="))
+        .unwrap_or_else(|| panic!("no search in {demo}"))
+        .to_owned();
+    let (status, found) = api("GET", search, &support, None).await;
+    assert_eq!(
+        (status, found["records"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{found}"
+    );
+    // 4. The alert arrives: listed, and mailed to the organization's contact.
+    let start = Instant::now();
+    let alerts = loop {
+        let (out, _) = run(&["alert", "list", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if !list.as_array().unwrap().is_empty() {
+            break list;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no alert");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
+    assert_eq!(alerts[0]["kind"], "canary_touched");
+    assert_eq!(alerts[0]["actor"], "apikey:support");
+    let start = Instant::now();
+    loop {
+        let mailed = std::fs::read_dir(dir.join("mail"))
+            .map(|d| {
+                d.flatten().any(|f| {
+                    std::fs::read_to_string(f.path())
+                        .unwrap_or_default()
+                        .contains("Custos alert")
+                })
+            })
+            .unwrap_or(false);
+        if mailed {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no alert mail");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // 5. Open the incident, and see the clock.
+    let alert = alerts[0]["id"].as_str().unwrap();
+    let (out, _) = run(&[
+        "breach",
+        "open",
+        "--title",
+        "Support key leaked",
+        "--api-key",
+        "support",
+        "--facts",
+        "The support key was found in a public paste.",
+        "--alert",
+        alert,
+    ]);
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let (out, _) = run(&["breach", "list"]);
+    assert!(
+        out.contains("Support key leaked") && out.contains("GDPR Art. 33(1)"),
+        "{out}"
+    );
+    assert!(out.contains(" h ") && out.contains("min left"), "{out}");
+    // 6. The blast radius: the customer found, the canary apart.
+    let (out, _) = run(&["breach", "blast-radius", "--api-key", "support", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["subjects"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["canary_reads"], 1, "{r}");
+    assert!(
+        r["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "contact"),
+        "{r}"
+    );
+    // 7. Contain, decide, notify.
+    let (_, err) = run(&["breach", "contain", &id]);
+    assert!(err.contains("revoked API key support"), "{err}");
+    let read = server.url(&format!(
+        "/v1/collections/customers/records/{}?purpose=support",
+        canaries[1]
+    ));
+    assert_eq!(
+        api("GET", read, &support, None).await.0,
+        401,
+        "the key is revoked"
+    );
+    run(&[
+        "breach",
+        "update",
+        &id,
+        "--effects",
+        "Names and addresses may be used for phishing.",
+        "--remedial",
+        "The key was revoked.",
+    ]);
+    run(&[
+        "breach",
+        "decide",
+        &id,
+        "--notify-authority",
+        "yes",
+        "--notify-subjects",
+        "yes",
+        "--reasons",
+        "A customer's name and address were read by a leaked key",
+    ]);
+    let (out, _) = run(&["breach", "notices", &id]);
+    for want in [
+        "(a) Nature of the breach",
+        "data subjects concerned: 1",
+        "(d) Measures",
+        "What happened",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let (_, err) = run(&["breach", "notify", &id]);
+    assert!(err.contains("queued 1 notices"), "{err}");
+    // 8. The register, and the record of processing activities.
+    let (out, _) = run(&["breach", "register", "--format", "csv"]);
+    assert!(
+        out.contains("Support key leaked") && out.contains("\"yes\",\"yes\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("contained: revoked API keys [support]"),
+        "{out}"
+    );
+    let (out, _) = run(&["report", "ropa", "--format", "json"]);
+    assert!(out.contains("\"activities\""), "{out}");
+    let log = server.stop();
+    assert!(log.contains("alert raised"), "{log}");
+}

@@ -250,10 +250,9 @@ pub(super) async fn open(
         // An incident opened from an alert is about whom the alert is about.
         if let Ok(list) = state.vault.alerts(&staff.session.principal(), false).await
             && let Some(v) = list.into_iter().find(|v| v.alert.id == id)
+            && let Some(k) = v.alert.actor.strip_prefix("apikey:")
         {
-            if let Some(k) = v.alert.actor.strip_prefix("apikey:") {
-                api_key.get_or_insert_with(|| k.to_owned());
-            }
+            api_key.get_or_insert_with(|| k.to_owned());
         }
     }
     let o = OpenIncident {

@@ -145,7 +145,7 @@ pub(crate) async fn canaries_and_incidents(store: Arc<dyn Store>) {
         .plant_canaries(vec![c.clone()], audit("plant", None))
         .await
         .unwrap();
-    assert_eq!(store.canaries().await.unwrap(), [c.clone()]);
+    assert_eq!(store.canaries().await.unwrap(), std::slice::from_ref(&c));
     assert!(
         store
             .canary_digests("customers", &[("email".into(), vec![1; 32])])
