@@ -5,12 +5,14 @@
 //! This crate does no IO and knows nothing of HTTP, SQL or async runtimes.
 
 pub mod access;
+pub mod accountability;
 pub mod audit;
 pub mod breach;
 pub mod certificate;
 pub mod consent;
 pub mod countries;
 pub mod crypto;
+pub mod dpia;
 pub mod erasure;
 pub mod fields;
 pub mod ids;

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
 pub use metrics::{Metrics, REQUEST_TIMEOUT};
-pub use routes::reports::ropa_html;
+pub use routes::reports::{accountability_html, ropa_html};
 pub use state::AppState;
 pub use tls::{HSTS, Scheme, Tls, TlsError};
 

@@ -407,6 +407,42 @@ async fn a_breach_drill_on_the_demo_runs_as_the_guide_says() {
     );
     let (out, _) = run(&["report", "ropa", "--format", "json"]);
     assert!(out.contains("\"activities\""), "{out}");
+    // The accountability report counts the drill; the DPIA worksheet is prefilled.
+    let (out, _) = run(&[
+        "report",
+        "audit",
+        "--from",
+        "2020-01-01",
+        "--format",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["reads_by_role"]["support_agent"], 2, "{r}");
+    assert_eq!(r["alerts"]["canary_touched"], 1, "{r}");
+    assert_eq!(r["incidents_opened"], 1, "{r}");
+    let (out, _) = run(&[
+        "report",
+        "audit",
+        "--from",
+        "2020-01-01",
+        "--format",
+        "html",
+    ]);
+    assert!(
+        out.contains("<svg") && out.contains("CCPA Regulations § 7102"),
+        "{out}"
+    );
+    let (out, _) = run(&["report", "dpia", "billing"]);
+    assert!(
+        out.contains("customers.address") && out.contains("Art. 35(7)(c)"),
+        "{out}"
+    );
+    let o = custos(&dir, &["report", "dpia", "astrology"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("purpose"),
+        "{}",
+        stderr(&o)
+    );
     let log = server.stop();
     assert!(log.contains("alert raised"), "{log}");
 }

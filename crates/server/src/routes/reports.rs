@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use custos_core::accountability::AccountabilityReport;
 use custos_core::ropa::Ropa;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,6 +23,35 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[template(path = "reports/ropa.html")]
 struct RopaPage<'a> {
     r: &'a Ropa,
+}
+
+#[derive(Template)]
+#[template(path = "reports/accountability.html")]
+struct AccountabilityPage<'a> {
+    r: &'a AccountabilityReport,
+    org: &'a str,
+    /// (purpose, reads, bar width out of 380).
+    purposes: Vec<(String, u64, u64)>,
+}
+
+/// The access and accountability report as a self-contained, printable HTML page, its
+/// reads per purpose drawn as bars.
+pub fn accountability_html(r: &AccountabilityReport, org: &str) -> String {
+    let max = r
+        .reads_by_purpose
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let purposes = r
+        .reads_by_purpose
+        .iter()
+        .map(|(p, n)| (p.clone(), *n, n * 380 / max))
+        .collect();
+    AccountabilityPage { r, org, purposes }
+        .render()
+        .unwrap_or_default()
 }
 
 /// The record of processing activities as a self-contained, printable HTML page.

@@ -4,7 +4,7 @@
 //! so erasing the subject shreds them while the request's record (kind, dates, status) stays.
 
 mod expiry;
-mod stored;
+pub(crate) mod stored;
 mod transition;
 mod weekly;
 
