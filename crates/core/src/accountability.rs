@@ -134,7 +134,7 @@ fn stats(list: &[RequestFacts], end_ms: i64) -> RequestStats {
         let round = |x: f64| (x * 10.0).round() / 10.0;
         s.mean_days = Some(round(days.iter().sum::<f64>() / days.len() as f64));
         let mid = days.len() / 2;
-        s.median_days = Some(round(if days.len() % 2 == 0 {
+        s.median_days = Some(round(if days.len().is_multiple_of(2) {
             (days[mid - 1] + days[mid]) / 2.0
         } else {
             days[mid]
