@@ -95,9 +95,20 @@ impl Vault {
                 .cloned()
                 .unwrap_or_else(|| actor.split(':').next().unwrap_or(actor).to_owned())
         };
+        // Canaries are no one's data: reads of them are alerts, not processing.
+        let canaries: std::collections::HashSet<_> = self
+            .store
+            .canaries()
+            .await?
+            .into_iter()
+            .map(|c| c.subject_id)
+            .collect();
         let mut tally = Tally::new(from.clone(), to.clone(), &role_of);
         for l in self.store.leaves_by(None, Some(&from), Some(&to)).await? {
-            if let Ok(e) = AuditEntry::from_bytes(&l.entry) {
+            if let Ok(e) = AuditEntry::from_bytes(&l.entry)
+                && !(custos_core::breach::blast::is_read(&e)
+                    && e.subject_id.is_some_and(|s| canaries.contains(&s)))
+            {
                 tally.entry(&e);
             }
         }

@@ -417,7 +417,10 @@ async fn a_breach_drill_on_the_demo_runs_as_the_guide_says() {
         "json",
     ]);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(r["reads_by_role"]["support_agent"], 2, "{r}");
+    assert_eq!(
+        r["reads_by_role"]["support_agent"], 1,
+        "the canary's read is not counted: {r}"
+    );
     assert_eq!(r["alerts"]["canary_touched"], 1, "{r}");
     assert_eq!(r["incidents_opened"], 1, "{r}");
     let (out, _) = run(&[

@@ -15,6 +15,7 @@ mod home;
 mod pages;
 mod request;
 mod retention;
+mod ropa;
 mod setup;
 mod signin;
 mod web;
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/audit", get(audit::page))
         .route("/console/audit/verify", post(audit::verify))
         .route("/console/retention", get(retention::page))
+        .route("/console/ropa", get(ropa::page))
         .route("/console/breach", get(breach::page))
         .route(
             "/console/breach/alerts/{id}/acknowledge",

@@ -206,3 +206,36 @@ async fn breach_pages_refuse_visitors_roles_without_the_permission_and_forms_wit
         .await;
     assert_eq!(r.status, StatusCode::OK, "the billing key still works");
 }
+
+#[tokio::test]
+async fn the_record_of_processing_is_in_the_console_for_read_reports_only() {
+    let (t, clock) = app().await;
+    let officer = operator(&t, "dpo@example.com", "privacy_officer").await;
+    let support = operator(&t, "help@example.com", "support").await;
+    clock.set(T0 + 30_000);
+    let mut nobody = Visitor::new(&t);
+    assert_eq!(
+        nobody.get("/console/ropa").await.location(),
+        Some("/console/signin")
+    );
+    let mut o = Visitor::new(&t);
+    o.sign_in_as(&officer, T0 + 30_000).await;
+    let page = o.get("/console/ropa").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    for want in [
+        "Record of processing activities",
+        "billing",
+        "Example Payments",
+    ] {
+        assert!(page.text.contains(want), "{want}: {}", page.text);
+    }
+    assert!(
+        !page.text.contains("<style"),
+        "the console's CSP allows no inline style"
+    );
+    let mut s = Visitor::new(&t);
+    s.sign_in_as(&support, T0 + 30_000).await;
+    let r = s.get("/console/ropa").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text.contains("read_reports"), "{}", r.text);
+}
