@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use custos_core::breach::IncidentStatus;
-use custos_core::breach::clock::parse_instant;
+use custos_core::breach::clock::{describe_left as left, parse_instant};
 use custos_core::ids::{AlertId, IncidentId};
 use custos_core::time::format_time_ms;
 use custos_vault::{
@@ -257,17 +257,6 @@ fn yes_no(field: &str, s: &str) -> Result<bool> {
     }
 }
 
-/// Milliseconds left, in hours and minutes ("71 h 59 min left", "2 h 5 min overdue").
-pub(crate) fn left(ms: i64) -> String {
-    let (word, ms) = if ms < 0 {
-        ("overdue", -ms)
-    } else {
-        ("left", ms)
-    };
-    let minutes = ms / 60_000;
-    format!("{} h {} min {word}", minutes / 60, minutes % 60)
-}
-
 fn print_incident(i: &IncidentView) {
     let x = &i.incident;
     println!("{}  {}  [{}]", x.id, x.title, x.status.as_str());
@@ -402,6 +391,7 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
                         status,
                         decision: None,
                         step,
+                        notified: Vec::new(),
                     },
                 )
                 .await?;

@@ -179,6 +179,24 @@ async fn an_officer_sets_up_and_handles_an_erasure_in_a_real_browser() {
     b.follow("Retention").await;
     b.page("Retention").await;
     b.check("retention").await;
+    b.follow("Records").await;
+    b.page("Record of processing activities").await;
+    b.check("ropa").await;
+    // Breach response: open an incident, and see its clocks.
+    b.follow("Breach").await;
+    b.page("Breach response").await;
+    b.check("breach").await;
+    b.type_into("Title", "Laptop with an export lost").await;
+    b.type_into("The API key it is about (its name), if any", "support")
+        .await;
+    b.press("Open the incident").await;
+    b.page("Laptop with an export lost").await;
+    let clocks = b.by_text_in("#clocks").await;
+    assert!(
+        clocks.contains("GDPR Art. 33(1)") && clocks.contains("min left"),
+        "{clocks}"
+    );
+    b.check("incident").await;
 
     // A replayed code, in another browser session: refused.
     b.driver.delete_all_cookies().await.unwrap();

@@ -86,7 +86,11 @@ impl<'a> Tally<'a> {
 
     /// Counts one entry if it is a read ([`is_read`]); `canary` when its subject is a canary.
     pub fn add(&mut self, e: &AuditEntry, canary: bool) {
-        let Some(subject) = e.subject_id.filter(|_| is_read(e)) else {
+        // A customer reading their own data in the portal exposes nothing.
+        let Some(subject) = e
+            .subject_id
+            .filter(|_| is_read(e) && !e.actor.starts_with("customer:"))
+        else {
             return;
         };
         if canary {

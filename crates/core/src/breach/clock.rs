@@ -97,7 +97,7 @@ pub const DUTIES: &[Duty] = &[
         profile: ProfileId::Ccpa,
         to: Addressee::AttorneyGeneral,
         within: Within::CalendarDays(45),
-        when: "when more than 500 California residents are notified: a sample copy, within 15 days of notifying them",
+        when: "when more than 500 California residents are notified: a sample copy within 15 days of notifying them (shown: the latest, for notices sent on the 30th day)",
         cite: "Cal. Civ. Code § 1798.82(f)",
     },
 ];
@@ -166,6 +166,23 @@ pub fn local(ms: i64, tz: Tz) -> String {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         },
     )
+}
+
+/// Time left in words: hours and minutes up to three days ("71 h 59 min left"), days and
+/// hours beyond ("30 d 16 h left"); "overdue" once it is negative.
+pub fn describe_left(ms: i64) -> String {
+    let (word, ms) = if ms < 0 {
+        ("overdue", -ms)
+    } else {
+        ("left", ms)
+    };
+    let minutes = ms / 60_000;
+    let hours = minutes / 60;
+    if hours > 72 {
+        format!("{} d {} h {word}", hours / 24, hours % 24)
+    } else {
+        format!("{hours} h {} min {word}", minutes % 60)
+    }
 }
 
 /// A time that cannot be read as one instant.
@@ -265,6 +282,20 @@ mod tests {
             Some("2026-03-22T23:59:59-07:00")
         );
         assert!(d.iter().any(|d| d.duty.to == Addressee::AttorneyGeneral));
+    }
+
+    #[test]
+    fn time_left_is_said_in_hours_then_days() {
+        assert_eq!(describe_left(72 * 3_600_000), "72 h 0 min left");
+        assert_eq!(
+            describe_left(71 * 3_600_000 + 59 * 60_000 + 59_999),
+            "71 h 59 min left"
+        );
+        assert_eq!(
+            describe_left(-(2 * 3_600_000 + 5 * 60_000)),
+            "2 h 5 min overdue"
+        );
+        assert_eq!(describe_left(736 * 3_600_000), "30 d 16 h left");
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct Incident {
     /// Every step taken, in order.
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// The subjects whose notice was queued: a second approval skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<crate::ids::SubjectId>,
 }
 
 /// The longest title.
@@ -293,6 +296,7 @@ mod register_tests {
             from_ms: None,
             to_ms: None,
             alerts: Vec::new(),
+            notified: Vec::new(),
             decision: Some(Decision {
                 notify_authority: false,
                 notify_subjects: false,

@@ -286,6 +286,7 @@ mod tests {
             alerts: Vec::new(),
             decision: None,
             steps: Vec::new(),
+            notified: Vec::new(),
         }
     }
 

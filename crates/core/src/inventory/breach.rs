@@ -179,7 +179,14 @@ pub(super) fn webhooks(c: &mut Checker<'_>, raw: Vec<Spanned<RawWebhook>>) -> Ve
                             Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
                             _ => authority,
                         };
-                        if host.is_empty() {
+                        if authority.contains('@') {
+                            c.report(
+                                c.line(&u),
+                                path("url"),
+                                "holds a user name or password: put the secret in the variable secret_env names",
+                            );
+                            None
+                        } else if host.is_empty() {
                             c.report(c.line(&u), path("url"), "has no host");
                             None
                         } else if !tls && !is_loopback(host) {
@@ -265,7 +272,8 @@ mod tests {
         let e = with(
             "[breach]\ntime_zone = \"Mars/Olympus\"\nalert_mail = [\"nobody\"]\nread_factor = 0\n\
              [[webhooks]]\nurl = \"http://hooks.example/x\"\nsecret_env = \"s3cret-value\"\n\
-             [[webhooks]]\nsecret_env = \"HOOK\"\n",
+             [[webhooks]]\nsecret_env = \"HOOK\"\n\
+             [[webhooks]]\nurl = \"https://u:p@hooks.example/x\"\nsecret_env = \"HOOK\"\n",
         )
         .unwrap_err();
         for want in [
@@ -275,6 +283,7 @@ mod tests {
             "webhooks[0].url",
             "webhooks[0].secret_env",
             "webhooks[1].url",
+            "webhooks[2].url",
         ] {
             assert!(e.contains(want), "{want} in {e}");
         }

@@ -9,7 +9,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use custos_core::breach::IncidentStatus;
-use custos_core::breach::clock::parse_instant;
+use custos_core::breach::clock::{describe_left as left, parse_instant};
 use custos_core::ids::{AlertId, IncidentId};
 use custos_core::principal::{Act, authorize};
 use custos_core::time::format_time_ms;
@@ -79,17 +79,6 @@ pub(super) struct IncidentPage {
     pub(super) authority_draft: Option<String>,
     pub(super) steps: Vec<StepRow>,
     pub(super) closed: bool,
-}
-
-/// Hours and minutes left ("71 h 59 min left") or past ("2 h 5 min overdue").
-fn left(ms: i64) -> String {
-    let (word, ms) = if ms < 0 {
-        ("overdue", -ms)
-    } else {
-        ("left", ms)
-    };
-    let minutes = ms / 60_000;
-    format!("{} h {} min {word}", minutes / 60, minutes % 60)
 }
 
 fn clock_text(c: Option<&ClockView>) -> (String, bool) {

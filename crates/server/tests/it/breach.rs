@@ -512,6 +512,10 @@ async fn notices_are_drafted_from_the_blast_radius_and_sent_once_decided() {
     let sent = t.vault.send_notices(&p, id).await.unwrap();
     assert_eq!((sent.queued, sent.without_address), (2, 0));
     assert_eq!(t.vault.outbox_counts().await.unwrap().queued, before + 2);
+    // Approved again (a second click, a retry): nobody is mailed twice.
+    let again = t.vault.send_notices(&p, id).await.unwrap();
+    assert_eq!((again.queued, again.already), (0, 2));
+    assert_eq!(t.vault.outbox_counts().await.unwrap().queued, before + 2);
     let i = t.vault.incident(&p, id).await.unwrap().incident;
     assert!(
         i.steps
@@ -519,5 +523,81 @@ async fn notices_are_drafted_from_the_blast_radius_and_sent_once_decided() {
             .any(|s| s.what.contains("notices queued to 2 subjects")),
         "{:?}",
         i.steps
+    );
+}
+
+#[tokio::test]
+async fn containment_by_a_role_never_stops_an_administrator() {
+    let t = spawn().await;
+    let officer = Principal::Operator {
+        id: custos_core::ids::OperatorId::random().to_string(),
+        role: "privacy_officer".into(),
+    };
+    let id = t
+        .vault
+        .open_incident(
+            &officer,
+            OpenIncident {
+                title: "Admin key in a log file".into(),
+                api_key: Some("admin".into()),
+                ..OpenIncident::default()
+            },
+        )
+        .await
+        .unwrap()
+        .incident
+        .id;
+    let e = t.vault.contain_incident(&officer, id).await.unwrap_err();
+    assert!(matches!(e, custos_vault::VaultError::Forbidden(_)), "{e}");
+    let (rec, _) = t
+        .create(json!({"email": "y@example.com", "name": "Y"}))
+        .await;
+    let r = t
+        .call(
+            "GET",
+            &format!("{}?purpose=support", record(&rec)),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the admin key still works");
+    // The command line holds the root key: it may contain anything.
+    let done = t.vault.contain_incident(&Principal::Cli, id).await.unwrap();
+    assert_eq!(done.revoked_keys, ["admin"]);
+}
+
+#[tokio::test]
+async fn many_canaries_are_planted_each_with_values_no_record_holds() {
+    let t = spawn().await;
+    let planted = t
+        .vault
+        .plant_canaries(&Principal::Cli, "customers", 300)
+        .await
+        .unwrap();
+    assert_eq!(planted.len(), 300);
+    assert_eq!(t.count().await, 0);
+    let e = t
+        .vault
+        .plant_canaries(&Principal::Cli, "customers", 1001)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1 to 1000"), "{e}");
+    // The log says how many were planted, not which.
+    while t.vault.sequence_audit().await.unwrap() > 0 {}
+    let page = t
+        .vault
+        .audit_entries(
+            &Principal::Cli,
+            &custos_vault::AuditFilter {
+                action: Some("record.create".into()),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.entries.iter().all(|e| e.entry.detail.is_none()),
+        "no entry names a canary"
     );
 }

@@ -217,7 +217,8 @@ CREATE TABLE detector_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     position BIGINT NOT NULL
 );
-INSERT INTO detector_state (id, position) VALUES (1, 0);
+-- The log written before breach readiness is not judged: it starts where the log ends.
+INSERT INTO detector_state (id, position) SELECT 1, COALESCE(MAX(idx) + 1, 0) FROM audit_leaves;
 CREATE TABLE access_counts (
     actor TEXT NOT NULL,
     window_ms BIGINT NOT NULL,

@@ -205,7 +205,8 @@ CREATE INDEX operator_sessions_last_seen ON operator_sessions (last_seen_ms);
 ALTER TABLE audit_leaves ADD COLUMN actor TEXT;
 ALTER TABLE audit_leaves ADD COLUMN time TEXT;
 UPDATE audit_leaves SET actor = json_extract(CAST(entry AS TEXT), '$.actor'),
-                        time = json_extract(CAST(entry AS TEXT), '$.time');
+                        time = json_extract(CAST(entry AS TEXT), '$.time')
+    WHERE json_valid(CAST(entry AS TEXT));
 CREATE INDEX audit_leaves_actor ON audit_leaves (actor, time);
 CREATE INDEX audit_leaves_time ON audit_leaves (time);
 CREATE TABLE canaries (
@@ -219,7 +220,8 @@ CREATE TABLE detector_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     position INTEGER NOT NULL
 );
-INSERT INTO detector_state (id, position) VALUES (1, 0);
+-- The log written before breach readiness is not judged: it starts where the log ends.
+INSERT INTO detector_state (id, position) SELECT 1, COALESCE(MAX(idx) + 1, 0) FROM audit_leaves;
 CREATE TABLE access_counts (
     actor TEXT NOT NULL,
     window_ms INTEGER NOT NULL,

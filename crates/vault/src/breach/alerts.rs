@@ -155,8 +155,24 @@ impl Vault {
         because: &str,
     ) -> Result<(), VaultError> {
         self.authorize(p, &Act::Suspend)?;
+        // A person stops an administrator's key or account only as an administrator:
+        // containment is no way for a role to lock out those above it.
+        let person = !matches!(p, Principal::System(_));
+        let guard = |role: &str| {
+            if person && role == custos_core::inventory::ADMIN_ROLE {
+                self.may_grant(p, role)
+            } else {
+                Ok(())
+            }
+        };
         let now = self.now_ms();
         if let Some(name) = actor.strip_prefix("apikey:") {
+            if person {
+                let keys = self.store.api_keys().await?;
+                if let Some(k) = keys.iter().find(|k| k.name == name) {
+                    guard(&k.role)?;
+                }
+            }
             let mut e = AuditEntry::new(p.actor(), Action::ApiKeyRevoke, Outcome::Ok);
             e.detail = Some(format!("name={name}; suspended because of {because}"));
             return match self
@@ -183,6 +199,7 @@ impl Vault {
             if row.status == OperatorStatus::Disabled {
                 return Ok(());
             }
+            guard(&row.role)?;
             let was = row.changed_ms;
             row.status = OperatorStatus::Disabled;
             row.setup_digest = None;

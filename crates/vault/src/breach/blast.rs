@@ -168,6 +168,9 @@ impl Vault {
     ) -> Result<Containment, VaultError> {
         let view = self.incident(p, id).await?;
         let i = &view.incident;
+        if i.status == custos_core::breach::IncidentStatus::Closed {
+            return Err(VaultError::Conflict("the incident is closed".into()));
+        }
         let mut done = Containment::default();
         let because = format!("incident {id}");
         if let Some(name) = &i.api_key {

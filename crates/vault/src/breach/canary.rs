@@ -38,6 +38,10 @@ const LAST: [&str; 12] = [
     "Kinross",
     "Lockhart",
 ];
+/// Area codes with an Ofcom drama range `496 0xxx`.
+const DRAMA_AREAS: [&str; 10] = [
+    "113", "114", "116", "117", "118", "121", "131", "141", "151", "161",
+];
 const STREETS: [&str; 6] = [
     "Alder Road",
     "Beech Grove",
@@ -98,8 +102,13 @@ fn synthetic(
                 first.to_lowercase(),
                 last.to_lowercase()
             )),
-            // Ofcom's range for drama (Leeds, 0113 496 0000 to 0999): never a real line.
-            FieldType::Phone => json!(format!("+44 113 496 0{:03}", d.next(1000))),
+            // Ofcom's ranges for drama (0113 496 0000 to 0999 in Leeds, and the same in
+            // other cities): never a real line.
+            FieldType::Phone => json!(format!(
+                "+44 {} 496 0{:03}",
+                d.pick(&DRAMA_AREAS),
+                d.next(1000)
+            )),
             FieldType::Date => json!(format!(
                 "{:04}-{:02}-{:02}",
                 1955 + d.next(50),
@@ -162,8 +171,15 @@ impl Vault {
             let values = fields::validate_record(coll, &body, Mode::Create, self.context())?;
             // A canary shares no searchable value with a record: a search for a real
             // customer never finds one.
-            tries += 1;
-            if tries < 20 * n && self.collides(collection, coll, &values).await? {
+            if self.collides(collection, coll, &values).await? {
+                tries += 1;
+                if tries > 20 * n {
+                    return Err(VaultError::invalid(
+                        "n",
+                        "canary_unique",
+                        "no canary could be made whose searchable values no record holds: plant fewer",
+                    ));
+                }
                 continue;
             }
             planned.push((RecordId::random(), SubjectId::random(), values));
@@ -208,7 +224,6 @@ impl Vault {
             audit.record_id = Some(id);
             audit.subject_id = Some(subject);
             audit.fields = values.keys().cloned().collect();
-            audit.detail = Some("canary".into());
             self.store
                 .insert_record(NewRecord {
                     record,

@@ -80,7 +80,10 @@ impl Vault {
             .collect();
         let touched: BTreeSet<(String, i64)> =
             counts.keys().map(|(a, w, _)| (a.clone(), *w)).collect();
-        for (actor, window) in touched {
+        // Only recent hours are judged: a log copied into a new database, or entries
+        // sequenced long after they were made, are counted but raise no alert about the past.
+        let recent = window_of(self.now_ms()) - 2 * WINDOW_MS;
+        for (actor, window) in touched.into_iter().filter(|(_, w)| *w >= recent) {
             alerts.extend(self.judge_window(&actor, window, &increments).await?);
         }
         let step = DetectorStep {

@@ -54,6 +54,8 @@ pub struct IncidentChange {
     pub decision: Option<(bool, bool, String)>,
     /// A step taken, in words.
     pub step: Option<String>,
+    /// Subjects whose notice was queued, added to those before.
+    pub notified: Vec<custos_core::ids::SubjectId>,
 }
 
 /// One clock of an incident, as staff see it.
@@ -208,6 +210,7 @@ impl Vault {
             alerts: o.alerts,
             decision: None,
             steps: Vec::new(),
+            notified: Vec::new(),
         };
         let row = self.seal(&incident).await?;
         let audit = incident_entry(p, id, "opened".into());
@@ -323,6 +326,11 @@ impl Vault {
                     IncidentStatus::Contained => "contained",
                     IncidentStatus::Closed => "closed",
                 });
+            }
+            for s in &change.notified {
+                if !i.notified.contains(s) {
+                    i.notified.push(*s);
+                }
             }
             let words = change
                 .step

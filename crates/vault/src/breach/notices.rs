@@ -42,6 +42,8 @@ pub struct Sent {
     pub queued: u64,
     /// Subjects with no address on file (or erased since): not notified by mail.
     pub without_address: u64,
+    /// Subjects whose notice an earlier approval queued: skipped.
+    pub already: u64,
 }
 
 fn exposure(
@@ -151,6 +153,9 @@ impl Vault {
     pub async fn send_notices(&self, p: &Principal, id: IncidentId) -> Result<Sent, VaultError> {
         let view = self.incident(p, id).await?;
         let i = &view.incident;
+        if i.status == custos_core::breach::IncidentStatus::Closed {
+            return Err(VaultError::Conflict("the incident is closed".into()));
+        }
         if !i.decision.as_ref().is_some_and(|d| d.notify_subjects) {
             return Err(VaultError::Conflict(
                 "the incident's decision does not say to notify subjects: record it first (custos breach decide)".into(),
@@ -159,7 +164,12 @@ impl Vault {
         self.authorize(p, &Act::HandleIncidents)?;
         let r = self.incident_radius(p, i).await?;
         let mut sent = Sent::default();
+        let mut notified = Vec::new();
         for (s, fields) in &r.per_subject {
+            if i.notified.contains(s) {
+                sent.already += 1;
+                continue;
+            }
             let Some(to) = self.address_of(*s).await? else {
                 sent.without_address += 1;
                 continue;
@@ -188,7 +198,10 @@ impl Vault {
                 .enqueue_mail(Some(*s), mail, self.now_ms() + NOTICE_EXPIRY_MS)
                 .await
             {
-                Ok(_) => sent.queued += 1,
+                Ok(_) => {
+                    sent.queued += 1;
+                    notified.push(*s);
+                }
                 Err(VaultError::NotFound(_)) => sent.without_address += 1,
                 Err(e) => return Err(e),
             }
@@ -198,9 +211,10 @@ impl Vault {
             id,
             IncidentChange {
                 step: Some(format!(
-                    "notices queued to {} subjects ({} without an address)",
-                    sent.queued, sent.without_address
+                    "notices queued to {} subjects ({} without an address, {} notified before)",
+                    sent.queued, sent.without_address, sent.already
                 )),
+                notified,
                 ..IncidentChange::default()
             },
         )

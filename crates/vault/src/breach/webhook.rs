@@ -28,6 +28,14 @@ pub(crate) enum Posted {
     Never(String),
 }
 
+/// `https://host[:port]` of a URL, without its path, query or anything before an `@`.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
 impl Vault {
     async fn http(&self) -> Result<&reqwest::Client, VaultError> {
         self.http
@@ -59,9 +67,11 @@ impl Vault {
             Posted::Never(why) => (Outcome::Failed, format!("{why}; given up")),
         };
         let mut e = AuditEntry::new("outbox", Action::WebhookDeliver, outcome);
+        // The URL's scheme and host only: a webhook's path may carry its token.
         e.detail = Some(format!(
             "alert {} to {} (delivery {id}, attempt {attempt}): {answer}",
-            d.alert, d.url
+            d.alert,
+            origin(&d.url)
         ));
         let queued = QueuedAudit {
             subject_id: None,
@@ -105,5 +115,20 @@ impl Vault {
             Err(e) if e.is_connect() => Posted::Again("could not connect".into()),
             Err(_) => Posted::Again("the request failed".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_origin_of_a_webhook_is_named() {
+        assert_eq!(
+            super::origin("https://hooks.example.com/services/T000/B000/XXXX?x=1"),
+            "https://hooks.example.com"
+        );
+        assert_eq!(
+            super::origin("http://127.0.0.1:9000/custos"),
+            "http://127.0.0.1:9000"
+        );
     }
 }

@@ -104,7 +104,7 @@ impl Vault {
     }
 
     /// [`custos_core::principal::may_grant`], as the vault's refusal.
-    fn may_grant(&self, p: &Principal, role: &str) -> Result<(), VaultError> {
+    pub(crate) fn may_grant(&self, p: &Principal, role: &str) -> Result<(), VaultError> {
         custos_core::principal::may_grant(p, role, &self.inventory)
             .map_err(|r| VaultError::Forbidden(r.to_string()))
     }
