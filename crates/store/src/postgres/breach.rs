@@ -117,6 +117,19 @@ pub(super) async fn insert_incident_row(
     .map_err(backend)
 }
 
+/// Why a guarded update of `table`'s row `id` changed nothing: `NotFound` when there is no
+/// such row, else a conflict saying `why`.
+async fn missed(tx: &Tx<'_>, table: &str, id: Uuid, why: &str) -> StoreError {
+    match tx
+        .query(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
+        .await
+    {
+        Ok(rows) if rows.is_empty() => StoreError::NotFound,
+        Ok(_) => StoreError::Conflict(why.to_owned()),
+        Err(e) => backend(e),
+    }
+}
+
 async fn raise(tx: &Tx<'_>, a: &NewAlert) -> Result<bool, StoreError> {
     if !insert_alert(tx, &a.row).await? {
         return Ok(false);
@@ -321,16 +334,13 @@ impl BreachStore for PostgresStore {
             .await
             .map_err(backend)?;
         if n == 0 {
-            let exists = !tx
-                .query("SELECT 1 FROM alerts WHERE id = $1", &[&id.as_uuid()])
-                .await
-                .map_err(backend)?
-                .is_empty();
-            return Err(if exists {
-                StoreError::Conflict("the alert was already acknowledged".into())
-            } else {
-                StoreError::NotFound
-            });
+            return Err(missed(
+                &tx,
+                "alerts",
+                id.as_uuid(),
+                "the alert was already acknowledged",
+            )
+            .await);
         }
         queue(&tx, &audit).await?;
         tx.commit().await.map_err(backend)
@@ -372,19 +382,13 @@ impl BreachStore for PostgresStore {
             .await
             .map_err(backend)?;
         if n == 0 {
-            let exists = !tx
-                .query(
-                    "SELECT 1 FROM incidents WHERE id = $1",
-                    &[&row.id.as_uuid()],
-                )
-                .await
-                .map_err(backend)?
-                .is_empty();
-            return Err(if exists {
-                StoreError::Conflict("the incident changed since it was read".into())
-            } else {
-                StoreError::NotFound
-            });
+            return Err(missed(
+                &tx,
+                "incidents",
+                row.id.as_uuid(),
+                "the incident changed since it was read",
+            )
+            .await);
         }
         queue(&tx, &audit).await?;
         tx.commit().await.map_err(backend)

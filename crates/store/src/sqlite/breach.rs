@@ -151,6 +151,21 @@ pub(super) fn insert_incident_row(
     .map_err(backend)
 }
 
+/// Why a guarded update of `table`'s row `id` changed nothing: `NotFound` when there is no
+/// such row, else a conflict saying `why`.
+fn missed(c: &Connection, table: &str, id: &str, why: &str) -> StoreError {
+    let exists = c.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)"),
+        [id],
+        |r| r.get::<_, bool>(0),
+    );
+    match exists {
+        Ok(true) => StoreError::Conflict(why.to_owned()),
+        Ok(false) => StoreError::NotFound,
+        Err(e) => backend(e),
+    }
+}
+
 /// A new alert with its deliveries and entry, when it is new.
 fn raise(c: &Connection, a: &NewAlert) -> Result<bool, StoreError> {
     if !insert_alert(c, &a.row)? {
@@ -392,10 +407,7 @@ impl BreachStore for SqliteStore {
                 )
                 .map_err(backend)?;
             if n == 0 {
-                let exists: bool = c
-                    .query_row("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1)", [id_text(id)], |r| r.get(0))
-                    .map_err(backend)?;
-                return Err(if exists { StoreError::Conflict("the alert was already acknowledged".into()) } else { StoreError::NotFound });
+                return Err(missed(c, "alerts", &id_text(id), "the alert was already acknowledged"));
             }
             queue(c, &audit)
         })
@@ -428,10 +440,7 @@ impl BreachStore for SqliteStore {
                 )
                 .map_err(backend)?;
             if n == 0 {
-                let exists: bool = c
-                    .query_row("SELECT EXISTS (SELECT 1 FROM incidents WHERE id = ?1)", [id_text(row.id)], |r| r.get(0))
-                    .map_err(backend)?;
-                return Err(if exists { StoreError::Conflict("the incident changed since it was read".into()) } else { StoreError::NotFound });
+                return Err(missed(c, "incidents", &id_text(row.id), "the incident changed since it was read"));
             }
             queue(c, &audit)
         })
