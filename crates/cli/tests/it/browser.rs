@@ -267,15 +267,27 @@ impl Browser {
         .await
     }
 
-    /// The text of the element `css` selects, waited for.
+    /// The text of the element `css` selects, waited for. Found and read in one try, so an
+    /// element the next page replaced while it was read is looked for again.
     pub(crate) async fn by_text_in(&self, css: &str) -> String {
-        let el = self
-            .wait(&format!("an element {css}"), || {
-                let d = self.driver.clone();
-                async move { d.find(By::Css(css)).await.ok() }
-            })
-            .await;
-        el.text().await.unwrap()
+        self.wait(&format!("an element {css}"), || {
+            let d = self.driver.clone();
+            async move { d.find(By::Css(css)).await.ok()?.text().await.ok() }
+        })
+        .await
+    }
+
+    /// Waits until the element `css` selects says `want`: after a form is sent, the page
+    /// that answers may carry the same heading as the one that sent it.
+    pub(crate) async fn text_becomes(&self, css: &str, want: &str) {
+        self.wait(&format!("{css} saying {want:?}"), || {
+            let d = self.driver.clone();
+            async move {
+                let text = d.find(By::Css(css)).await.ok()?.text().await.ok()?;
+                (text == want).then_some(())
+            }
+        })
+        .await;
     }
 
     /// Follows the link saying `text`.

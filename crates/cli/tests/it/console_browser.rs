@@ -156,7 +156,7 @@ async fn an_officer_sets_up_and_handles_an_erasure_in_a_real_browser() {
     b.page("Erasure request").await;
     b.press("Approve (identity verified)").await;
     b.page("Erasure request").await;
-    assert_eq!(b.by_text_in("#status").await, "completed");
+    b.text_becomes("#status", "completed").await;
     let history = b.by_text_in("#history").await;
     assert!(history.contains("erased 1 records"), "{history}");
     assert!(history.contains("operator:"), "{history}");
