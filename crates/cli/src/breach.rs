@@ -54,7 +54,7 @@ pub(crate) enum BreachCommand {
         /// A short title.
         #[arg(long)]
         title: String,
-        /// When the organization became aware: RFC 3339, or a local time in [breach]
+        /// When the organization became aware: RFC 3339, or a local time in `[breach]`
         /// time_zone (2026-03-28T09:30); now when not given.
         #[arg(long)]
         aware_at: Option<String>,

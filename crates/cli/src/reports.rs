@@ -26,8 +26,8 @@ pub(crate) enum ReportCommand {
     /// requests by kind with days taken and deadlines met (and the CCPA § 7102 metrics),
     /// consents given and withdrawn, retention, alerts and incidents.
     Audit {
-        /// The period's start: RFC 3339, or a local date (YYYY-MM-DD) or time in [breach]
-        /// time_zone.
+        /// The period's start: RFC 3339, or a local date (YYYY-MM-DD) or time in `[breach]`
+        /// `time_zone`.
         #[arg(long)]
         from: String,
         /// Its end, excluded; now when not given.
