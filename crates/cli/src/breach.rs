@@ -435,7 +435,7 @@ pub(crate) async fn breach(paths: &Paths, command: BreachCommand) -> Result<Exit
                 );
             }
             for (variant, count) in &n.subjects {
-                eprintln!("{count} subjects would get the {variant} notice");
+                eprintln!("{count} subjects would get the {}", variant.words());
             }
             for s in &n.samples {
                 println!(

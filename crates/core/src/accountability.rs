@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::{Action, AuditEntry, Outcome};
+use crate::breach::AlertKind;
 use crate::consent::Choice;
 use crate::rights::{ProfileId, RequestKind, RequestStatus};
 
@@ -202,8 +203,8 @@ impl<'a> Tally<'a> {
                 let kind = e
                     .detail
                     .as_deref()
-                    .and_then(|d| d.split_whitespace().nth(2))
-                    .unwrap_or("unknown");
+                    .and_then(AlertKind::in_raise_detail)
+                    .map_or("unknown", AlertKind::as_str);
                 *o.alerts.entry(kind.to_owned()).or_insert(0) += 1;
             }
             (Action::IncidentOpen, _) => o.incidents_opened += 1,

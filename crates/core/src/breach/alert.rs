@@ -49,6 +49,11 @@ impl AlertKind {
         Self::ALL.iter().copied().find(|k| k.as_str() == s)
     }
 
+    /// The kind an `alert.raise` entry's detail ([`Alert::raise_detail`]) names.
+    pub fn in_raise_detail(detail: &str) -> Option<AlertKind> {
+        detail.split_whitespace().nth(2).and_then(AlertKind::parse)
+    }
+
     /// Whether it comes from a canary: certain, rather than a guess from a baseline.
     pub fn is_canary(self) -> bool {
         matches!(self, AlertKind::CanaryTouched | AlertKind::CanaryValue)
@@ -92,6 +97,17 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The `detail` of the alert's `alert.raise` audit entry: `alert ID KIND about ACTOR`,
+    /// which [`AlertKind::in_raise_detail`] reads back.
+    pub fn raise_detail(&self) -> String {
+        format!(
+            "alert {} {} about {}",
+            self.id,
+            self.kind.as_str(),
+            self.actor
+        )
+    }
+
     /// The alert's JSON: the body webhooks receive.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an alert serialises")

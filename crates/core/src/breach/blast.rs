@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::audit::{Action, AuditEntry, Outcome};
 use crate::ids::{RecordId, SubjectId};
 use crate::inventory::Inventory;
+use crate::rights::ProfileId;
 
 /// Whether an entry is a read that returned personal data: a record read, a search hit, an
 /// export or a customer's own view, that was allowed and names its subject.
@@ -18,6 +19,12 @@ pub fn is_read(e: &AuditEntry) -> bool {
         Action::RecordRead | Action::RecordSearch | Action::SubjectExport | Action::SubjectView
     ) && e.outcome == Outcome::Ok
         && e.subject_id.is_some()
+}
+
+/// Whether an entry exposed personal data to someone other than its subject: a read
+/// ([`is_read`]) by anyone but a customer reading their own, in the portal.
+pub fn is_exposure(e: &AuditEntry) -> bool {
+    is_read(e) && !e.actor.starts_with("customer:")
 }
 
 /// What was exposed in one collection.
@@ -60,6 +67,9 @@ pub struct BlastRadius {
     /// Each subject's exposed fields, as `(collection, field)`: what their notice names.
     #[serde(skip)]
     pub per_subject: BTreeMap<SubjectId, BTreeSet<(String, String)>>,
+    /// Each subject's profile, once the vault placed them: which law's notice they get.
+    #[serde(skip)]
+    pub profiles: BTreeMap<SubjectId, ProfileId>,
 }
 
 /// Adds reads up into a [`BlastRadius`].
@@ -84,13 +94,9 @@ impl<'a> Tally<'a> {
         }
     }
 
-    /// Counts one entry if it is a read ([`is_read`]); `canary` when its subject is a canary.
+    /// Counts one entry if it is an exposure ([`is_exposure`]); `canary` when its subject is a canary.
     pub fn add(&mut self, e: &AuditEntry, canary: bool) {
-        // A customer reading their own data in the portal exposes nothing.
-        let Some(subject) = e
-            .subject_id
-            .filter(|_| is_read(e) && !e.actor.starts_with("customer:"))
-        else {
+        let Some(subject) = e.subject_id.filter(|_| is_exposure(e)) else {
             return;
         };
         if canary {

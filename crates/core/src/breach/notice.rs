@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::blast::BlastRadius;
 use super::incident::Incident;
+use crate::rights::ProfileId;
 use crate::time::format_time_ms;
 
 /// Who the controller is and how to reach them, from `[organization]`.
@@ -32,13 +33,40 @@ pub struct AuthorityNotice {
 }
 
 /// Which law's words a subject's notice uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// GDPR or UK GDPR Art. 34.
     Art34,
     /// Cal. Civ. Code § 1798.82.
     California,
+}
+
+impl Variant {
+    /// The variant for a subject placed under `profile`: California's words under CCPA.
+    pub fn for_profile(profile: ProfileId) -> Variant {
+        if profile == ProfileId::Ccpa {
+            Variant::California
+        } else {
+            Variant::Art34
+        }
+    }
+
+    /// Its name, as JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Art34 => "art34",
+            Variant::California => "california",
+        }
+    }
+
+    /// What staff call it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Variant::Art34 => "GDPR Art. 34 notice",
+            Variant::California => "California notice (Cal. Civ. Code § 1798.82)",
+        }
+    }
 }
 
 /// One subject's notice: its subject line and text.

@@ -237,8 +237,7 @@ pub(super) async fn open(
         };
         alerts.push(id);
         // An incident opened from an alert is about whom the alert is about.
-        if let Ok(list) = state.vault.alerts(&staff.session.principal(), false).await
-            && let Some(v) = list.into_iter().find(|v| v.alert.id == id)
+        if let Ok(v) = state.vault.alert(&staff.session.principal(), id).await
             && let Some(k) = v.alert.actor.strip_prefix("apikey:")
         {
             api_key.get_or_insert_with(|| k.to_owned());
@@ -290,19 +289,16 @@ pub(super) async fn incident(
     let (radius, exposure, authority_draft) = if named {
         match state.vault.notices(&p, id).await {
             Ok(n) => {
-                let text = n.authority.text.clone();
                 let counts: Vec<(String, String)> = n
                     .subjects
                     .iter()
-                    .map(|(k, c)| {
-                        (
-                            k.replace("art34", "GDPR Art. 34 notice")
-                                .replace("california", "California notice"),
-                            c.to_string(),
-                        )
-                    })
+                    .map(|(v, c)| (v.words().to_owned(), c.to_string()))
                     .collect();
-                (Some(first_line_counts(&text)), counts, Some(text))
+                let reach = format!(
+                    "{} data subjects and {} records were read.",
+                    n.subjects_exposed, n.records_exposed
+                );
+                (Some(reach), counts, Some(n.authority.text))
             }
             Err(e) => (
                 Some(format!("The blast radius could not be computed: {e}")),
@@ -370,15 +366,6 @@ pub(super) async fn incident(
             .collect(),
         closed: i.status == IncidentStatus::Closed,
     })
-}
-
-/// The counts line of an authority draft.
-fn first_line_counts(draft: &str) -> String {
-    draft
-        .lines()
-        .find(|l| l.starts_with("Approximate number"))
-        .unwrap_or("No reads found.")
-        .to_owned()
 }
 
 #[derive(Deserialize)]

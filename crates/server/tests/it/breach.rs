@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use custos_core::breach::AlertKind;
+use custos_core::breach::notice::Variant;
 use custos_vault::{AlertView, BlastQuery, OpenIncident, Principal, SystemClock};
 use serde_json::json;
 
@@ -479,8 +480,18 @@ async fn notices_are_drafted_from_the_blast_radius_and_sent_once_decided() {
         );
     }
     assert_eq!(n.authority.missing, ["consequences", "measures"]);
-    assert_eq!(n.subjects.get("art34"), Some(&1), "{:?}", n.subjects);
-    assert_eq!(n.subjects.get("california"), Some(&1), "{:?}", n.subjects);
+    assert_eq!(
+        n.subjects.get(&Variant::Art34),
+        Some(&1),
+        "{:?}",
+        n.subjects
+    );
+    assert_eq!(
+        n.subjects.get(&Variant::California),
+        Some(&1),
+        "{:?}",
+        n.subjects
+    );
     assert!(
         n.samples
             .iter()

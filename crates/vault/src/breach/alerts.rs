@@ -103,12 +103,7 @@ impl Vault {
         e.collection = alert.collection.clone();
         e.record_id = alert.record_id;
         e.subject_id = alert.subject_id;
-        e.detail = Some(format!(
-            "alert {} {} about {}",
-            alert.id,
-            alert.kind.as_str(),
-            alert.actor
-        ));
+        e.detail = Some(alert.raise_detail());
         Ok(NewAlert {
             row: AlertRow {
                 id: alert.id,
@@ -302,6 +297,20 @@ impl Vault {
             .into_iter()
             .map(view)
             .collect()
+    }
+
+    /// One alert.
+    ///
+    /// # Errors
+    /// `Forbidden` without `read_audit` or `handle_incidents`; `NotFound`.
+    pub async fn alert(&self, p: &Principal, id: AlertId) -> Result<AlertView, VaultError> {
+        self.authorize(p, &Act::ReadAlerts)?;
+        let row = self
+            .store
+            .alert(id)
+            .await?
+            .ok_or(VaultError::NotFound("alert"))?;
+        view(row)
     }
 
     /// Acknowledges an alert: staff have seen it. Audited.

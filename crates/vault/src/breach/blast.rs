@@ -8,6 +8,7 @@ use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::breach::blast::{BlastRadius, Tally};
 use custos_core::ids::{IncidentId, SubjectId};
 use custos_core::principal::{Act, Principal};
+use custos_core::rights::ProfileId;
 use custos_core::time::format_time_ms;
 use custos_store::QueuedAudit;
 
@@ -109,7 +110,13 @@ impl Vault {
             tally.add(&e, canary);
         }
         let mut radius = tally.finish();
-        radius.jurisdictions = self.place_all(&radius.subjects).await?;
+        radius.profiles = self.place_all(&radius.subjects).await?;
+        for p in radius.profiles.values() {
+            *radius
+                .jurisdictions
+                .entry(p.as_str().to_owned())
+                .or_insert(0) += 1;
+        }
         let mut e = AuditEntry::new(p.actor(), Action::BlastRadius, Outcome::Ok);
         e.detail = Some(format!(
             "caller={} from={} to={}: {} subjects, {} records",
@@ -134,8 +141,11 @@ impl Vault {
         Ok(radius)
     }
 
-    /// How many of `subjects` fall under each profile.
-    async fn place_all(&self, subjects: &[SubjectId]) -> Result<BTreeMap<String, u64>, VaultError> {
+    /// The profile each of `subjects` falls under.
+    async fn place_all(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<BTreeMap<SubjectId, ProfileId>, VaultError> {
         let mut out = BTreeMap::new();
         for s in subjects {
             let profile = match self.subject_data_key(*s).await? {
@@ -143,7 +153,7 @@ impl Vault {
                 // Erased since: no key, no fields; the default profile.
                 None => self.inventory.rights.default_profile,
             };
-            *out.entry(profile.as_str().to_owned()).or_insert(0) += 1;
+            out.insert(*s, profile);
         }
         Ok(out)
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Timelike};
 use custos_core::audit::{Action, AuditEntry};
-use custos_core::breach::blast::is_read;
+use custos_core::breach::blast::is_exposure;
 use custos_core::breach::detect::{Finding, History, WINDOW_MS, Window, judge, window_of};
 use custos_core::breach::{Alert, AlertKind};
 use custos_core::ids::{AlertId, SubjectId};
@@ -54,7 +54,7 @@ impl Vault {
             let Ok(e) = AuditEntry::from_bytes(&l.entry) else {
                 continue; // `audit verify` names an unreadable entry
             };
-            if !is_read(&e) || e.actor.starts_with("customer:") {
+            if !is_exposure(&e) {
                 continue;
             }
             let subject = e.subject_id.expect("a read names its subject");

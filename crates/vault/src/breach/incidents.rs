@@ -213,7 +213,7 @@ impl Vault {
             notified: Vec::new(),
         };
         let row = self.seal(&incident).await?;
-        let audit = incident_entry(p, id, "opened".into());
+        let audit = incident_entry(p, Action::IncidentOpen, id, "opened");
         self.store.insert_incident(row, audit).await?;
         Ok(self.incident_view(incident))
     }
@@ -285,7 +285,8 @@ impl Vault {
                 ));
             }
         }
-        for attempt in 0..2 {
+        let mut retried = false;
+        loop {
             let row = self
                 .store
                 .incident(id)
@@ -296,73 +297,72 @@ impl Vault {
                 return Err(VaultError::Conflict("the incident is closed".into()));
             }
             let now = self.now_ms().max(row.changed_ms + 1);
-            let mut what = Vec::new();
-            if let Some(t) = &change.facts {
-                i.facts.clone_from(t);
-                what.push("facts");
-            }
-            if let Some(t) = &change.effects {
-                i.effects.clone_from(t);
-                what.push("effects");
-            }
-            if let Some(t) = &change.remedial {
-                i.remedial.clone_from(t);
-                what.push("remedial action");
-            }
-            if let Some((authority, subjects, reasons)) = &change.decision {
-                i.decision = Some(Decision {
-                    notify_authority: *authority,
-                    notify_subjects: *subjects,
-                    reasons: reasons.clone(),
-                    at_ms: now,
-                    by: p.actor(),
-                });
-                what.push("decision");
-            }
-            if let Some(s) = change.status {
-                i.status = s;
-                what.push(match s {
-                    IncidentStatus::Open => "reopened",
-                    IncidentStatus::Contained => "contained",
-                    IncidentStatus::Closed => "closed",
-                });
-            }
-            for s in &change.notified {
-                if !i.notified.contains(s) {
-                    i.notified.push(*s);
-                }
-            }
-            let words = change
-                .step
-                .clone()
-                .unwrap_or_else(|| format!("changed: {}", what.join(", ")));
-            if change.step.is_some() {
-                what.push("step");
-            }
-            i.steps.push(Step {
-                at_ms: now,
-                by: p.actor(),
-                what: words,
-            });
+            let what = apply(&mut i, &change, &p.actor(), now);
             let new = self.seal(&i).await?;
-            let audit = incident_entry(p, id, what.join(", "));
+            let audit = incident_entry(p, Action::IncidentUpdate, id, &what);
             match self.store.update_incident(new, row.changed_ms, audit).await {
                 Ok(()) => return Ok(self.incident_view(i)),
-                Err(StoreError::Conflict(_)) if attempt == 0 => continue,
+                // Another change won: apply this one to what it left.
+                Err(StoreError::Conflict(_)) if !retried => retried = true,
                 Err(StoreError::Conflict(m)) => return Err(VaultError::Conflict(m)),
                 Err(e) => return Err(e.into()),
             }
         }
-        unreachable!("the loop returns on its second pass")
     }
 }
 
-fn incident_entry(p: &Principal, id: IncidentId, what: String) -> QueuedAudit {
-    let action = if what == "opened" {
-        Action::IncidentOpen
-    } else {
-        Action::IncidentUpdate
-    };
+/// Applies `change` to `i` at `now` by `by`, recording it as a step; says what changed.
+fn apply(i: &mut Incident, change: &IncidentChange, by: &str, now: i64) -> String {
+    let mut what = Vec::new();
+    for (given, field, name) in [
+        (&change.facts, &mut i.facts, "facts"),
+        (&change.effects, &mut i.effects, "effects"),
+        (&change.remedial, &mut i.remedial, "remedial action"),
+    ] {
+        if let Some(t) = given {
+            field.clone_from(t);
+            what.push(name);
+        }
+    }
+    if let Some((authority, subjects, reasons)) = &change.decision {
+        i.decision = Some(Decision {
+            notify_authority: *authority,
+            notify_subjects: *subjects,
+            reasons: reasons.clone(),
+            at_ms: now,
+            by: by.to_owned(),
+        });
+        what.push("decision");
+    }
+    if let Some(s) = change.status {
+        i.status = s;
+        what.push(match s {
+            IncidentStatus::Open => "reopened",
+            IncidentStatus::Contained => "contained",
+            IncidentStatus::Closed => "closed",
+        });
+    }
+    for s in &change.notified {
+        if !i.notified.contains(s) {
+            i.notified.push(*s);
+        }
+    }
+    let words = change
+        .step
+        .clone()
+        .unwrap_or_else(|| format!("changed: {}", what.join(", ")));
+    if change.step.is_some() {
+        what.push("step");
+    }
+    i.steps.push(Step {
+        at_ms: now,
+        by: by.to_owned(),
+        what: words,
+    });
+    what.join(", ")
+}
+
+fn incident_entry(p: &Principal, action: Action, id: IncidentId, what: &str) -> QueuedAudit {
     let mut e = AuditEntry::new(p.actor(), action, Outcome::Ok);
     e.detail = Some(format!("incident {id}: {what}"));
     QueuedAudit {

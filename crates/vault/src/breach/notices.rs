@@ -14,11 +14,9 @@ use custos_core::ids::{IncidentId, SubjectId};
 use custos_core::inventory::FieldType;
 use custos_core::mail::Mail;
 use custos_core::principal::{Act, Principal};
-use custos_core::rights::ProfileId;
 use custos_store::QueuedAudit;
 
 use super::incidents::IncidentChange;
-use crate::requests::Place;
 use crate::{Vault, VaultError};
 
 /// How long a subject's notice is tried before it is given up: a week.
@@ -29,8 +27,12 @@ pub const NOTICE_EXPIRY_MS: i64 = 7 * 24 * 3_600_000;
 pub struct Notices {
     /// The draft to the supervisory authority (Art. 33(3)).
     pub authority: AuthorityNotice,
+    /// Subjects whose data was exposed.
+    pub subjects_exposed: u64,
+    /// Records exposed.
+    pub records_exposed: u64,
     /// Subjects who would get a notice, per variant.
-    pub subjects: BTreeMap<String, u64>,
+    pub subjects: BTreeMap<Variant, u64>,
     /// One draft per variant, for the first subject of each (their fields named).
     pub samples: Vec<SubjectNotice>,
 }
@@ -44,6 +46,14 @@ pub struct Sent {
     pub without_address: u64,
     /// Subjects whose notice an earlier approval queued: skipped.
     pub already: u64,
+}
+
+/// The notice a subject of `r` gets, from the profile the blast radius placed them under.
+fn variant(r: &BlastRadius, s: SubjectId) -> Variant {
+    r.profiles
+        .get(&s)
+        .copied()
+        .map_or(Variant::Art34, Variant::for_profile)
 }
 
 fn exposure(
@@ -92,19 +102,6 @@ impl Vault {
         self.radius_of(p, actor, i.from_ms, i.to_ms).await
     }
 
-    /// Each affected subject's variant: California's words for a subject placed under CCPA.
-    async fn variant_of(&self, s: SubjectId) -> Result<Variant, VaultError> {
-        let Some(key) = self.subject_data_key(s).await? else {
-            return Ok(Variant::Art34);
-        };
-        let profile = self.jurisdiction_of(s, &key, Place::default()).await?.0.id;
-        Ok(if profile == ProfileId::Ccpa {
-            Variant::California
-        } else {
-            Variant::Art34
-        })
-    }
-
     /// The drafts: to the authority, and one per variant to the subjects.
     ///
     /// # Errors
@@ -118,12 +115,8 @@ impl Vault {
         let mut subjects = BTreeMap::new();
         let mut samples: Vec<SubjectNotice> = Vec::new();
         for (s, fields) in &r.per_subject {
-            let variant = self.variant_of(*s).await?;
-            let name = serde_json::to_value(variant)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *subjects.entry(name).or_insert(0) += 1;
+            let variant = variant(&r, *s);
+            *subjects.entry(variant).or_insert(0) += 1;
             if !samples.iter().any(|n| n.variant == variant) {
                 let x = exposure(fields, &self.inventory);
                 samples.push(notice::subject(
@@ -137,6 +130,8 @@ impl Vault {
         }
         Ok(Notices {
             authority,
+            subjects_exposed: r.subjects.len() as u64,
+            records_exposed: r.records,
             subjects,
             samples,
         })
@@ -174,7 +169,7 @@ impl Vault {
                 sent.without_address += 1;
                 continue;
             };
-            let variant = self.variant_of(*s).await?;
+            let variant = variant(&r, *s);
             let n = notice::subject(
                 &self.controller(),
                 i,
