@@ -24,6 +24,7 @@ mod outbox;
 mod postgres;
 mod records;
 mod requests;
+mod rotation;
 mod shared;
 mod signin;
 mod sqlite;
@@ -50,6 +51,10 @@ pub use records::{
     RecordWithKey, decode_fields, encode_fields,
 };
 pub use requests::{RequestQuery, RequestRow, RequestStore};
+pub use rotation::{
+    KeyOwner, Rewrap, RootVersionRow, RotationKind, RotationRow, RotationStore, WrappedKey,
+    root_version_of,
+};
 pub use signin::{ChallengeRow, SessionRow, SigninStore};
 pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};

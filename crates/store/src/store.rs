@@ -14,6 +14,7 @@ use crate::operators::OperatorStore;
 use crate::outbox::OutboxStore;
 use crate::records::RecordStore;
 use crate::requests::RequestStore;
+use crate::rotation::RotationStore;
 use crate::signin::SigninStore;
 use crate::subjects::SubjectStore;
 
@@ -27,6 +28,7 @@ pub trait Store:
     + OutboxStore
     + AuditStore
     + KeyStore
+    + RotationStore
     + SubjectStore
     + SigninStore
     + OperatorStore

@@ -87,3 +87,12 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     tokio::spawn(conn);
     client
 }
+
+/// Bytes shaped as a key wrapped by root key version `version` (the header a wrapped key
+/// opens with, then `tag` repeated): what the conformance suite stores as wrapped keys.
+pub fn wrapped_key(version: u32, tag: u8) -> Vec<u8> {
+    let mut w = vec![1];
+    w.extend_from_slice(&version.to_be_bytes());
+    w.extend(std::iter::repeat_n(tag, 12 + 36 + 16));
+    w
+}

@@ -246,6 +246,31 @@ CREATE TABLE incidents (
     sealed BYTEA NOT NULL
 );
 "#,
+    // The root key version a wrapped key names in its header, kept beside it by the database.
+    r#"
+ALTER TABLE subject_keys ADD COLUMN root_version INTEGER GENERATED ALWAYS AS
+    ((get_byte(wrapped, 1) << 24) | (get_byte(wrapped, 2) << 16)
+     | (get_byte(wrapped, 3) << 8) | get_byte(wrapped, 4)) STORED;
+ALTER TABLE vault_keys ADD COLUMN root_version INTEGER GENERATED ALWAYS AS
+    ((get_byte(wrapped, 1) << 24) | (get_byte(wrapped, 2) << 16)
+     | (get_byte(wrapped, 3) << 8) | get_byte(wrapped, 4)) STORED;
+CREATE INDEX subject_keys_root ON subject_keys (root_version);
+CREATE TABLE root_keys (
+    version INTEGER PRIMARY KEY,
+    created_ms BIGINT NOT NULL,
+    retired_ms BIGINT
+);
+CREATE TABLE key_rotations (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    started_ms BIGINT NOT NULL,
+    total BIGINT NOT NULL,
+    done BIGINT NOT NULL DEFAULT 0,
+    finished_ms BIGINT
+);
+CREATE UNIQUE INDEX key_rotations_open ON key_rotations (kind) WHERE finished_ms IS NULL;
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

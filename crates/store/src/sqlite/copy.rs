@@ -303,10 +303,12 @@ fn export_records(c: &Connection, key: &str, limit: i64) -> Result<Vec<CopyRow>,
 fn import_row(c: &Connection, row: &CopyRow) -> Result<(), StoreError> {
     match row {
         CopyRow::VaultKey { name, wrapped } => {
+            let root_version = crate::rotation::root_version_of(wrapped)?;
             c.prepare_cached(
-                "INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                "INSERT INTO vault_keys (name, wrapped, root_version) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
             )
-            .and_then(|mut s| s.execute(params![name, wrapped]))
+            .and_then(|mut s| s.execute(params![name, wrapped, root_version]))
             .map_err(backend)?;
         }
         CopyRow::Subject {
@@ -384,10 +386,15 @@ fn import_subject(
     .and_then(|mut s| s.execute(params![id_text(id), status, created_ms]))
     .map_err(backend)?;
     let mut s = c
-        .prepare_cached("INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .prepare_cached(
+            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
         .map_err(backend)?;
     for (v, w) in keys {
-        s.execute(params![id_text(id), v, w]).map_err(backend)?;
+        let root_version = crate::rotation::root_version_of(w)?;
+        s.execute(params![id_text(id), v, w, root_version])
+            .map_err(backend)?;
     }
     Ok(())
 }

@@ -40,8 +40,8 @@ impl KeyStore for SqliteStore {
         let name = name.to_owned();
         self.write(move |c| {
             c.execute(
-                "INSERT INTO vault_keys (name, wrapped) VALUES (?1, ?2)",
-                params![name, wrapped],
+                "INSERT INTO vault_keys (name, wrapped, root_version) VALUES (?1, ?2, ?3)",
+                params![name, wrapped, crate::rotation::root_version_of(&wrapped)?],
             )
             .map(drop)
             .map_err(backend)

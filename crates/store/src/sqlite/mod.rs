@@ -31,6 +31,7 @@ mod operators;
 mod outbox;
 mod records;
 mod requests;
+mod rotation;
 mod schema;
 mod signin;
 mod subjects;

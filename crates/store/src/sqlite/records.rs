@@ -78,10 +78,12 @@ fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
         c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![id_text(s.id), s.created_ms]))
             .map_err(backend)?;
+        let root_version = crate::rotation::root_version_of(&s.wrapped_key)?;
         c.prepare_cached(
-            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES (?1, 1, ?2)",
+            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version) \
+             VALUES (?1, 1, ?2, ?3)",
         )
-        .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key]))
+        .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key, root_version]))
         .map_err(backend)?;
     }
     let r = &new.record;

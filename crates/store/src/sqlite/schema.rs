@@ -249,6 +249,27 @@ CREATE TABLE incidents (
     sealed BLOB NOT NULL
 );
 "#,
+    // Before key rotation every wrapped key was made by root key version 1.
+    r#"
+ALTER TABLE subject_keys ADD COLUMN root_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE vault_keys ADD COLUMN root_version INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX subject_keys_root ON subject_keys (root_version);
+CREATE TABLE root_keys (
+    version INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    retired_ms INTEGER
+);
+CREATE TABLE key_rotations (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    finished_ms INTEGER
+);
+CREATE UNIQUE INDEX key_rotations_open ON key_rotations (kind) WHERE finished_ms IS NULL;
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {

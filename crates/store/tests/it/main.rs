@@ -5,6 +5,7 @@ mod breach;
 mod operators;
 mod outbox;
 mod requests;
+mod rotation;
 mod signin;
 mod suite;
 
@@ -70,6 +71,16 @@ macro_rules! conformance {
                     return;
                 };
                 crate::signin::sessions_are_touched_ended_and_purged(fresh.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn keys_are_rewrapped_once_and_a_version_retires_empty() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::rotation::keys_are_rewrapped_once_and_a_version_retires_empty(
+                    fresh.store.clone(),
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn detector_steps_count_once_and_alerts_dedupe() {

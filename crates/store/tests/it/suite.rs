@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use custos_core::audit::{SignedTreeHead, TreeHead};
 use custos_core::ids::{EventId, RecordId, SubjectId};
+use custos_store::testing::wrapped_key;
 use custos_store::{
     ApiKeyRow, EncryptedFields, HoldRow, IndexEntry, Integration, LeafRow, NewRecord, NewSubject,
     QueuedAudit, RecordChange, RecordRow, Store, StoreError, TreeState,
@@ -44,7 +45,7 @@ pub(crate) async fn insert(store: &dyn Store, email_digest: u8) -> RecordRow {
             record: r.clone(),
             new_subject: Some(NewSubject {
                 id: subject,
-                wrapped_key: b"wrapped".to_vec(),
+                wrapped_key: wrapped_key(1, 0xaa),
                 created_ms: 1,
             }),
             index: vec![IndexEntry {
@@ -62,7 +63,7 @@ pub(crate) async fn records_round_trip(store: Arc<dyn Store>) {
     let r = insert(store.as_ref(), 1).await;
     let got = store.record("customers", r.id).await.unwrap().unwrap();
     assert_eq!(got.record, r);
-    assert_eq!(got.wrapped_key, b"wrapped");
+    assert_eq!(got.wrapped_key, wrapped_key(1, 0xaa));
     assert!(
         store.record("orders", r.id).await.unwrap().is_none(),
         "a record belongs to its collection"
@@ -88,7 +89,7 @@ pub(crate) async fn records_round_trip(store: Arc<dyn Store>) {
     assert_eq!(all.iter().map(|x| x.record.id).collect::<Vec<_>>().len(), 2);
     assert_eq!(
         store.subject_key(r.subject_id).await.unwrap().unwrap(),
-        b"wrapped"
+        wrapped_key(1, 0xaa)
     );
     assert!(
         store
@@ -383,14 +384,17 @@ pub(crate) async fn api_keys(store: Arc<dyn Store>) {
 pub(crate) async fn vault_keys_are_written_once(store: Arc<dyn Store>) {
     assert!(store.vault_key("index").await.unwrap().is_none());
     store
-        .insert_vault_key("index", b"w1".to_vec())
+        .insert_vault_key("index", wrapped_key(1, 1))
         .await
         .unwrap();
     assert!(matches!(
-        store.insert_vault_key("index", b"w2".to_vec()).await,
+        store.insert_vault_key("index", wrapped_key(1, 2)).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.vault_key("index").await.unwrap().unwrap(), b"w1");
+    assert_eq!(
+        store.vault_key("index").await.unwrap().unwrap(),
+        wrapped_key(1, 1)
+    );
 }
 
 pub(crate) async fn sequencer_lease_is_exclusive_until_it_lapses(store: Arc<dyn Store>) {
@@ -492,7 +496,7 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     from: Arc<dyn Store>,
     to: Arc<dyn Store>,
 ) {
-    from.insert_vault_key("index", b"wrapped-index".to_vec())
+    from.insert_vault_key("index", wrapped_key(1, 3))
         .await
         .unwrap();
     let mut rows = Vec::new();
@@ -738,7 +742,7 @@ pub(crate) async fn anonymising_replaces_the_record_in_one_transaction(store: Ar
         record: copy.clone(),
         new_subject: Some(NewSubject {
             id: nobody,
-            wrapped_key: b"fresh".to_vec(),
+            wrapped_key: wrapped_key(1, 0xfe),
             created_ms: 2,
         }),
         index: vec![],
@@ -766,7 +770,7 @@ pub(crate) async fn anonymising_replaces_the_record_in_one_transaction(store: Ar
     );
     let moved = store.record("customers", copy.id).await.unwrap().unwrap();
     assert_eq!(moved.record, copy);
-    assert_eq!(moved.wrapped_key, b"fresh");
+    assert_eq!(moved.wrapped_key, wrapped_key(1, 0xfe));
     assert_eq!(store.queued_audit(100).await.unwrap().len(), before + 1);
 
     let again = row(SubjectId::random(), &[("country", b"x")]);

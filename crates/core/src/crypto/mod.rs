@@ -12,8 +12,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::ids::{MailId, RecordId, SubjectId};
+use crate::ids::{MailId, RecordId};
 use crate::secret::Secret;
+
+mod root;
+pub use root::{RootKey, RootKeys, WrapContext};
 
 /// Length in bytes of every symmetric key here.
 pub const KEY_LEN: usize = 32;
@@ -21,7 +24,6 @@ pub const KEY_LEN: usize = 32;
 const ALG_AES256GCM: u8 = 1;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
-const KEY_FILE_PREFIX: &str = "custos-root-key-v1";
 
 /// What can go wrong with keys and ciphertexts. Messages never carry key material or plaintext.
 #[derive(Debug, thiserror::Error)]
@@ -109,142 +111,6 @@ fn open(key: &[u8; KEY_LEN], aad_tail: &[u8], ct: &[u8]) -> Result<Secret<Vec<u8
         )
         .map(Secret::new)
         .map_err(|_| CryptoError::Decrypt)
-}
-
-/// What a wrapped key is for; part of its associated data, so a wrapped key cannot be moved.
-#[derive(Debug, Clone, Copy)]
-pub enum WrapContext<'a> {
-    /// A subject's data key.
-    Subject(SubjectId),
-    /// One of the vault's own keys, by name (`index`, `audit-signing`).
-    Named(&'a str),
-}
-
-impl WrapContext<'_> {
-    fn aad(&self) -> Vec<u8> {
-        let mut aad = b"custos/wrap/v1\0".to_vec();
-        match self {
-            WrapContext::Subject(id) => {
-                aad.extend_from_slice(b"subject\0");
-                aad.extend_from_slice(id.as_bytes());
-            }
-            WrapContext::Named(name) => {
-                aad.extend_from_slice(b"named\0");
-                aad.extend_from_slice(name.as_bytes());
-            }
-        }
-        aad
-    }
-}
-
-/// The key-encryption key. It never encrypts data itself, only other keys.
-pub struct RootKey {
-    version: u32,
-    key: Secret<[u8; KEY_LEN]>,
-}
-
-impl std::fmt::Debug for RootKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RootKey(v{}, [redacted])", self.version)
-    }
-}
-
-impl RootKey {
-    /// A new random root key.
-    ///
-    /// # Errors
-    /// [`CryptoError::Rng`] when the system cannot supply randomness.
-    pub fn generate(version: u32) -> Result<Self, CryptoError> {
-        Ok(Self {
-            version,
-            key: random_key()?,
-        })
-    }
-
-    /// This key's version.
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-
-    /// Reads a key file written by [`RootKey::to_file_contents`].
-    ///
-    /// # Errors
-    /// [`CryptoError::KeyFile`] naming what is wrong, never echoing the contents.
-    pub fn from_file_contents(contents: &str) -> Result<Self, CryptoError> {
-        let mut parts = contents.split_whitespace();
-        if parts.next() != Some(KEY_FILE_PREFIX) {
-            return Err(CryptoError::KeyFile(
-                "it does not start with custos-root-key-v1",
-            ));
-        }
-        let version =
-            parts
-                .next()
-                .and_then(|v| v.parse::<u32>().ok())
-                .ok_or(CryptoError::KeyFile(
-                    "the key version is missing or not a number",
-                ))?;
-        let hex_key = parts
-            .next()
-            .ok_or(CryptoError::KeyFile("the key is missing"))?;
-        if parts.next().is_some() {
-            return Err(CryptoError::KeyFile("unexpected text after the key"));
-        }
-        let mut key = [0u8; KEY_LEN];
-        hex::decode_to_slice(hex_key, &mut key)
-            .map_err(|_| CryptoError::KeyFile("the key is not 64 hexadecimal digits"))?;
-        let secret = Secret::new(key);
-        key.zeroize();
-        Ok(Self {
-            version,
-            key: secret,
-        })
-    }
-
-    /// The key file's text. It is a secret: write it to a file with mode 0600 and nowhere else.
-    pub fn to_file_contents(&self) -> Secret<String> {
-        Secret::new(format!(
-            "{KEY_FILE_PREFIX} {} {}\n",
-            self.version,
-            hex::encode(self.key.expose_secret())
-        ))
-    }
-
-    /// Wraps a data key for the given context.
-    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Vec<u8> {
-        let mut plain = Vec::with_capacity(4 + KEY_LEN);
-        plain.extend_from_slice(&key.version.to_be_bytes());
-        plain.extend_from_slice(key.key.expose_secret());
-        let out = seal(self.key.expose_secret(), self.version, &ctx.aad(), &plain);
-        plain.zeroize();
-        out
-    }
-
-    /// Unwraps a key wrapped by [`RootKey::wrap`] for the same context.
-    ///
-    /// # Errors
-    /// [`CryptoError::UnknownKeyVersion`] for a key wrapped by another root key version;
-    /// [`CryptoError::Decrypt`] when the bytes or the context do not match.
-    pub fn unwrap(&self, ctx: WrapContext<'_>, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
-        let v = ciphertext_key_version(wrapped)?;
-        if v != self.version {
-            return Err(CryptoError::UnknownKeyVersion(v));
-        }
-        let plain = open(self.key.expose_secret(), &ctx.aad(), wrapped)?;
-        let p = plain.expose_secret();
-        if p.len() != 4 + KEY_LEN {
-            return Err(CryptoError::Malformed);
-        }
-        let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-        let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(&p[4..]);
-        let secret = Secret::new(key);
-        key.zeroize();
-        Ok(DataKey {
-            version,
-            key: secret,
-        })
-    }
 }
 
 /// A symmetric data key: a subject's field key, the blind-index key or the signing seed.
@@ -475,6 +341,7 @@ pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::SubjectId;
 
     fn binding(record: RecordId, field: &str) -> FieldBinding<'_> {
         FieldBinding {
