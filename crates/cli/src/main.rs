@@ -15,6 +15,7 @@ use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault};
 mod breach;
 mod demo;
 mod init;
+mod keys;
 mod operators;
 mod receipts;
 mod reports;
@@ -124,6 +125,11 @@ enum Command {
     Report {
         #[command(subcommand)]
         command: reports::ReportCommand,
+    },
+    /// Root key versions: rotate, see what each wraps, retire.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Manage API keys.
     Apikey {
@@ -387,6 +393,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Requests { command } => requests::run(&paths, command).await,
         Command::Operator { command } => operators::run(&paths, command).await,
         Command::Report { command } => reports::run(&paths, command).await,
+        Command::Keys { command } => keys::run(&paths, command).await,
         Command::Canary { command } => breach::canary(&paths, command).await,
         Command::Alert { command } => breach::alert(&paths, command).await,
         Command::Breach { command } => breach::breach(&paths, command).await,

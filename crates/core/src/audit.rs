@@ -167,6 +167,16 @@ pub enum Action {
     /// A blast radius was computed from the log: `detail` names the caller and the window.
     #[serde(rename = "breach.blast_radius")]
     BlastRadius,
+    /// A root key version was created: `detail` names it.
+    #[serde(rename = "root_key.add")]
+    RootKeyAdd,
+    /// A rotation finished: every key the root key wraps is wrapped by the version `detail`
+    /// names, with how many were wrapped again.
+    #[serde(rename = "root_key.rotate")]
+    RootKeyRotate,
+    /// A root key version that wrapped nothing any more was retired: `detail` names it.
+    #[serde(rename = "root_key.retire")]
+    RootKeyRetire,
 }
 
 /// How it ended.

@@ -148,6 +148,11 @@ pub trait RotationStore: Send + Sync {
         at_ms: i64,
         audit: QueuedAudit,
     ) -> Result<(), StoreError>;
+    /// Drops what the database still keeps of replaced keys where the backend can do so while
+    /// serving: SQLite moves its write-ahead log into the file (where `secure_delete` has
+    /// zeroed freed space) and truncates it. `false` when it could not (SQLite with a reader
+    /// in the way; PostgreSQL, whose dead row versions stay until `VACUUM` reuses their space).
+    async fn flush_replaced(&self) -> Result<bool, StoreError>;
 }
 
 /// The root key version a wrapped key's header names (its bytes 1 to 4, big-endian).

@@ -123,7 +123,7 @@ pub async fn copy_database(
     let target = Vault::with_store(
         Arc::clone(&target),
         (*source.inventory).clone(),
-        keys::read_root_key(&paths.root_key)?,
+        keys::read_root_keys(&paths.root_key)?,
         Arc::new(SystemClock),
     )
     .await?;

@@ -1,15 +1,131 @@
-//! The vault's key ring: the root key from its file, and the blind-index, audit-signing,
-//! portal and outbox keys, stored wrapped by the root key.
+//! The vault's key ring: the root key versions from their file ([`RootRing`]), and the
+//! blind-index, audit-signing, portal and outbox keys, stored wrapped by the root key.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use custos_core::audit::SigningKey;
-use custos_core::crypto::{DataKey, IndexKey, MacKey, RootKey, WrapContext};
+use custos_core::crypto::{CryptoError, DataKey, IndexKey, MacKey, RootKey, RootKeys, WrapContext};
 use custos_store::{Store, StoreError};
 
 use crate::VaultError;
+
+/// How often a running vault looks at its root key file for a version another process added:
+/// within this long of `custos keys rotate-root` writing it, every server wraps under it.
+pub(crate) const ROOT_KEY_RECHECK: Duration = Duration::from_secs(1);
+
+/// The root key versions a vault holds, read again from their file when it changes: a
+/// rotation run by another process adds a version, and from then on this vault wraps under
+/// it, and unwraps keys wrapped by it.
+pub(crate) struct RootRing {
+    file: Option<PathBuf>,
+    state: RwLock<RingState>,
+}
+
+struct RingState {
+    keys: Arc<RootKeys>,
+    /// The file as last read: device, inode, length, modification time.
+    stamp: Option<(u64, u64, u64, i64, i64)>,
+    checked: Instant,
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+impl RootRing {
+    /// Versions that live only in memory (tests, a vault built over a given key).
+    pub(crate) fn fixed(keys: RootKeys) -> Self {
+        Self {
+            file: None,
+            state: RwLock::new(RingState {
+                keys: Arc::new(keys),
+                stamp: None,
+                checked: Instant::now(),
+            }),
+        }
+    }
+
+    /// The versions in the key file, read again when it changes.
+    pub(crate) fn from_file(path: &Path) -> Result<Self, VaultError> {
+        let stamped = stamp(path);
+        let keys = read_root_keys(path)?;
+        Ok(Self {
+            file: Some(path.to_owned()),
+            state: RwLock::new(RingState {
+                keys: Arc::new(keys),
+                stamp: stamped,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The key file, when the versions are read from one.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The versions held now.
+    pub(crate) fn keys(&self) -> Arc<RootKeys> {
+        Arc::clone(&self.state.read().expect("root ring lock").keys)
+    }
+
+    /// Reads the file again when it changed (at once with `force`, else at most once per
+    /// [`ROOT_KEY_RECHECK`]). A file that cannot be read keeps the versions held, loudly.
+    pub(crate) fn refresh(&self, force: bool) {
+        let Some(path) = &self.file else { return };
+        {
+            let st = self.state.read().expect("root ring lock");
+            if !force && st.checked.elapsed() < ROOT_KEY_RECHECK {
+                return;
+            }
+        }
+        let now = stamp(path);
+        let mut st = self.state.write().expect("root ring lock");
+        st.checked = Instant::now();
+        if now.is_none() || now == st.stamp {
+            return;
+        }
+        match read_root_keys(path) {
+            Ok(keys) => {
+                if keys.versions() != st.keys.versions() {
+                    tracing::info!(versions = ?keys.versions(), "root key versions read again");
+                }
+                st.keys = Arc::new(keys);
+                st.stamp = now;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the root key file changed and cannot be read; keeping the versions held");
+            }
+        }
+    }
+
+    /// Wraps a key under the newest version.
+    pub(crate) fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Vec<u8> {
+        self.refresh(false);
+        self.keys().wrap(ctx, key)
+    }
+
+    /// Unwraps a key under the version it names, reading the file again first when that
+    /// version is not held (another process has just added it).
+    pub(crate) fn unwrap(
+        &self,
+        ctx: WrapContext<'_>,
+        wrapped: &[u8],
+    ) -> Result<DataKey, CryptoError> {
+        match self.keys().unwrap(ctx, wrapped) {
+            Err(CryptoError::UnknownKeyVersion(_)) if self.file.is_some() => {
+                self.refresh(true);
+                self.keys().unwrap(ctx, wrapped)
+            }
+            other => other,
+        }
+    }
+}
 
 const INDEX_KEY: &str = "index";
 const SIGNING_KEY: &str = "audit-signing";
@@ -21,7 +137,7 @@ pub(crate) const OUTBOX_KEY: &str = "outbox";
 
 /// The keys a running vault holds in memory; each zeroises itself on drop.
 pub(crate) struct KeyRing {
-    pub(crate) root: RootKey,
+    pub(crate) root: RootRing,
     pub(crate) index: IndexKey,
     pub(crate) signer: SigningKey,
     /// Keyed digests of sign-in codes, addresses and client addresses, and CSRF tokens.
@@ -31,7 +147,7 @@ pub(crate) struct KeyRing {
 impl KeyRing {
     pub(crate) async fn load_or_create(
         store: &dyn Store,
-        root: RootKey,
+        root: RootRing,
     ) -> Result<Self, VaultError> {
         let index = named_key(store, &root, INDEX_KEY).await?.into_index_key();
         let signer = named_key(store, &root, SIGNING_KEY).await?.to_signing_key();
@@ -48,7 +164,7 @@ impl KeyRing {
 /// A named vault key, unwrapped; created (and stored wrapped) when absent.
 pub(crate) async fn named_key(
     store: &dyn Store,
-    root: &RootKey,
+    root: &RootRing,
     name: &str,
 ) -> Result<DataKey, VaultError> {
     let wrong_root = |_| {
@@ -81,8 +197,8 @@ pub(crate) async fn named_key(
     }
 }
 
-/// Reads the root key file, refusing one that other users can read.
-pub(crate) fn read_root_key(path: &Path) -> Result<RootKey, VaultError> {
+/// Reads the root key file (every version in it), refusing one that other users can read.
+pub(crate) fn read_root_keys(path: &Path) -> Result<RootKeys, VaultError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         VaultError::Setup(format!(
             "reading the root key {}: {e} (run `custos init` first)",
@@ -101,8 +217,35 @@ pub(crate) fn read_root_key(path: &Path) -> Result<RootKey, VaultError> {
         zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             VaultError::Setup(format!("reading the root key {}: {e}", path.display()))
         })?);
-    RootKey::from_file_contents(&text)
+    RootKeys::from_file_contents(&text)
         .map_err(|e| VaultError::Setup(format!("{}: {e}", path.display())))
+}
+
+/// Replaces the root key file with these versions: a new file of mode 0600 beside it,
+/// synced, renamed over the old one, and the directory synced, so a crash leaves the old
+/// file or the new one, never a torn one.
+pub(crate) fn replace_root_keys(path: &Path, keys: &RootKeys) -> Result<(), VaultError> {
+    let fail = |e: std::io::Error| {
+        VaultError::Setup(format!("writing the root key {}: {e}", path.display()))
+    };
+    let tmp = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    f.write_all(keys.to_file_contents().expose_secret().as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Writes a new root key file with mode 0600; never replaces an existing one.

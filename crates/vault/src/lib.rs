@@ -22,6 +22,7 @@ mod records;
 mod reports;
 mod requests;
 mod retention;
+mod rotation;
 mod sites;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -70,6 +71,10 @@ pub use requests::{
     MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step, WeekCount,
 };
 pub use retention::{CollectionRetention, HoldView, RetentionReport};
+pub use rotation::{
+    KeyStatus, ROTATION_BATCH, RootVersionStatus, RotationProgress, RotationReport,
+};
+pub use custos_store::RotationRow;
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
 pub use tls::{
     SELF_SIGNED_CERT, SELF_SIGNED_DAYS, SELF_SIGNED_KEY, SelfSignedReport, self_signed_tls,
@@ -274,10 +279,10 @@ impl Vault {
         clock: Arc<dyn Clock>,
     ) -> Result<(Vault, Location), VaultError> {
         let inventory = paths.read_inventory()?;
-        let root = keys::read_root_key(&paths.root_key)?;
+        let root = keys::RootRing::from_file(&paths.root_key)?;
         let location = paths.location(&inventory)?;
         let store = custos_store::open(&location).await?;
-        let vault = Self::with_store(store, inventory, root, clock).await?;
+        let vault = Self::with_ring(store, inventory, root, clock).await?;
         Ok((vault, location))
     }
 
@@ -288,7 +293,16 @@ impl Vault {
     pub async fn with_store(
         store: Arc<dyn Store>,
         inventory: Inventory,
-        root: custos_core::crypto::RootKey,
+        root: impl Into<custos_core::crypto::RootKeys>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Vault, VaultError> {
+        Self::with_ring(store, inventory, keys::RootRing::fixed(root.into()), clock).await
+    }
+
+    async fn with_ring(
+        store: Arc<dyn Store>,
+        inventory: Inventory,
+        root: keys::RootRing,
         clock: Arc<dyn Clock>,
     ) -> Result<Vault, VaultError> {
         let keys = KeyRing::load_or_create(store.as_ref(), root).await?;

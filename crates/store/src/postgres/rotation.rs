@@ -287,4 +287,8 @@ impl RotationStore for PostgresStore {
         queue(&tx, &audit).await?;
         tx.commit().await.map_err(backend)
     }
+
+    async fn flush_replaced(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }

@@ -292,4 +292,19 @@ impl RotationStore for SqliteStore {
         })
         .await
     }
+
+    async fn flush_replaced(&self) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = Connection::open(&path).map_err(backend)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(backend)?;
+            let busy: i64 = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(backend)?;
+            Ok(busy == 0)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("the checkpoint stopped: {e}")))?
+    }
 }

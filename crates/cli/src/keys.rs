@@ -1,0 +1,151 @@
+//! `custos keys`: root key versions. `rotate-root` wraps every key again under a new version
+//! (resuming a rotation that was stopped), `status` shows what each version still wraps, and
+//! `retire` removes a version that wraps nothing.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use custos_vault::{Paths, Principal, ROTATION_BATCH, Vault};
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Add a root key version to the key file and wrap every subject's data key and the
+    /// vault's own keys under it, in batches, while servers serve. Run it again to resume a
+    /// rotation that was stopped or killed.
+    RotateRoot {
+        /// Keys wrapped again per transaction.
+        #[arg(long, default_value_t = ROTATION_BATCH)]
+        batch: usize,
+    },
+    /// Each root key version, whether the key file holds it, and how many keys it wraps.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a root key version from the key file: refused while it wraps any key.
+    Retire {
+        /// The version.
+        version: u32,
+    },
+}
+
+pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode> {
+    let vault = Vault::open(paths)
+        .await
+        .with_context(|| format!("opening the vault in {}", paths.dir.display()))?;
+    match command {
+        KeysCommand::RotateRoot { batch } => rotate(&vault, batch).await,
+        KeysCommand::Status { json } => status(&vault, json).await,
+        KeysCommand::Retire { version } => {
+            let flushed = vault.retire_root(&Principal::Cli, version).await?;
+            println!("root key version {version} retired: removed from the key file");
+            if !flushed {
+                println!(
+                    "the database may still keep old copies of the keys it wrapped in freed space \
+                     (PostgreSQL until VACUUM reuses it; see docs/keys-and-backups.md)"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn rotate(vault: &Vault, batch: usize) -> Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} keys {per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let report = vault
+        .rotate_root(&Principal::Cli, batch, |p| {
+            bar.set_message(format!("to version {}", p.target));
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = report.context("rotating the root key (run it again to resume)")?;
+    println!(
+        "root key version {}: every key is wrapped by it ({} wrapped again{}, {:.1} s); \
+         `custos keys status` shows the old versions, `custos keys retire N` removes them",
+        r.target,
+        r.rewrapped,
+        if r.resumed {
+            format!(", {} in all since the rotation began", r.done)
+        } else {
+            String::new()
+        },
+        r.seconds
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
+    let s = vault.key_status(&Principal::Cli).await?;
+    let time = |ms: Option<i64>| ms.map(custos_core::time::format_time_ms);
+    if json {
+        let versions: Vec<_> = s
+            .versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "version": v.version,
+                    "in_file": v.in_file,
+                    "newest": v.newest,
+                    "wraps": v.wraps,
+                    "created": time(v.created_ms),
+                    "retired": time(v.retired_ms),
+                })
+            })
+            .collect();
+        let rotation = s.rotation.as_ref().map(|r| {
+            serde_json::json!({
+                "target": r.target,
+                "done": r.done,
+                "total": r.total,
+                "started": time(Some(r.started_ms)),
+                "finished": time(r.finished_ms),
+            })
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"versions": versions, "rotation": rotation})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>7}  {:>10}  {:<8}  {:<26}  state", "version", "wraps", "in file", "created");
+    for v in &s.versions {
+        let state = match (v.retired_ms, v.newest) {
+            (Some(ms), _) => format!("retired {}", custos_core::time::format_time_ms(ms)),
+            (None, true) => "newest: wraps new keys".to_owned(),
+            (None, false) if v.wraps > 0 => "old: rotate to move its keys".to_owned(),
+            (None, false) => "old: wraps nothing, may be retired".to_owned(),
+        };
+        println!(
+            "{:>7}  {:>10}  {:<8}  {:<26}  {state}",
+            v.version,
+            v.wraps,
+            if v.in_file { "yes" } else { "no" },
+            time(v.created_ms).unwrap_or_else(|| "with the vault".into()),
+        );
+    }
+    match &s.rotation {
+        Some(r) if r.finished_ms.is_none() => println!(
+            "rotation to version {} not finished: {} of {} keys wrapped again (run `custos keys rotate-root` to resume)",
+            r.target, r.done, r.total
+        ),
+        Some(r) => println!(
+            "last rotation: to version {}, {} keys, finished {}",
+            r.target,
+            r.done,
+            time(r.finished_ms).unwrap_or_default()
+        ),
+        None => println!("no rotation yet"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

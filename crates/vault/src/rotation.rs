@@ -1,0 +1,305 @@
+//! Root key rotation that finishes: `custos keys rotate-root` adds a version to the key file
+//! and wraps every key again under it, in batches, while servers serve; `keys status` counts
+//! what each version still wraps; `keys retire` removes a version that wraps nothing.
+//!
+//! Progress lives in the database: a rotation's row, and above all the keys themselves, each
+//! carrying the version that wraps it. A rotation stopped or killed is resumed by running it
+//! again; it ends only when a last look, after every server has read the key file again,
+//! finds nothing under an older version.
+
+use std::time::Instant;
+
+use custos_core::audit::{Action, AuditEntry, Outcome};
+use custos_core::crypto::WrapContext;
+use custos_store::{KeyOwner, QueuedAudit, Rewrap, RotationKind, RotationRow, StoreError};
+
+use crate::keys::{ROOT_KEY_RECHECK, read_root_keys, replace_root_keys};
+use crate::{Principal, Vault, VaultError};
+
+/// Keys wrapped again per transaction unless told otherwise.
+pub const ROTATION_BATCH: usize = 1_000;
+
+/// Where a rotation stands, reported after every batch.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationProgress {
+    /// The version every key is being wrapped under.
+    pub target: u32,
+    /// Keys wrapped again so far (by this run and any before it).
+    pub done: u64,
+    /// Keys to wrap again, as counted when the rotation began (keys written since count too).
+    pub total: u64,
+}
+
+/// A finished rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationReport {
+    /// The version that now wraps every key.
+    pub target: u32,
+    /// Keys wrapped again by this run.
+    pub rewrapped: u64,
+    /// Keys wrapped again by the whole rotation.
+    pub done: u64,
+    /// Whether this run resumed a rotation begun before.
+    pub resumed: bool,
+    /// Seconds this run took.
+    pub seconds: f64,
+}
+
+/// One root key version as `keys status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootVersionStatus {
+    /// The version.
+    pub version: u32,
+    /// Whether the key file holds it.
+    pub in_file: bool,
+    /// Whether it is the newest, the one that wraps new keys.
+    pub newest: bool,
+    /// Keys it still wraps.
+    pub wraps: u64,
+    /// Created (none for version 1, made with the vault), ms since the epoch.
+    pub created_ms: Option<i64>,
+    /// Retired, ms since the epoch.
+    pub retired_ms: Option<i64>,
+}
+
+/// The root key versions, and the last rotation.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    /// Every version known to the file or the database, oldest first.
+    pub versions: Vec<RootVersionStatus>,
+    /// The latest rotation, finished or not.
+    pub rotation: Option<RotationRow>,
+}
+
+fn only_cli(p: &Principal) -> Result<(), VaultError> {
+    if matches!(p, Principal::Cli) {
+        Ok(())
+    } else {
+        Err(VaultError::Forbidden(
+            "only the command line, beside the root key, manages root key versions".into(),
+        ))
+    }
+}
+
+fn entry(p: &Principal, action: Action, detail: String) -> QueuedAudit {
+    let mut e = AuditEntry::new(p.actor(), action, Outcome::Ok);
+    e.detail = Some(detail);
+    QueuedAudit {
+        subject_id: None,
+        entry: e.to_bytes(),
+    }
+}
+
+fn context(owner: &KeyOwner) -> WrapContext<'_> {
+    match owner {
+        KeyOwner::Subject { id, .. } => WrapContext::Subject(*id),
+        KeyOwner::Named(name) => WrapContext::Named(name),
+    }
+}
+
+impl Vault {
+    fn root_key_file(&self) -> Result<&std::path::Path, VaultError> {
+        self.keys.root.file().ok_or_else(|| {
+            VaultError::Setup("this vault's root key is not read from a key file".into())
+        })
+    }
+
+    /// Wraps every key the root key wraps under a new root key version, or finishes the
+    /// rotation begun before. Servers keep serving: they read the key file again within
+    /// [`ROOT_KEY_RECHECK`] and wrap new keys under the new version from then on.
+    ///
+    /// # Errors
+    /// `Forbidden` for any caller but the command line; `Setup` when the key file cannot be
+    /// written or lacks the version a resumed rotation needs; store errors as they come (run
+    /// it again to resume).
+    pub async fn rotate_root(
+        &self,
+        p: &Principal,
+        batch: usize,
+        mut progress: impl FnMut(RotationProgress),
+    ) -> Result<RotationReport, VaultError> {
+        only_cli(p)?;
+        let started = Instant::now();
+        let (rotation, resumed) = match self.store.open_rotation(RotationKind::Root).await? {
+            Some(r) => (r, true),
+            None => (self.begin_root_rotation(p).await?, false),
+        };
+        let target = rotation.target;
+        self.keys.root.refresh(true);
+        let ring = self.keys.root.keys();
+        if ring.current_version() != target {
+            return Err(VaultError::Setup(format!(
+                "the rotation to root key version {target} needs that version as the newest in {}, which holds {:?}",
+                self.root_key_file()?.display(),
+                ring.versions()
+            )));
+        }
+        let (mut done, mut rewrapped) = (rotation.done, 0);
+        progress(RotationProgress {
+            target,
+            done,
+            total: rotation.total.max(done),
+        });
+        let mut looked_again = false;
+        loop {
+            let found = self.store.wrapped_below(target, batch.max(1)).await?;
+            if found.is_empty() {
+                if looked_again {
+                    break;
+                }
+                // A server that has not yet read the file again may still wrap a key under
+                // an older version: look once more after every server has.
+                tokio::time::sleep(ROOT_KEY_RECHECK * 2).await;
+                looked_again = true;
+                continue;
+            }
+            looked_again = false;
+            let mut rewraps = Vec::with_capacity(found.len());
+            for old in found {
+                let ctx = context(&old.owner);
+                let key = ring.unwrap(ctx, &old.wrapped).map_err(|e| {
+                    VaultError::Integrity(format!("a key wrapped by the root key: {e}"))
+                })?;
+                let new = ring.wrap(ctx, &key);
+                rewraps.push(Rewrap {
+                    old,
+                    new,
+                    new_version: target,
+                });
+            }
+            let n = self.store.rewrap(rotation.id, rewraps).await?;
+            done += n;
+            rewrapped += n;
+            progress(RotationProgress {
+                target,
+                done,
+                total: rotation.total.max(done),
+            });
+        }
+        let audit = entry(
+            p,
+            Action::RootKeyRotate,
+            format!("version={target} rewrapped={done}"),
+        );
+        self.store
+            .finish_rotation(rotation.id, self.now_ms(), audit)
+            .await?;
+        Ok(RotationReport {
+            target,
+            rewrapped,
+            done,
+            resumed,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Adds the new version to the key file (or takes the one a rotation stopped before it
+    /// began left there), records it and starts the rotation's row.
+    async fn begin_root_rotation(&self, p: &Principal) -> Result<RotationRow, VaultError> {
+        let file = self.root_key_file()?;
+        let mut keys = read_root_keys(file)?;
+        let recorded = self.store.root_versions().await?;
+        let newest = keys.current_version();
+        let target = if newest > 1 && !recorded.iter().any(|r| r.version == newest) {
+            newest
+        } else {
+            let v = keys.add_version()?;
+            replace_root_keys(file, &keys)?;
+            v
+        };
+        self.keys.root.refresh(true);
+        let now = self.now_ms();
+        let audit = entry(p, Action::RootKeyAdd, format!("version={target}"));
+        self.store.add_root_version(target, now, audit).await?;
+        let total = self
+            .store
+            .wrapped_per_version()
+            .await?
+            .iter()
+            .filter(|(v, _)| *v < target)
+            .map(|(_, n)| n)
+            .sum();
+        match self
+            .store
+            .start_rotation(RotationKind::Root, target, now, total)
+            .await
+        {
+            Ok(r) => Ok(r),
+            // Another run began it a moment ago: this one helps it finish.
+            Err(StoreError::Conflict(_)) => self
+                .store
+                .open_rotation(RotationKind::Root)
+                .await?
+                .ok_or_else(|| VaultError::Conflict("a rotation began and ended meanwhile".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Each root key version, what it still wraps, and the last rotation.
+    ///
+    /// # Errors
+    /// `Forbidden` for any caller but the command line; store errors.
+    pub async fn key_status(&self, p: &Principal) -> Result<KeyStatus, VaultError> {
+        only_cli(p)?;
+        self.keys.root.refresh(true);
+        let ring = self.keys.root.keys();
+        let counts = self.store.wrapped_per_version().await?;
+        let recorded = self.store.root_versions().await?;
+        let mut versions: Vec<u32> = ring.versions();
+        versions.extend(counts.iter().map(|(v, _)| *v));
+        versions.extend(recorded.iter().map(|r| r.version));
+        versions.sort_unstable();
+        versions.dedup();
+        let versions = versions
+            .into_iter()
+            .map(|v| {
+                let row = recorded.iter().find(|r| r.version == v);
+                RootVersionStatus {
+                    version: v,
+                    in_file: ring.holds(v),
+                    newest: v == ring.current_version(),
+                    wraps: counts.iter().find(|(c, _)| *c == v).map_or(0, |(_, n)| *n),
+                    created_ms: row.map(|r| r.created_ms).filter(|ms| *ms > 0),
+                    retired_ms: row.and_then(|r| r.retired_ms),
+                }
+            })
+            .collect();
+        Ok(KeyStatus {
+            versions,
+            rotation: self.store.last_rotation(RotationKind::Root).await?,
+        })
+    }
+
+    /// Retires a root key version: refused while it wraps any key, while a rotation runs, or
+    /// when it is the newest; then it is recorded retired, removed from the key file, and what
+    /// the database kept of the keys it wrapped is dropped where the backend can.
+    ///
+    /// # Errors
+    /// `Forbidden` for any caller but the command line; `Conflict` saying why it is refused;
+    /// `Setup` when the key file cannot be written.
+    pub async fn retire_root(&self, p: &Principal, version: u32) -> Result<bool, VaultError> {
+        only_cli(p)?;
+        let file = self.root_key_file()?.to_owned();
+        let mut keys = read_root_keys(&file)?;
+        if version == keys.current_version() {
+            return Err(VaultError::Conflict(format!(
+                "root key version {version} is the newest and wraps new keys: run `custos keys rotate-root` first"
+            )));
+        }
+        if let Some(r) = self.store.open_rotation(RotationKind::Root).await? {
+            return Err(VaultError::Conflict(format!(
+                "a rotation to version {} is not finished: run `custos keys rotate-root` to finish it",
+                r.target
+            )));
+        }
+        let audit = entry(p, Action::RootKeyRetire, format!("version={version}"));
+        self.store
+            .retire_root_version(version, self.now_ms(), audit)
+            .await?;
+        if keys.remove_version(version) {
+            replace_root_keys(&file, &keys)?;
+        }
+        self.keys.root.refresh(true);
+        Ok(self.store.flush_replaced().await?)
+    }
+}
