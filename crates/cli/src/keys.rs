@@ -118,7 +118,10 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>7}  {:>10}  {:<8}  {:<26}  state", "version", "wraps", "in file", "created");
+    println!(
+        "{:>7}  {:>10}  {:<8}  {:<26}  state",
+        "version", "wraps", "in file", "created"
+    );
     for v in &s.versions {
         let state = match (v.retired_ms, v.newest) {
             (Some(ms), _) => format!("retired {}", custos_core::time::format_time_ms(ms)),

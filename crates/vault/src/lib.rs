@@ -49,6 +49,7 @@ pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use consent_report::{ConsentSummary, PurposeCount};
 pub use copy::{CopyProgress, CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
+pub use custos_store::RotationRow;
 pub use custos_store::{Location, OutboxCounts, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
 pub use erasure::{ErasureView, SignedCertificate};
@@ -74,7 +75,6 @@ pub use retention::{CollectionRetention, HoldView, RetentionReport};
 pub use rotation::{
     KeyStatus, ROTATION_BATCH, RootVersionStatus, RotationProgress, RotationReport,
 };
-pub use custos_store::RotationRow;
 pub use sites::{PublicChoice, PublicOutcome, SiteToken};
 pub use tls::{
     SELF_SIGNED_CERT, SELF_SIGNED_DAYS, SELF_SIGNED_KEY, SelfSignedReport, self_signed_tls,

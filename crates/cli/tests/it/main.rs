@@ -9,6 +9,7 @@ mod console_browser;
 mod durability;
 mod erasure;
 mod export;
+mod keys;
 mod loops;
 mod mail;
 mod portal_browser;
