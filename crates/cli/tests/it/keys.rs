@@ -275,3 +275,94 @@ async fn a_rotation_killed_half_way_resumes_and_finishes() {
     assert!(!s["rotation"]["finished"].is_null(), "{s}");
     retire_and_search(dir.path(), &old);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_postgres_serve_throughout_a_rotation() {
+    let Some(schema) = custos_store::testing::Schema::create().await else {
+        return;
+    };
+    let (dir, key) = crate::postgres::initialised_on(&schema.url);
+    let servers = [
+        Server::start(dir.path(), &[]),
+        Server::start(dir.path(), &[]),
+    ];
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for w in 0..4 {
+        let (acked, done, key) = (Arc::clone(&acked), Arc::clone(&done), key.clone());
+        // Each writer writes through one server and reads through the other.
+        let (write, read) = (bases[w % 2].clone(), bases[(w + 1) % 2].clone());
+        load.push(tokio::spawn(async move {
+            let http = client();
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || i < 20 {
+                i += 1;
+                let email = format!("pg{w}-{i}@rotate.example");
+                let r = http
+                    .post(format!("{write}/v1/collections/customers/records"))
+                    .bearer_auth(&key)
+                    .json(&json!({"fields": {"email": email}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let id = r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let r = http
+                    .get(format!(
+                        "{read}/v1/collections/customers/records/{id}?purpose=support"
+                    ))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200, "read of {id} on the other server");
+                acked.lock().await.push((id, email));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = dir.path().to_owned();
+    let o =
+        tokio::task::spawn_blocking(move || custos(&d, &["keys", "rotate-root", "--batch", "10"]))
+            .await
+            .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    let http = client();
+    for (n, (id, email)) in acked.iter().enumerate() {
+        let r = http
+            .get(format!(
+                "{}/v1/collections/customers/records/{id}?purpose=support",
+                bases[n % 2]
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["fields"]["email"],
+            email.as_str()
+        );
+    }
+    for s in servers {
+        s.stop();
+    }
+    let s = status(dir.path());
+    assert_eq!(wraps(&s, 1), 0, "{s}");
+    let o = custos(dir.path(), &["keys", "retire", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("VACUUM"), "{}", stdout(&o));
+    let v = custos(dir.path(), &["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}

@@ -16,7 +16,7 @@ use crate::{Server, client, create_key, custos, stderr, stdout};
 
 /// A data directory whose custos.toml names the database, initialised by `custos init`,
 /// with an admin key.
-fn initialised_on(url: &str) -> (tempfile::TempDir, String) {
+pub(crate) fn initialised_on(url: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("custos.toml"),

@@ -1,0 +1,121 @@
+//! The root key rotation benchmark of `bench/rotate_root.sh`: in a fresh SQLite data
+//! directory, writes `--subjects` customers (each with its own data key), then rotates the
+//! root key `--runs` times, each to a new version, and reports the re-wrap rate (keys wrapped
+//! again per second, from the rotation's first batch to its last, without the final look that
+//! waits for servers to read the key file again). With `--load N`, N tasks write and read
+//! records through the vault during every rotation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use custos_core::personal::fields_of;
+use custos_vault::{Paths, Principal, Vault};
+use serde_json::json;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn customer(i: usize) -> custos_core::personal::PersonalFields {
+    fields_of(
+        json!({"email": format!("rotate{i}@example.com"), "name": "Rotate Subject"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let subjects = arg("--subjects", 100_000);
+    let runs = arg("--runs", 5);
+    let batch = arg("--batch", custos_vault::ROTATION_BATCH);
+    let load = arg("--load", 0);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let paths = Paths::in_dir(dir.path());
+    custos_vault::init(&paths).await.expect("init");
+    let vault = Arc::new(Vault::open(&paths).await.expect("open"));
+    let started = Instant::now();
+    vault.load_demo(subjects).await.expect("customers");
+    eprintln!(
+        "{subjects} customers written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut rates = Vec::new();
+    let mut next = subjects;
+    for run in 0..runs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for t in 0..load {
+            let (vault, stop, served) =
+                (Arc::clone(&vault), Arc::clone(&stop), Arc::clone(&served));
+            let first = next + t * 1_000_000;
+            tasks.push(tokio::spawn(async move {
+                let mut i = first;
+                while !stop.load(Ordering::Relaxed) {
+                    let created = vault
+                        .put_record(&Principal::Cli, "customers", None, &customer(i))
+                        .await
+                        .expect("a write during the rotation");
+                    vault
+                        .get_record(&Principal::Cli, "customers", created.id, Some("support"))
+                        .await
+                        .expect("a read during the rotation");
+                    served.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            }));
+        }
+        let mut first: Option<(Instant, u64)> = None;
+        let mut last = (Instant::now(), 0u64);
+        let report = vault
+            .rotate_root(&Principal::Cli, batch, |p| {
+                let now = Instant::now();
+                if first.is_none() {
+                    first = Some((now, p.done));
+                }
+                last = (now, p.done);
+            })
+            .await
+            .expect("a rotation");
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        next += load * 1_000_000 + 1;
+        let (t0, d0) = first.expect("progress was reported");
+        let secs = last.0.duration_since(t0).as_secs_f64();
+        let rate = (last.1 - d0) as f64 / secs;
+        eprintln!(
+            "run {run}: to version {}: {} keys in {secs:.2} s = {rate:.0} keys/s ({:.1} s with the final look){}",
+            report.target,
+            report.rewrapped,
+            report.seconds,
+            if load > 0 {
+                format!(
+                    ", {} writes+reads served meanwhile",
+                    served.load(Ordering::Relaxed)
+                )
+            } else {
+                String::new()
+            }
+        );
+        rates.push(rate);
+    }
+    println!(
+        "root key rotation, SQLite, {subjects} subjects, batch {batch}, load {load}: median {:.0} keys/s over {runs} runs",
+        median(rates)
+    );
+}
