@@ -43,8 +43,10 @@ pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode>
             println!("root key version {version} retired: removed from the key file");
             if !flushed {
                 println!(
-                    "the database may still keep old copies of the keys it wrapped in freed space \
-                     (PostgreSQL until VACUUM reuses it; see docs/keys-and-backups.md)"
+                    "the database may still keep old copies of the keys it wrapped: on SQLite a \
+                     reader held the write-ahead log (run `custos keys retire {version}` again \
+                     when the servers are idle); on PostgreSQL until VACUUM reuses the space \
+                     (see docs/keys-and-backups.md)"
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -103,13 +103,14 @@ pub struct RotationRow {
 pub trait RotationStore: Send + Sync {
     /// The versions recorded (version 1 only once it was retired or another was added).
     async fn root_versions(&self) -> Result<Vec<RootVersionRow>, StoreError>;
-    /// Records a new root key version with its audit entry; nothing when it is known.
+    /// Claims a new root key version, with its audit entry: `false` (and nothing written)
+    /// when the version is recorded already, as when another rotation claimed it first.
     async fn add_root_version(
         &self,
         version: u32,
         created_ms: i64,
         audit: QueuedAudit,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// How many keys (subjects' data keys and named keys) each root key version wraps.
     async fn wrapped_per_version(&self) -> Result<Vec<(u32, u64)>, StoreError>;
     /// Up to `limit` keys wrapped by a version below `version`: named keys first.

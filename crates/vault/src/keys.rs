@@ -167,11 +167,16 @@ pub(crate) async fn named_key(
     root: &RootRing,
     name: &str,
 ) -> Result<DataKey, VaultError> {
-    let wrong_root = |_| {
-        VaultError::Setup(format!(
+    let wrong_root = |e| match e {
+        CryptoError::UnknownKeyVersion(v) => VaultError::Setup(format!(
+            "this vault's {name} key is wrapped by root key version {v}, which {} does not hold: \
+             copy the key file holding it from where `custos keys rotate-root` ran",
+            crate::ROOT_KEY_FILE
+        )),
+        _ => VaultError::Setup(format!(
             "the root key does not open this vault's {name} key: is {} the key this database was created with?",
             crate::ROOT_KEY_FILE
-        ))
+        )),
     };
     if let Some(w) = store.vault_key(name).await? {
         return root
@@ -228,8 +233,10 @@ pub(crate) fn replace_root_keys(path: &Path, keys: &RootKeys) -> Result<(), Vaul
     let fail = |e: std::io::Error| {
         VaultError::Setup(format!("writing the root key {}: {e}", path.display()))
     };
-    let tmp = path.with_extension("key.new");
-    let _ = std::fs::remove_file(&tmp);
+    let nonce = custos_core::crypto::random_bytes(8)
+        .map(hex::encode)
+        .map_err(|e| VaultError::Setup(e.to_string()))?;
+    let tmp = path.with_extension(format!("key.{nonce}.new"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -239,7 +246,10 @@ pub(crate) fn replace_root_keys(path: &Path, keys: &RootKeys) -> Result<(), Vaul
     f.write_all(keys.to_file_contents().expose_secret().as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -263,4 +273,33 @@ pub(crate) fn write_root_key(path: &Path, key: &RootKey) -> Result<(), VaultErro
     f.write_all(key.to_file_contents().expose_secret().as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| VaultError::Setup(format!("writing the root key {}: {e}", path.display())))
+}
+
+/// An exclusive hold on the root key file's lock file (`root.key.lock` beside it): whoever
+/// changes which versions the file holds takes it first, and reads the file under it. Released
+/// when dropped, or when the process dies.
+pub(crate) struct KeyFileLock(#[allow(dead_code)] std::fs::File);
+
+impl KeyFileLock {
+    pub(crate) fn take(path: &Path) -> Result<Self, VaultError> {
+        let lock = path.with_extension("key.lock");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock)
+            .map_err(|e| VaultError::Setup(format!("opening {}: {e}", lock.display())))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Self(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(VaultError::Conflict(format!(
+                "another `custos keys` command is changing {} now: wait for it to end",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(VaultError::Setup(format!(
+                "locking {}: {e}",
+                lock.display()
+            ))),
+        }
+    }
 }

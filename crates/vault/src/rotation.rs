@@ -13,7 +13,7 @@ use custos_core::audit::{Action, AuditEntry, Outcome};
 use custos_core::crypto::WrapContext;
 use custos_store::{KeyOwner, QueuedAudit, Rewrap, RotationKind, RotationRow, StoreError};
 
-use crate::keys::{ROOT_KEY_RECHECK, read_root_keys, replace_root_keys};
+use crate::keys::{KeyFileLock, ROOT_KEY_RECHECK, read_root_keys, replace_root_keys};
 use crate::{Principal, Vault, VaultError};
 
 /// Keys wrapped again per transaction unless told otherwise.
@@ -120,6 +120,7 @@ impl Vault {
     ) -> Result<RotationReport, VaultError> {
         only_cli(p)?;
         let started = Instant::now();
+        let _lock = KeyFileLock::take(self.root_key_file()?)?;
         let (rotation, resumed) = match self.store.open_rotation(RotationKind::Root).await? {
             Some(r) => (r, true),
             None => (self.begin_root_rotation(p).await?, false),
@@ -158,7 +159,13 @@ impl Vault {
             for old in found {
                 let ctx = context(&old.owner);
                 let key = ring.unwrap(ctx, &old.wrapped).map_err(|e| {
-                    VaultError::Integrity(format!("a key wrapped by the root key: {e}"))
+                    let whose = match &old.owner {
+                        KeyOwner::Subject { id, version } => {
+                            format!("subject {id}'s data key (version {version})")
+                        }
+                        KeyOwner::Named(name) => format!("the vault's {name} key"),
+                    };
+                    VaultError::Integrity(format!("{whose} cannot be unwrapped: {e}"))
                 })?;
                 let new = ring.wrap(ctx, &key);
                 rewraps.push(Rewrap {
@@ -193,24 +200,47 @@ impl Vault {
         })
     }
 
-    /// Adds the new version to the key file (or takes the one a rotation stopped before it
-    /// began left there), records it and starts the rotation's row.
+    /// Claims the next version in the database, then adds it to the key file; or, when a run
+    /// stopped after writing the file and before starting the rotation, takes that version.
+    /// Called under the key file's lock.
     async fn begin_root_rotation(&self, p: &Principal) -> Result<RotationRow, VaultError> {
         let file = self.root_key_file()?;
         let mut keys = read_root_keys(file)?;
         let recorded = self.store.root_versions().await?;
+        let last = self.store.last_rotation(RotationKind::Root).await?;
         let newest = keys.current_version();
-        let target = if newest > 1 && !recorded.iter().any(|r| r.version == newest) {
+        let begun = recorded
+            .iter()
+            .any(|r| r.version == newest && r.retired_ms.is_none())
+            && last.as_ref().is_none_or(|r| r.target < newest);
+        let target = if begun {
             newest
         } else {
-            let v = keys.add_version()?;
+            // Above every version the file or the database knows: a version claimed by a
+            // run that died before writing the file is never made again with another key.
+            let target = recorded
+                .iter()
+                .map(|r| r.version)
+                .chain([newest])
+                .max()
+                .unwrap_or(newest)
+                + 1;
+            let audit = entry(p, Action::RootKeyAdd, format!("version={target}"));
+            if !self
+                .store
+                .add_root_version(target, self.now_ms(), audit)
+                .await?
+            {
+                return Err(VaultError::Conflict(format!(
+                    "root key version {target} was claimed by another rotation: run it again where that one ran"
+                )));
+            }
+            keys.add_version_as(target)?;
             replace_root_keys(file, &keys)?;
-            v
+            target
         };
         self.keys.root.refresh(true);
         let now = self.now_ms();
-        let audit = entry(p, Action::RootKeyAdd, format!("version={target}"));
-        self.store.add_root_version(target, now, audit).await?;
         let total = self
             .store
             .wrapped_per_version()
@@ -225,7 +255,7 @@ impl Vault {
             .await
         {
             Ok(r) => Ok(r),
-            // Another run began it a moment ago: this one helps it finish.
+            // A run elsewhere started one meanwhile: resume that (it needs its version here).
             Err(StoreError::Conflict(_)) => self
                 .store
                 .open_rotation(RotationKind::Root)
@@ -280,10 +310,24 @@ impl Vault {
     pub async fn retire_root(&self, p: &Principal, version: u32) -> Result<bool, VaultError> {
         only_cli(p)?;
         let file = self.root_key_file()?.to_owned();
+        let _lock = KeyFileLock::take(&file)?;
         let mut keys = read_root_keys(&file)?;
-        if version == keys.current_version() {
+        if version >= keys.current_version() {
             return Err(VaultError::Conflict(format!(
-                "root key version {version} is the newest and wraps new keys: run `custos keys rotate-root` first"
+                "root key version {version} is not below the newest ({}), which wraps new keys: \
+                 only an older version is retired, after `custos keys rotate-root`",
+                keys.current_version()
+            )));
+        }
+        let recorded = self.store.root_versions().await?;
+        let row = recorded.iter().find(|r| r.version == version);
+        if row.is_some_and(|r| r.retired_ms.is_some()) && !keys.holds(version) {
+            // Retired before: only what the database keeps is dropped again.
+            return Ok(self.store.flush_replaced().await.unwrap_or(false));
+        }
+        if !keys.holds(version) && row.is_none() {
+            return Err(VaultError::Conflict(format!(
+                "there is no root key version {version}: `custos keys status` lists them"
             )));
         }
         if let Some(r) = self.store.open_rotation(RotationKind::Root).await? {
@@ -300,6 +344,10 @@ impl Vault {
             replace_root_keys(&file, &keys)?;
         }
         self.keys.root.refresh(true);
-        Ok(self.store.flush_replaced().await?)
+        // Retired and gone from the file already: a failure here only leaves old copies.
+        Ok(self.store.flush_replaced().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dropping old copies of the retired version's keys failed");
+            false
+        }))
     }
 }

@@ -273,7 +273,18 @@ async fn a_rotation_killed_half_way_resumes_and_finishes() {
     assert_eq!(wraps(&s, 1), 0, "{s}");
     assert_eq!(wraps(&s, 2), old.len() as u64, "{s}");
     assert!(!s["rotation"]["finished"].is_null(), "{s}");
+    for (version, says) in [("2", "not below the newest"), ("7", "not below the newest")] {
+        let o = custos(dir.path(), &["keys", "retire", version]);
+        assert!(!o.status.success(), "retire {version}");
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
     retire_and_search(dir.path(), &old);
+    // Retired already: asked again, it only drops what the database kept.
+    let o = custos(dir.path(), &["keys", "retire", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = status(dir.path());
+    assert_eq!(s["versions"].as_array().unwrap().len(), 2, "{s}");
+    assert!(!s["versions"][0]["retired"].is_null(), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

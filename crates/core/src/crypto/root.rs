@@ -114,11 +114,13 @@ impl RootKey {
 
     /// The key file's text. It is a secret: write it to a file with mode 0600 and nowhere else.
     pub fn to_file_contents(&self) -> Secret<String> {
-        Secret::new(format!(
-            "{KEY_FILE_PREFIX} {} {}\n",
-            self.version,
-            hex::encode(self.key.expose_secret())
-        ))
+        let hex = zeroize::Zeroizing::new(hex::encode(self.key.expose_secret()));
+        let version = self.version.to_string();
+        let mut out = String::with_capacity(KEY_FILE_PREFIX.len() + version.len() + hex.len() + 3);
+        for part in [KEY_FILE_PREFIX, " ", &version, " ", hex.as_str(), "\n"] {
+            out.push_str(part);
+        }
+        Secret::new(out)
     }
 
     /// Wraps a data key for the given context.
@@ -200,7 +202,8 @@ impl RootKeys {
 
     /// The key file's text, oldest version first. A secret: mode 0600 and nowhere else.
     pub fn to_file_contents(&self) -> Secret<String> {
-        let mut out = String::new();
+        // Sized once, so no reallocation leaves a copy of a key behind.
+        let mut out = String::with_capacity(self.keys.len() * (KEY_FILE_PREFIX.len() + 80));
         for key in self.keys.values() {
             out.push_str(key.to_file_contents().expose_secret());
         }
@@ -236,6 +239,20 @@ impl RootKeys {
     /// [`CryptoError::Rng`] when the system cannot supply randomness.
     pub fn add_version(&mut self) -> Result<u32, CryptoError> {
         let version = self.current_version() + 1;
+        self.add_version_as(version)
+    }
+
+    /// Adds a new random version numbered `version`, which must be above the newest.
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyFile`] when `version` is not above the newest;
+    /// [`CryptoError::Rng`] when the system cannot supply randomness.
+    pub fn add_version_as(&mut self, version: u32) -> Result<u32, CryptoError> {
+        if version <= self.current_version() {
+            return Err(CryptoError::KeyFile(
+                "a new version must be above the newest",
+            ));
+        }
         self.keys.insert(version, RootKey::generate(version)?);
         Ok(version)
     }

@@ -56,7 +56,7 @@ impl RotationStore for PostgresStore {
         version: u32,
         created_ms: i64,
         audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let added = tx
@@ -69,7 +69,8 @@ impl RotationStore for PostgresStore {
         if added == 1 {
             queue(&tx, &audit).await?;
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        Ok(added == 1)
     }
 
     async fn wrapped_per_version(&self) -> Result<Vec<(u32, u64)>, StoreError> {

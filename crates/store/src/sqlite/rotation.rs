@@ -65,7 +65,7 @@ impl RotationStore for SqliteStore {
         version: u32,
         created_ms: i64,
         audit: QueuedAudit,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.write(move |c| {
             let added = c
                 .execute(
@@ -77,7 +77,7 @@ impl RotationStore for SqliteStore {
             if added == 1 {
                 queue(c, &audit)?;
             }
-            Ok(())
+            Ok(added == 1)
         })
         .await
     }

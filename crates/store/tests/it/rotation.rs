@@ -31,11 +31,15 @@ pub(crate) async fn keys_are_rewrapped_once_and_a_version_retires_empty(store: A
         .unwrap();
     assert_eq!(store.wrapped_per_version().await.unwrap(), vec![(1, 5)]);
 
-    for _ in 0..2 {
-        store
-            .add_root_version(2, 10, audit("root.add", None))
-            .await
-            .unwrap();
+    for claimed in [true, false] {
+        assert_eq!(
+            store
+                .add_root_version(2, 10, audit("root.add", None))
+                .await
+                .unwrap(),
+            claimed,
+            "a version is claimed once"
+        );
     }
     let versions = store.root_versions().await.unwrap();
     assert_eq!(versions.len(), 1, "{versions:?}");
@@ -85,6 +89,12 @@ pub(crate) async fn keys_are_rewrapped_once_and_a_version_retires_empty(store: A
     assert_eq!(store.rewrap(rotation.id, batch).await.unwrap(), 2);
     assert!(store.wrapped_below(2, 10).await.unwrap().is_empty());
     assert_eq!(store.wrapped_per_version().await.unwrap(), vec![(2, 5)]);
+    // A key written wrapped by version 2 is counted under it, as every insert says.
+    store
+        .insert_vault_key("portal", wrapped_key(2, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.wrapped_per_version().await.unwrap(), vec![(2, 6)]);
     assert_eq!(
         store
             .open_rotation(RotationKind::Root)
