@@ -5,25 +5,15 @@
 //! `Vault::blast_radius` for the leaked key and for the last ten minutes of everyone's reads.
 //! Prints the medians of `--runs` runs, the log's size and the answer's counts.
 
+mod args;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use args::{arg, median};
 use custos_core::personal::fields_of;
 use custos_vault::{BlastQuery, Paths, Principal, Vault};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 #[tokio::main]
 async fn main() {

@@ -4,20 +4,15 @@
 //! as `POST /v1/subjects/{id}/erase` does, and prints the median and the spread of the time
 //! each erasure took: the shredding transaction, and the whole call with its certificate.
 
+mod args;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use args::arg;
 use custos_core::personal::fields_of;
 use custos_vault::{Paths, Principal, Vault};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

@@ -5,26 +5,16 @@
 //! waits for servers to read the key file again). With `--load N`, N tasks write and read
 //! records through the vault during every rotation.
 
+mod args;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use args::{arg, median};
 use custos_core::personal::fields_of;
 use custos_vault::{Paths, Principal, Vault};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn customer(i: usize) -> custos_core::personal::PersonalFields {
     fields_of(

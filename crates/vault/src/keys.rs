@@ -15,7 +15,7 @@ use crate::VaultError;
 
 /// How often a running vault looks at its root key file for a version another process added:
 /// within this long of `custos keys rotate-root` writing it, every server wraps under it.
-pub(crate) const ROOT_KEY_RECHECK: Duration = Duration::from_secs(1);
+pub const ROOT_KEY_RECHECK: Duration = Duration::from_secs(1);
 
 /// The root key versions a vault holds, read again from their file when it changes: a
 /// rotation run by another process adds a version, and from then on this vault wraps under

@@ -60,6 +60,7 @@ pub use export::{
     Source, SubjectExport,
 };
 pub use init::{InitReport, init};
+pub use keys::ROOT_KEY_RECHECK;
 pub use mail::{
     DELIVERY_BATCH, DELIVERY_LEASE, DeliveryReport, SMTP_TIMEOUT, SmtpRelay, Transport,
 };

@@ -10,8 +10,10 @@
 use std::time::Instant;
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
-use custos_core::crypto::WrapContext;
-use custos_store::{KeyOwner, QueuedAudit, Rewrap, RotationKind, RotationRow, StoreError};
+use custos_core::crypto::{RootKeys, WrapContext};
+use custos_store::{
+    KeyOwner, QueuedAudit, Rewrap, RotationKind, RotationRow, StoreError, WrappedKey,
+};
 
 use crate::keys::{KeyFileLock, ROOT_KEY_RECHECK, read_root_keys, replace_root_keys};
 use crate::{Principal, Vault, VaultError};
@@ -97,6 +99,36 @@ fn context(owner: &KeyOwner) -> WrapContext<'_> {
     }
 }
 
+/// Each key unwrapped under the version that wrapped it and wrapped under `target`, the
+/// ring's newest.
+fn wrapped_again(
+    ring: &RootKeys,
+    found: Vec<WrappedKey>,
+    target: u32,
+) -> Result<Vec<Rewrap>, VaultError> {
+    found
+        .into_iter()
+        .map(|old| {
+            let ctx = context(&old.owner);
+            let key = ring.unwrap(ctx, &old.wrapped).map_err(|e| {
+                let whose = match &old.owner {
+                    KeyOwner::Subject { id, version } => {
+                        format!("subject {id}'s data key (version {version})")
+                    }
+                    KeyOwner::Named(name) => format!("the vault's {name} key"),
+                };
+                VaultError::Integrity(format!("{whose} cannot be unwrapped: {e}"))
+            })?;
+            let new = ring.wrap(ctx, &key);
+            Ok(Rewrap {
+                old,
+                new,
+                new_version: target,
+            })
+        })
+        .collect()
+}
+
 impl Vault {
     fn root_key_file(&self) -> Result<&std::path::Path, VaultError> {
         self.keys.root.file().ok_or_else(|| {
@@ -155,25 +187,7 @@ impl Vault {
                 continue;
             }
             looked_again = false;
-            let mut rewraps = Vec::with_capacity(found.len());
-            for old in found {
-                let ctx = context(&old.owner);
-                let key = ring.unwrap(ctx, &old.wrapped).map_err(|e| {
-                    let whose = match &old.owner {
-                        KeyOwner::Subject { id, version } => {
-                            format!("subject {id}'s data key (version {version})")
-                        }
-                        KeyOwner::Named(name) => format!("the vault's {name} key"),
-                    };
-                    VaultError::Integrity(format!("{whose} cannot be unwrapped: {e}"))
-                })?;
-                let new = ring.wrap(ctx, &key);
-                rewraps.push(Rewrap {
-                    old,
-                    new,
-                    new_version: target,
-                });
-            }
+            let rewraps = wrapped_again(&ring, found, target)?;
             let n = self.store.rewrap(rotation.id, rewraps).await?;
             done += n;
             rewrapped += n;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use crate::postgres::{create, read};
 use crate::{BIN, Server, client, custos, initialised, stderr, stdout};
 
 /// Every wrapped key in the database (subjects' data keys and the vault's named keys).
@@ -109,13 +110,7 @@ async fn rotation_under_load_loses_nothing_and_every_read_succeeds() {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
                 let email = format!("w{w}-{i}@rotate.example");
-                let r = http
-                    .post(format!("{base}/v1/collections/customers/records"))
-                    .bearer_auth(&key)
-                    .json(&json!({"fields": {"email": email}}))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = create(&http, &base, &key, &email).await;
                 assert_eq!(r.status().as_u16(), 201);
                 let id = r.json::<Value>().await.unwrap()["id"]
                     .as_str()
@@ -127,14 +122,7 @@ async fn rotation_under_load_loses_nothing_and_every_read_succeeds() {
                     let a = acked.lock().await;
                     a[(i * 7 + w) % a.len()].clone()
                 };
-                let r = http
-                    .get(format!(
-                        "{base}/v1/collections/customers/records/{id}?purpose=support"
-                    ))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = read(&http, &base, &key, &id).await;
                 assert_eq!(r.status().as_u16(), 200, "read of {id} during the rotation");
                 assert_eq!(r.json::<Value>().await.unwrap()["fields"]["email"], email);
             }
@@ -170,14 +158,7 @@ async fn rotation_under_load_loses_nothing_and_every_read_succeeds() {
         acked.len()
     );
     for (id, email) in &acked {
-        let r = http
-            .get(format!(
-                "{base}/v1/collections/customers/records/{id}?purpose=support"
-            ))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let r = read(&http, &base, &key, id).await;
         assert_eq!(r.status().as_u16(), 200, "record {id} after the rotation");
         assert_eq!(
             r.json::<Value>().await.unwrap()["fields"]["email"],
@@ -304,33 +285,20 @@ async fn two_servers_on_postgres_serve_throughout_a_rotation() {
     for w in 0..4 {
         let (acked, done, key) = (Arc::clone(&acked), Arc::clone(&done), key.clone());
         // Each writer writes through one server and reads through the other.
-        let (write, read) = (bases[w % 2].clone(), bases[(w + 1) % 2].clone());
+        let (writer, reader) = (bases[w % 2].clone(), bases[(w + 1) % 2].clone());
         load.push(tokio::spawn(async move {
             let http = client();
             let mut i = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) || i < 20 {
                 i += 1;
                 let email = format!("pg{w}-{i}@rotate.example");
-                let r = http
-                    .post(format!("{write}/v1/collections/customers/records"))
-                    .bearer_auth(&key)
-                    .json(&json!({"fields": {"email": email}}))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = create(&http, &writer, &key, &email).await;
                 assert_eq!(r.status().as_u16(), 201);
                 let id = r.json::<Value>().await.unwrap()["id"]
                     .as_str()
                     .unwrap()
                     .to_owned();
-                let r = http
-                    .get(format!(
-                        "{read}/v1/collections/customers/records/{id}?purpose=support"
-                    ))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = read(&http, &reader, &key, &id).await;
                 assert_eq!(r.status().as_u16(), 200, "read of {id} on the other server");
                 acked.lock().await.push((id, email));
             }
@@ -351,15 +319,7 @@ async fn two_servers_on_postgres_serve_throughout_a_rotation() {
     let acked = acked.lock().await.clone();
     let http = client();
     for (n, (id, email)) in acked.iter().enumerate() {
-        let r = http
-            .get(format!(
-                "{}/v1/collections/customers/records/{id}?purpose=support",
-                bases[n % 2]
-            ))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let r = read(&http, &bases[n % 2], &key, id).await;
         assert_eq!(r.status().as_u16(), 200);
         assert_eq!(
             r.json::<Value>().await.unwrap()["fields"]["email"],

@@ -37,7 +37,12 @@ pub(crate) fn initialised_on(url: &str) -> (tempfile::TempDir, String) {
     (dir, key)
 }
 
-async fn create(http: &reqwest::Client, base: &str, key: &str, email: &str) -> reqwest::Response {
+pub(crate) async fn create(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    email: &str,
+) -> reqwest::Response {
     http.post(format!("{base}/v1/collections/customers/records"))
         .bearer_auth(key)
         .json(&json!({"fields": {"email": email, "notes": "on postgres"}}))
@@ -46,7 +51,12 @@ async fn create(http: &reqwest::Client, base: &str, key: &str, email: &str) -> r
         .unwrap()
 }
 
-async fn read(http: &reqwest::Client, base: &str, key: &str, id: &str) -> reqwest::Response {
+pub(crate) async fn read(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> reqwest::Response {
     http.get(format!(
         "{base}/v1/collections/customers/records/{id}?purpose=support"
     ))
