@@ -243,13 +243,14 @@ pub(crate) fn replace_root_keys(path: &Path, keys: &RootKeys) -> Result<(), Vaul
         .mode(0o600)
         .open(&tmp)
         .map_err(fail)?;
+    // A temporary file left behind would hold key material: it goes whatever fails.
     f.write_all(keys.to_file_contents().expose_secret().as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })?;
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(e)
+        })?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
