@@ -6,8 +6,10 @@
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
 //! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`OutboxStore`],
-//! [`AuditStore`], [`KeyStore`], [`SigninStore`] and [`CopyStore`]. Code that holds a backend by its own type brings their methods into scope
-//! with [`prelude`]; through `dyn Store` they need no import.
+//! [`AuditStore`], [`KeyStore`], [`RotationStore`], [`SubjectStore`], [`SigninStore`],
+//! [`OperatorStore`], [`BreachStore`], [`CopyStore`] and [`SnapshotStore`]. Code that holds a
+//! backend by its own type brings their methods into scope with [`prelude`]; through
+//! `dyn Store` they need no import.
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ mod requests;
 mod rotation;
 mod shared;
 mod signin;
+mod snapshot;
 mod sqlite;
 mod store;
 mod subjects;
@@ -56,6 +59,7 @@ pub use rotation::{
     root_version_of,
 };
 pub use signin::{ChallengeRow, SessionRow, SigninStore};
+pub use snapshot::{COPY_PAGE, CopyProgress, SnapshotStore, copy_tables};
 pub use sqlite::SqliteStore;
 pub use store::{SchemaVersion, Store};
 pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
@@ -75,7 +79,8 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 pub mod prelude {
     pub use crate::{
         AuditStore, BreachStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore,
-        OutboxStore, RecordStore, RequestStore, SigninStore, Store, SubjectStore,
+        OutboxStore, RecordStore, RequestStore, RotationStore, SigninStore, SnapshotStore, Store,
+        SubjectStore,
     };
 }
 

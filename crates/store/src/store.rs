@@ -16,6 +16,7 @@ use crate::records::RecordStore;
 use crate::requests::RequestStore;
 use crate::rotation::RotationStore;
 use crate::signin::SigninStore;
+use crate::snapshot::SnapshotStore;
 use crate::subjects::SubjectStore;
 
 /// The storage a vault runs on: every aggregate's storage, and whether the database answers.
@@ -34,6 +35,7 @@ pub trait Store:
     + OperatorStore
     + BreachStore
     + CopyStore
+    + SnapshotStore
     + Send
     + Sync
     + 'static

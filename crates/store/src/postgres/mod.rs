@@ -39,6 +39,7 @@ mod requests;
 mod rotation;
 mod schema;
 mod signin;
+mod snapshot;
 mod subjects;
 mod tls;
 
@@ -54,6 +55,8 @@ const STATEMENT_TIMEOUT_MS: u32 = 15_000;
 pub struct PostgresStore {
     pool: Pool,
     appender: mpsc::Sender<Append>,
+    /// The exported snapshot every query reads in, on a store made by `snapshot_into` alone.
+    snapshot: Option<std::sync::Arc<str>>,
 }
 
 /// Audit entries to queue, and who to tell when they are.
@@ -172,7 +175,11 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}")))?;
         let (appender, rx) = mpsc::channel(4096);
         tokio::spawn(append_loop(pool.clone(), rx));
-        Ok(Self { pool, appender })
+        Ok(Self {
+            pool,
+            appender,
+            snapshot: None,
+        })
     }
 
     /// Applies the migrations this database lacks, each in its own transaction, under a lock
@@ -239,7 +246,10 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        if let Some(id) = &self.snapshot {
+            return snapshot::query_in(&mut client, id, sql, params).await;
+        }
         let st = client.prepare_cached(sql).await.map_err(backend)?;
         client.query(&st, params).await.map_err(backend)
     }

@@ -34,6 +34,8 @@ mod requests;
 mod rotation;
 mod schema;
 mod signin;
+mod snapshot;
+pub(crate) use snapshot::seal;
 mod subjects;
 
 /// Read connections kept open; more are opened when all are in use, and closed after.

@@ -7,6 +7,7 @@ mod outbox;
 mod requests;
 mod rotation;
 mod signin;
+mod snapshot;
 mod suite;
 
 use std::sync::Arc;
@@ -81,6 +82,14 @@ macro_rules! conformance {
                     fresh.store.clone(),
                 )
                 .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn a_snapshot_is_one_instant_and_a_wipe_empties() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::snapshot::a_snapshot_is_one_instant_and_a_wipe_empties(fresh.store.clone())
+                    .await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn detector_steps_count_once_and_alerts_dedupe() {
