@@ -25,6 +25,13 @@ pub(crate) async fn init(paths: &Paths, tls_self_signed: Option<&str>) -> Result
             r.root_key.display()
         );
         eprintln!("  database   {}", r.database);
+        if let Some((identity, recipient)) = &r.backup {
+            eprintln!(
+                "  backups    encrypted to {recipient} ([backup] in the inventory); {} opens them \
+                 (mode 0600: move it off this machine, see docs/keys-and-backups.md)",
+                identity.display()
+            );
+        }
     } else {
         eprintln!("{} exists: kept as it is", paths.dir.display());
     }

@@ -12,6 +12,7 @@ use custos_core::inventory::Inventory;
 use custos_vault::Location;
 use custos_vault::{DEMO_CUSTOMERS, FixedClock, Paths, Principal, Vault};
 
+mod backup;
 mod breach;
 mod demo;
 mod init;
@@ -125,6 +126,11 @@ enum Command {
     Report {
         #[command(subcommand)]
         command: reports::ReportCommand,
+    },
+    /// Backups: create an encrypted, signed snapshot, verify one, restore one.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
     },
     /// Root key versions: rotate, see what each wraps, retire.
     Keys {
@@ -394,6 +400,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operator { command } => operators::run(&paths, command).await,
         Command::Report { command } => reports::run(&paths, command).await,
         Command::Keys { command } => keys::run(&paths, command).await,
+        Command::Backup { command } => backup::run(&paths, command).await,
         Command::Canary { command } => breach::canary(&paths, command).await,
         Command::Alert { command } => breach::alert(&paths, command).await,
         Command::Breach { command } => breach::breach(&paths, command).await,
@@ -681,6 +688,10 @@ async fn serve(
         );
     }
     let vault = open(paths).await?;
+    let journaled = vault.sync_erasure_journal().await?;
+    if journaled > 0 {
+        eprintln!("erasure journal: {journaled} erasures made elsewhere journaled");
+    }
     let mail = custos_vault::Transport::from_config(&vault.inventory().mail, &paths.dir)?;
     let tls = tls::load(paths, vault.inventory().tls.as_ref(), tls_flags)?;
     let socket = tokio::net::TcpListener::bind(listen)

@@ -177,6 +177,14 @@ pub enum Action {
     /// A root key version that wrapped nothing any more was retired: `detail` names it.
     #[serde(rename = "root_key.retire")]
     RootKeyRetire,
+    /// A backup was made: `detail` says of how many rows and audit entries (never where it
+    /// was written, which may name a person's machine).
+    #[serde(rename = "backup.create")]
+    BackupCreate,
+    /// The database was restored from a backup: `detail` says from when, and how many
+    /// subjects erased since were erased again.
+    #[serde(rename = "backup.restore")]
+    BackupRestore,
 }
 
 /// How it ended.

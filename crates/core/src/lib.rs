@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accountability;
 pub mod audit;
+pub mod backup;
 pub mod breach;
 pub mod certificate;
 pub mod consent;

@@ -61,6 +61,9 @@ pub use rotation::{
 pub use signin::{ChallengeRow, SessionRow, SigninStore};
 pub use snapshot::{COPY_PAGE, CopyProgress, SnapshotStore, copy_tables};
 pub use sqlite::SqliteStore;
+/// Folds an SQLite file's write-ahead log into it and removes the log, once no store has it
+/// open: the file alone then holds the database.
+pub use sqlite::seal as seal_sqlite_file;
 pub use store::{SchemaVersion, Store};
 pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 

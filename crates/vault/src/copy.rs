@@ -4,24 +4,10 @@
 use std::sync::Arc;
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
-use custos_store::{Cursor, Location, QueuedAudit, Table};
+use custos_store::{CopyProgress, Location, QueuedAudit, Table};
 
 use crate::audit::BATCH;
 use crate::{Paths, Principal, SystemClock, Vault, VaultError, keys};
-
-/// Rows moved per transaction.
-const PAGE: usize = 500;
-
-/// Where a copy stands, reported after every page.
-#[derive(Debug, Clone, Copy)]
-pub struct CopyProgress {
-    /// The table being copied.
-    pub table: Table,
-    /// Rows of it copied so far.
-    pub done: u64,
-    /// Rows of it in the source.
-    pub total: u64,
-}
 
 /// What a finished copy checked.
 #[derive(Debug, Clone)]
@@ -49,7 +35,7 @@ pub struct CopyReport {
 pub async fn copy_database(
     paths: &Paths,
     to: &Location,
-    mut progress: impl FnMut(CopyProgress),
+    progress: impl FnMut(CopyProgress),
 ) -> Result<CopyReport, VaultError> {
     let (source, from) = Vault::open_located(paths).await?;
     if from == *to {
@@ -63,7 +49,10 @@ pub async fn copy_database(
     // The same vault or an empty one: never merge two vaults' rows.
     let mut after = None;
     loop {
-        let page = source.store.export(Table::VaultKeys, after, PAGE).await?;
+        let page = source
+            .store
+            .export(Table::VaultKeys, after, custos_store::COPY_PAGE)
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.cursor());
         for row in &page {
@@ -92,20 +81,7 @@ pub async fn copy_database(
         .await?;
     while source.sequence_audit().await? >= BATCH {}
 
-    for table in Table::ALL {
-        let total = source.store.count(table).await?.0;
-        let mut done = 0;
-        progress(CopyProgress { table, done, total });
-        let mut after: Option<Cursor> = None;
-        loop {
-            let page = source.store.export(table, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.cursor());
-            done += page.len() as u64;
-            target.import(page).await?;
-            progress(CopyProgress { table, done, total });
-        }
-    }
+    custos_store::copy_tables(source.store.as_ref(), target.as_ref(), progress).await?;
 
     let mut tables = Vec::new();
     for table in Table::ALL {

@@ -73,13 +73,14 @@ impl Vault {
             })
             .collect();
         let (fates, summary) = plan(&self.inventory, subject, &plan_input);
+        let erased_ms = self.now_ms();
         let mut erasure = Erasure {
             subject_id: subject,
             erase: Vec::new(),
             trim: Vec::new(),
             remaining: 0,
             destroy_key: summary.key_destroyed,
-            erased_ms: self.now_ms(),
+            erased_ms,
             audit: QueuedAudit {
                 subject_id: Some(subject),
                 entry: Vec::new(),
@@ -118,6 +119,7 @@ impl Vault {
                 StoreError::NotFound => VaultError::NotFound("subject"),
                 e => e.into(),
             })?;
+        self.journal_erasure(subject, erased_ms);
         self.certificate_of(subject).await
     }
 

@@ -20,6 +20,9 @@ pub struct InitReport {
     pub root_key: PathBuf,
     /// The database.
     pub database: custos_store::Location,
+    /// The backup identity file written now, and the recipient put in `[backup]`; none when
+    /// the inventory named a recipient already.
+    pub backup: Option<(PathBuf, String)>,
 }
 
 /// Initialises a data directory. An existing inventory is kept; an existing root key is never
@@ -43,6 +46,7 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
             VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
         })?;
     }
+    let backup = backup_identity(paths)?;
     let inventory = paths.read_inventory()?;
     let location = paths.location(&inventory)?;
     custos_store::migrate(&location).await?;
@@ -52,5 +56,60 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
         inventory: (paths.inventory.clone(), wrote_inventory),
         root_key: paths.root_key.clone(),
         database: location,
+        backup,
     })
+}
+
+/// Makes the backup identity and names its recipient in `[backup]`, unless the inventory
+/// names a recipient already. An identity file already there is kept and its recipient used.
+fn backup_identity(paths: &Paths) -> Result<Option<(PathBuf, String)>, VaultError> {
+    let config = paths.read_inventory()?.backup.in_dir(&paths.dir);
+    if config.recipient.is_some() {
+        return Ok(None);
+    }
+    let recipient = if config.identity.exists() {
+        crate::backup::read_identity(&config.identity)?
+            .to_public()
+            .to_string()
+    } else {
+        let (text, recipient) = crate::backup::new_identity();
+        write_private(&config.identity, text.as_bytes())?;
+        recipient
+    };
+    let text = std::fs::read_to_string(&paths.inventory)
+        .map_err(|e| VaultError::Setup(format!("reading {}: {e}", paths.inventory.display())))?;
+    if text.lines().any(|l| l.trim() == "[backup]") {
+        return Err(VaultError::Setup(format!(
+            "{}: [backup] names no recipient: add recipient = \"{recipient}\" (the backup \
+             identity {} opens what is encrypted to it)",
+            paths.inventory.display(),
+            config.identity.display()
+        )));
+    }
+    let section = format!(
+        "\n# Backups are encrypted to this recipient; the identity file opens them. Move the\n\
+         # identity off the servers (docs/keys-and-backups.md).\n[backup]\nrecipient = \"{recipient}\"\n"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&paths.inventory)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, section.as_bytes()))
+        .map_err(|e| VaultError::Setup(format!("writing {}: {e}", paths.inventory.display())))?;
+    Ok(Some((config.identity, recipient)))
+}
+
+/// Writes a new file readable by its owner alone; never overwrites.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), VaultError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(|e| VaultError::Setup(format!("writing {}: {e}", path.display())))
 }

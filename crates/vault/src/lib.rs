@@ -5,6 +5,7 @@
 mod apikeys;
 mod audit;
 mod audit_query;
+mod backup;
 mod breach;
 mod consent;
 mod consent_report;
@@ -40,6 +41,10 @@ use tokio::sync::Mutex;
 pub use apikeys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditFault, AuditProof, AuditRecord, HeadView, VerifyReport};
 pub use audit_query::{AuditFilter, AuditPage, MAX_PAGE, SCAN_LIMIT, action_name};
+pub use backup::{
+    BackupCheck, BackupProgress, BackupReport, RestoreReport, create_backup, restore_backup,
+    verify_backup,
+};
 pub use breach::{
     AlertView, BlastQuery, ClockView, Containment, DELIVERY_EXPIRY_MS, DETECTOR_BATCH,
     IncidentChange, IncidentView, MAX_ALERTS, MAX_PLANT, NOTICE_EXPIRY_MS, Notices, OpenIncident,
@@ -47,8 +52,9 @@ pub use breach::{
 };
 pub use consent::{LedgerView, NewChoice, PurposeView};
 pub use consent_report::{ConsentSummary, PurposeCount};
-pub use copy::{CopyProgress, CopyReport, copy_database};
+pub use copy::{CopyReport, copy_database};
 pub use custos_core::principal::{Job, Principal};
+pub use custos_store::CopyProgress;
 pub use custos_store::RotationRow;
 pub use custos_store::{Location, OutboxCounts, SchemaVersion, StoreError, Table};
 pub use demo::{DEMO_CUSTOMERS, demo_customer};
@@ -242,6 +248,9 @@ pub struct Vault {
     http: tokio::sync::OnceCell<reqwest::Client>,
     /// Password hashes computed at once (`Vault::verify_password`).
     hashing: tokio::sync::Semaphore,
+    /// Where erasures are journaled outside the database: set when the vault is opened from
+    /// its data directory, none over a bare store.
+    journal: Option<backup::journal::ErasureJournal>,
 }
 
 /// How many Argon2id hashes the vault computes at once: two per core. Each takes 19 MiB.
@@ -283,7 +292,9 @@ impl Vault {
         let root = keys::RootRing::from_file(&paths.root_key)?;
         let location = paths.location(&inventory)?;
         let store = custos_store::open(&location).await?;
-        let vault = Self::with_ring(store, inventory, root, clock).await?;
+        let journal = inventory.backup.in_dir(&paths.dir).erasure_journal;
+        let mut vault = Self::with_ring(store, inventory, root, clock).await?;
+        vault.journal = Some(backup::journal::ErasureJournal::at(journal));
         Ok((vault, location))
     }
 
@@ -319,6 +330,7 @@ impl Vault {
             incidents_key: tokio::sync::OnceCell::new(),
             http: tokio::sync::OnceCell::new(),
             hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
+            journal: None,
         })
     }
 

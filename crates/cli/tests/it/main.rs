@@ -2,6 +2,7 @@
 
 mod architecture;
 mod audit;
+mod backup;
 mod breach;
 mod browser;
 mod commands;

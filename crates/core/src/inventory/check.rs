@@ -3,6 +3,7 @@
 
 use toml::Spanned;
 
+use super::backup as backup_section;
 use super::breach as breach_section;
 use super::checker::{Checker, line_in};
 use super::raw::{RawInventory, RawOrganization};
@@ -45,6 +46,7 @@ impl Inventory {
             organization.as_ref().map(|o| o.contact.as_str()),
         );
         let webhooks = breach_section::webhooks(&mut c, raw.webhooks);
+        let backup = backup_section::backup(&mut c, raw.backup);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -60,6 +62,7 @@ impl Inventory {
                 tls,
                 breach,
                 webhooks,
+                backup,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rights::{Calendar, ProfileId};
 
+mod backup;
 mod breach;
 mod check;
 mod checker;
@@ -31,6 +32,7 @@ mod rights;
 mod testing;
 mod tls;
 
+pub use backup::{BACKUP_IDENTITY_FILE, BackupConfig, ERASURE_JOURNAL_FILE};
 pub use breach::{BreachConfig, WebhookConfig};
 pub use mail::{
     CredentialVars, DEFAULT_MAIL_DIR, MailConfig, MailTransport, SmtpConfig, SmtpSecurity,
@@ -91,6 +93,10 @@ pub struct Inventory {
     /// Where alerts are posted: `[[webhooks]]`. Never serialised, like `mail`.
     #[serde(skip)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Whom backups are encrypted to and where the erasure journal is: `[backup]`, defaults
+    /// when absent. Never serialised, like `mail`.
+    #[serde(skip)]
+    pub backup: BackupConfig,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

@@ -26,6 +26,7 @@ pub(super) struct RawInventory {
     pub(super) portal: Option<Spanned<super::portal::RawPortal>>,
     pub(super) tls: Option<Spanned<super::tls::RawTls>>,
     pub(super) breach: Option<Spanned<super::breach::RawBreach>>,
+    pub(super) backup: Option<Spanned<super::backup::RawBackup>>,
     #[serde(default)]
     pub(super) webhooks: Vec<Spanned<super::breach::RawWebhook>>,
 }

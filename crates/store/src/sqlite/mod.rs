@@ -35,7 +35,7 @@ mod rotation;
 mod schema;
 mod signin;
 mod snapshot;
-pub(crate) use snapshot::seal;
+pub use snapshot::seal;
 mod subjects;
 
 /// Read connections kept open; more are opened when all are in use, and closed after.

@@ -83,7 +83,7 @@ impl SnapshotStore for SqliteStore {
 /// Folds a closed database's write-ahead log into the file and removes it, so that the file
 /// alone holds the whole database: what a snapshot written through a store needs before its
 /// bytes are read.
-pub(crate) async fn seal(path: &Path) -> Result<(), StoreError> {
+pub async fn seal(path: &Path) -> Result<(), StoreError> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let c = Connection::open(&path).map_err(backend)?;

@@ -1,0 +1,173 @@
+//! `custos backup restore`: a checked backup copied into an empty database, then every
+//! subject erased after the backup was made erased again, before the command returns and so
+//! before anything is served.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use custos_core::audit::{Action, AuditEntry, Outcome};
+use custos_core::backup::Manifest;
+use custos_core::backup::journal::JournalEntry;
+use custos_core::ids::SubjectId;
+use custos_store::{CopyProgress, Location, QueuedAudit, Table};
+
+use super::journal::ErasureJournal;
+use super::open::open_backup;
+use super::{BackupProgress, config};
+use crate::audit::BATCH;
+use crate::keys::RootRing;
+use crate::{Paths, Principal, SystemClock, Vault, VaultError, VerifyReport};
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The backup's manifest.
+    pub manifest: Manifest,
+    /// The database restored into.
+    pub database: Location,
+    /// Rows per table restored (records count their index entries second).
+    pub tables: Vec<(Table, (u64, u64))>,
+    /// Subjects the erasure journal names.
+    pub journaled: usize,
+    /// Subjects on the erasure list of the database a `--force` restore replaced.
+    pub carried_forward: usize,
+    /// Subjects erased again: erased after the backup was made.
+    pub erased_again: usize,
+    /// Subjects on the list that the backup holds as erased already.
+    pub already_erased: usize,
+    /// Subjects on the list that the backup does not hold (made after it).
+    pub not_in_backup: usize,
+    /// The restored audit log, verified.
+    pub audit: VerifyReport,
+}
+
+/// Restores the backup `file` into the vault's database, which must be empty unless `force`
+/// (then it is emptied, its erasure list kept first). The backup is checked whole before
+/// anything is written. Then every subject the erasure journal (or the replaced database)
+/// lists is erased again where the backup still holds them, and the restore is an entry of the
+/// restored audit log.
+///
+/// # Errors
+/// [`VaultError::Setup`] when the database holds a vault and `force` is not given; as
+/// [`super::verify_backup`] when the backup does not check; [`VaultError::Integrity`] when a
+/// journal line does not verify.
+pub async fn restore_backup(
+    paths: &Paths,
+    file: &Path,
+    identity: Option<&Path>,
+    force: bool,
+    progress: impl FnMut(BackupProgress) + Send + 'static,
+    tables: impl FnMut(CopyProgress),
+) -> Result<RestoreReport, VaultError> {
+    let inventory = paths.read_inventory()?;
+    let location = paths.location(&inventory)?;
+    custos_store::migrate(&location).await?;
+    let target = custos_store::open(&location).await?;
+    let empty = target.is_empty().await?;
+    if !empty && !force {
+        return Err(VaultError::Setup(format!(
+            "{location} holds a vault: restore into an empty database, or pass --force to \
+             replace what it holds (its erasure list is kept and applied to the backup)"
+        )));
+    }
+    let opened = open_backup(paths, file, identity, progress).await?;
+    let journal = ErasureJournal::at(config(paths, &inventory).erasure_journal);
+    let journaled = journal.read(&opened.vault.keys.signer.verifying_key())?;
+    let carried: Vec<JournalEntry> = if empty {
+        Vec::new()
+    } else {
+        target
+            .erasures()
+            .await?
+            .into_iter()
+            .map(|e| JournalEntry {
+                subject_id: e.subject_id,
+                erased_ms: e.erased_ms,
+            })
+            .collect()
+    };
+
+    if !empty {
+        target.wipe().await?;
+    }
+    custos_store::copy_tables(opened.vault.store.as_ref(), target.as_ref(), tables).await?;
+    let mut restored = Vec::new();
+    for t in Table::ALL {
+        let (mine, theirs) = (opened.vault.store.count(t).await?, target.count(t).await?);
+        if mine != theirs {
+            return Err(VaultError::Integrity(format!(
+                "after the restore the backup has {mine:?} {} and {location} {theirs:?}: was \
+                 the database written to meanwhile?",
+                t.name()
+            )));
+        }
+        restored.push((t, mine));
+    }
+
+    let root = RootRing::from_file(&paths.root_key)?;
+    let vault =
+        Vault::with_ring(Arc::clone(&target), inventory, root, Arc::new(SystemClock)).await?;
+    let listed: BTreeSet<SubjectId> = journaled
+        .iter()
+        .chain(&carried)
+        .map(|e| e.subject_id)
+        .collect();
+    let (mut erased_again, mut already_erased, mut not_in_backup) = (0, 0, 0);
+    for subject in listed {
+        if target.erasure(subject).await?.is_some() {
+            already_erased += 1;
+            continue;
+        }
+        match vault.erase_subject(&Principal::Cli, subject).await {
+            Ok(_) => erased_again += 1,
+            Err(VaultError::NotFound(_)) => not_in_backup += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    // The replaced database's erasures are journaled too, so that they outlive it.
+    let known: BTreeSet<SubjectId> = journaled.iter().map(|e| e.subject_id).collect();
+    let unjournaled: Vec<JournalEntry> = carried
+        .iter()
+        .filter(|e| !known.contains(&e.subject_id))
+        .copied()
+        .collect();
+    journal
+        .append(&unjournaled, &vault.keys.signer)
+        .map_err(|e| {
+            VaultError::Setup(format!(
+                "writing the erasure journal {}: {e}",
+                journal.path().display()
+            ))
+        })?;
+
+    let mut e = AuditEntry::new(Principal::Cli.actor(), Action::BackupRestore, Outcome::Ok);
+    e.detail = Some(format!(
+        "backup of {} ({} entries); {erased_again} subjects erased since were erased again",
+        opened.manifest.created_at, opened.manifest.audit_size
+    ));
+    target
+        .append_audit(vec![QueuedAudit {
+            subject_id: None,
+            entry: e.to_bytes(),
+        }])
+        .await?;
+    while vault.sequence_audit().await? >= BATCH {}
+    let audit = vault
+        .verify_audit(&Principal::Cli)
+        .await?
+        .map_err(|fault| {
+            VaultError::Integrity(format!("the restored audit log does not verify: {fault}"))
+        })?;
+    Ok(RestoreReport {
+        manifest: opened.manifest,
+        database: location,
+        tables: restored,
+        journaled: journaled.len(),
+        carried_forward: carried.len(),
+        erased_again,
+        already_erased,
+        not_in_backup,
+        audit,
+    })
+}
