@@ -68,6 +68,19 @@ pub async fn copy_tables(
     Ok(())
 }
 
+/// Copies every table of `from` into a new SQLite file at `path`, sealed (no write-ahead log
+/// beside it): how a backend other than SQLite writes its snapshot.
+pub(crate) async fn copy_into_new_file(
+    from: &dyn CopyStore,
+    path: &Path,
+) -> Result<(), StoreError> {
+    crate::sqlite::SqliteStore::migrate(path).await?;
+    let target = crate::sqlite::SqliteStore::open(path).await?;
+    copy_tables(from, &target, |_| {}).await?;
+    drop(target);
+    crate::sqlite::seal(path).await
+}
+
 /// Whether a store holds no rows, by [`CopyStore::count`].
 pub(crate) async fn counts_empty(s: &dyn CopyStore) -> Result<bool, StoreError> {
     for table in Table::ALL {

@@ -12,8 +12,7 @@ use tokio_postgres::types::ToSql;
 use super::PostgresStore;
 use super::convert::backend;
 use crate::error::StoreError;
-use crate::snapshot::{SnapshotStore, copy_tables, counts_empty};
-use crate::sqlite::{SqliteStore, seal};
+use crate::snapshot::{SnapshotStore, copy_into_new_file, counts_empty};
 
 /// Tables a migration seeds with one row: emptied by resetting that row, not truncating it.
 const SEEDED: [(&str, &str); 2] = [
@@ -56,12 +55,9 @@ impl SnapshotStore for PostgresStore {
             appender: self.appender.clone(),
             snapshot: Some(id.into()),
         };
-        SqliteStore::migrate(path).await?;
-        let target = SqliteStore::open(path).await?;
-        copy_tables(&reader, &target, |_| {}).await?;
-        drop(target);
+        copy_into_new_file(&reader, path).await?;
         holder.batch_execute("COMMIT").await.map_err(backend)?;
-        seal(path).await
+        Ok(())
     }
 
     async fn wipe(&self) -> Result<(), StoreError> {

@@ -82,23 +82,32 @@ impl SnapshotStore for SqliteStore {
 
 /// Folds a closed database's write-ahead log into the file and removes it, so that the file
 /// alone holds the whole database: what a snapshot written through a store needs before its
-/// bytes are read.
+/// bytes are read. A store just dropped may take a moment to close its writer's connection,
+/// and leaving WAL mode does not wait for it: the change is tried again for up to ten
+/// seconds.
 pub async fn seal(path: &Path) -> Result<(), StoreError> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let c = Connection::open(&path).map_err(backend)?;
         c.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
-        let mode: String = c
-            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-            .map_err(backend)?;
-        if mode != "delete" {
-            return Err(StoreError::Backend(format!(
-                "{} stayed in journal mode {mode}: is it still open?",
-                path.display()
-            )));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mode = c.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                r.get::<_, String>(0)
+            });
+            match mode {
+                Ok(m) if m == "delete" => return Ok(()),
+                Err(e) if std::time::Instant::now() >= until => return Err(backend(e)),
+                Ok(m) if std::time::Instant::now() >= until => {
+                    return Err(StoreError::Backend(format!(
+                        "{} stayed in journal mode {m}: is it still open?",
+                        path.display()
+                    )));
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
         }
-        Ok(())
     })
     .await
     .map_err(|e| StoreError::Backend(e.to_string()))?
