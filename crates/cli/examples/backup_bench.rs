@@ -18,7 +18,7 @@ async fn main() {
     let paths = Paths::in_dir(dir.path());
     custos_vault::init(&paths).await.expect("init");
     {
-        let vault = Vault::open(&paths).await.expect("open");
+        let vault = std::sync::Arc::new(Vault::open(&paths).await.expect("open"));
         let started = Instant::now();
         vault.load_demo(subjects).await.expect("customers");
         eprintln!(
