@@ -217,3 +217,94 @@ async fn a_changed_backup_or_another_vaults_is_refused() {
         .unwrap();
     assert_eq!(n, 0, "a refused restore writes nothing");
 }
+
+/// On PostgreSQL: a backup taken while customers are written holds one instant (every record
+/// with its subject), and restores into another database with the erasure made since
+/// applied; the same file restores into SQLite too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_backup_under_load_restores_elsewhere_with_its_erasures() {
+    let (Some(from), Some(to)) = (
+        custos_store::testing::Schema::create().await,
+        custos_store::testing::Schema::create().await,
+    ) else {
+        return;
+    };
+    let (dir, key) = crate::postgres::initialised_on(&from.url);
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let (gone, gone_subject) = create(&base, &key, "gone.pg@example.com").await;
+    let (kept, _) = create(&base, &key, "kept.pg@example.com").await;
+
+    let writer = {
+        let (base, key) = (base.clone(), key.clone());
+        tokio::spawn(async move {
+            for i in 0..40 {
+                create(&base, &key, &format!("load{i}.pg@example.com")).await;
+            }
+        })
+    };
+    let file = dir.path().join("pg.custos-backup");
+    let made = ok(dir.path(), &["backup", "create", file.to_str().unwrap()]);
+    writer.await.unwrap();
+    assert!(made.contains("from") || made.contains("written"), "{made}");
+    let (s, _) = api(
+        "POST",
+        format!("{base}/v1/subjects/{gone_subject}/erase"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    drop(server);
+
+    let checked = ok(dir.path(), &["backup", "verify", file.to_str().unwrap()]);
+    assert!(checked.contains("from PostgreSQL"), "{checked}");
+    let count = |what: &str| -> u64 {
+        let before = checked.split(&format!(" {what},")).next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(count("records"), count("subjects"), "one instant: {checked}");
+    assert!(count("records") >= 2, "{checked}");
+    let o = crate::custos_env(
+        dir.path(),
+        &["backup", "restore", file.to_str().unwrap()],
+        &[("CUSTOS_DATABASE_URL", to.url.as_str())],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("1 subjects erased again"), "{}", stdout(&o));
+
+    let server = Server::start_env(dir.path(), &[], &[("CUSTOS_DATABASE_URL", to.url.as_str())]);
+    let read = |id: String| {
+        api(
+            "GET",
+            format!(
+                "{}/v1/collections/customers/records/{id}?purpose=support",
+                server.base
+            ),
+            &key,
+            None,
+        )
+    };
+    assert_eq!(read(kept).await.0, 200);
+    assert_eq!(read(gone).await.0, 404);
+    drop(server);
+
+    // The same backup restores into SQLite: the format is the store's rows, not PostgreSQL's.
+    let sqlite = dir.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", sqlite.display());
+    let o = crate::custos_env(
+        dir.path(),
+        &["backup", "restore", file.to_str().unwrap()],
+        &[("CUSTOS_DATABASE_URL", url.as_str())],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let db = rusqlite::Connection::open(&sqlite).unwrap();
+    let (records, subjects): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM subjects)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(records + 1, subjects, "every record but the erased one, with its subject");
+}
