@@ -20,10 +20,15 @@ pub(crate) async fn init(paths: &Paths, tls_self_signed: Option<&str>) -> Result
                 " (kept)"
             }
         );
-        eprintln!(
-            "  root key   {} (mode 0600: back it up; without it the data cannot be read)",
-            r.root_key.display()
-        );
+        match &r.root_key {
+            custos_vault::RootKeySource::File(path) => eprintln!(
+                "  root key   {} (mode 0600: back it up; without it the data cannot be read)",
+                path.display()
+            ),
+            custos_vault::RootKeySource::Env(name) => {
+                eprintln!("  root key   read from the environment variable {name} ([root_key] env)")
+            }
+        }
         eprintln!("  database   {}", r.database);
         if let Some((identity, recipient)) = &r.backup {
             eprintln!(

@@ -96,10 +96,10 @@ pub async fn copy_database(
         tables.push((table, mine));
     }
     let mine = check_log(&source, &from).await?;
-    let target = Vault::with_store(
+    let target = Vault::with_ring(
         Arc::clone(&target),
         (*source.inventory).clone(),
-        keys::read_root_keys(&paths.root_key)?,
+        keys::root_ring(paths, &source.inventory)?,
         Arc::new(SystemClock),
     )
     .await?;

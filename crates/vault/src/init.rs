@@ -5,19 +5,28 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use custos_core::crypto::RootKey;
+use custos_core::crypto::{RootKey, RootKeys};
 use custos_core::inventory::EXAMPLE;
 
 use crate::keys::write_root_key;
 use crate::{Paths, SystemClock, Vault, VaultError};
+
+/// Where `init` found or put the root key.
+#[derive(Debug, Clone)]
+pub enum RootKeySource {
+    /// A new key file, mode 0600.
+    File(PathBuf),
+    /// The environment variable `[root_key] env` names, read and never written.
+    Env(String),
+}
 
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct InitReport {
     /// The inventory, and whether it was written now (an existing one is kept).
     pub inventory: (PathBuf, bool),
-    /// The new root key file.
-    pub root_key: PathBuf,
+    /// Where the root key is: the new key file, or the environment variable it was read from.
+    pub root_key: RootKeySource,
     /// The database.
     pub database: custos_store::Location,
     /// The backup identity file written now, and the recipient put in `[backup]`; none when
@@ -38,9 +47,21 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| VaultError::Setup(format!("creating {}: {e}", dir.display())))?;
-    let root = RootKey::generate(1)?;
-    write_root_key(&paths.root_key, &root)?;
     let wrote_inventory = !paths.inventory.exists();
+    // A root key from the environment is never written: the key file is made only when the
+    // inventory does not name a variable.
+    let from_env = match wrote_inventory {
+        true => None,
+        false => paths.read_inventory()?.root_key_env,
+    };
+    let root: RootKeys = match &from_env {
+        Some(name) => crate::keys::root_keys_from_env(name)?,
+        None => {
+            let root = RootKey::generate(1)?;
+            write_root_key(&paths.root_key, &root)?;
+            root.into()
+        }
+    };
     if wrote_inventory {
         std::fs::write(&paths.inventory, EXAMPLE).map_err(|e| {
             VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
@@ -54,7 +75,10 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
     Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
     Ok(InitReport {
         inventory: (paths.inventory.clone(), wrote_inventory),
-        root_key: paths.root_key.clone(),
+        root_key: match from_env {
+            Some(name) => RootKeySource::Env(name),
+            None => RootKeySource::File(paths.root_key.clone()),
+        },
         database: location,
         backup,
     })

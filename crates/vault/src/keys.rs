@@ -202,6 +202,30 @@ pub(crate) async fn named_key(
     }
 }
 
+/// The root key versions as the inventory says to find them: in the key file (read again when
+/// it changes), or in the environment variable `[root_key] env` names (read once).
+pub(crate) fn root_ring(
+    paths: &crate::Paths,
+    inventory: &custos_core::inventory::Inventory,
+) -> Result<RootRing, VaultError> {
+    match &inventory.root_key_env {
+        None => RootRing::from_file(&paths.root_key),
+        Some(name) => Ok(RootRing::fixed(root_keys_from_env(name)?)),
+    }
+}
+
+/// Reads root key versions from an environment variable: the key file's text.
+pub(crate) fn root_keys_from_env(name: &str) -> Result<RootKeys, VaultError> {
+    let text = zeroize::Zeroizing::new(std::env::var(name).map_err(|_| {
+        VaultError::Setup(format!(
+            "the root key is read from the environment variable {name} ([root_key] env in \
+             custos.toml), and {name} is not set"
+        ))
+    })?);
+    RootKeys::from_file_contents(&text)
+        .map_err(|e| VaultError::Setup(format!("the environment variable {name}: {e}")))
+}
+
 /// Reads the root key file (every version in it), refusing one that other users can read.
 pub(crate) fn read_root_keys(path: &Path) -> Result<RootKeys, VaultError> {
     let meta = std::fs::metadata(path).map_err(|e| {

@@ -65,7 +65,7 @@ pub use export::{
     FieldExport, Happened, PurposeExport, Read, RecipientExport, RecordExport, RetentionExport,
     Source, SubjectExport,
 };
-pub use init::{InitReport, init};
+pub use init::{InitReport, RootKeySource, init};
 pub use keys::ROOT_KEY_RECHECK;
 pub use mail::{
     DELIVERY_BATCH, DELIVERY_LEASE, DeliveryReport, SMTP_TIMEOUT, SmtpRelay, Transport,
@@ -289,7 +289,7 @@ impl Vault {
         clock: Arc<dyn Clock>,
     ) -> Result<(Vault, Location), VaultError> {
         let inventory = paths.read_inventory()?;
-        let root = keys::RootRing::from_file(&paths.root_key)?;
+        let root = keys::root_ring(paths, &inventory)?;
         let location = paths.location(&inventory)?;
         let store = custos_store::open(&location).await?;
         let journal = inventory.backup.in_dir(&paths.dir).erasure_journal;

@@ -132,7 +132,12 @@ fn wrapped_again(
 impl Vault {
     fn root_key_file(&self) -> Result<&std::path::Path, VaultError> {
         self.keys.root.file().ok_or_else(|| {
-            VaultError::Setup("this vault's root key is not read from a key file".into())
+            VaultError::Setup(
+                "this vault's root key is not read from a key file: it comes from the environment \
+                 variable [root_key] env names, and a rotation writes the new version to a key \
+                 file. Rotate with the key file (root.key), then put its text in the variable"
+                    .into(),
+            )
         })
     }
 

@@ -263,7 +263,11 @@ async fn a_postgres_backup_under_load_restores_elsewhere_with_its_erasures() {
         let before = checked.split(&format!(" {what},")).next().unwrap();
         before.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    assert_eq!(count("records"), count("subjects"), "one instant: {checked}");
+    assert_eq!(
+        count("records"),
+        count("subjects"),
+        "one instant: {checked}"
+    );
     assert!(count("records") >= 2, "{checked}");
     let o = crate::custos_env(
         dir.path(),
@@ -271,7 +275,11 @@ async fn a_postgres_backup_under_load_restores_elsewhere_with_its_erasures() {
         &[("CUSTOS_DATABASE_URL", to.url.as_str())],
     );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("1 subjects erased again"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("1 subjects erased again"),
+        "{}",
+        stdout(&o)
+    );
 
     let server = Server::start_env(dir.path(), &[], &[("CUSTOS_DATABASE_URL", to.url.as_str())]);
     let read = |id: String| {
@@ -306,5 +314,9 @@ async fn a_postgres_backup_under_load_restores_elsewhere_with_its_erasures() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!(records + 1, subjects, "every record but the erased one, with its subject");
+    assert_eq!(
+        records + 1,
+        subjects,
+        "every record but the erased one, with its subject"
+    );
 }

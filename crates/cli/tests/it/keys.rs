@@ -337,3 +337,52 @@ async fn two_servers_on_postgres_serve_throughout_a_rotation() {
     let v = custos(dir.path(), &["audit", "verify"]);
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
 }
+
+/// `[root_key] env`: the key file's text in an environment variable serves as the file did;
+/// without the variable every command says which one is missing; the key is in no output or
+/// log; a rotation, which writes a key file, is refused with the way to do it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_key_from_the_environment_serves_and_is_never_printed() {
+    let (dir, key) = initialised();
+    let root = std::fs::read_to_string(dir.path().join("root.key")).unwrap();
+    let secret = root.split_whitespace().nth(2).unwrap().to_owned();
+    std::fs::remove_file(dir.path().join("root.key")).unwrap();
+    let mut toml = std::fs::read_to_string(dir.path().join("custos.toml")).unwrap();
+    toml.push_str("\n[root_key]\nenv = \"CUSTOS_TEST_ROOT_KEY\"\n");
+    std::fs::write(dir.path().join("custos.toml"), toml).unwrap();
+
+    let o = custos(dir.path(), &["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("CUSTOS_TEST_ROOT_KEY is not set"),
+        "{}",
+        stderr(&o)
+    );
+    let env = [("CUSTOS_TEST_ROOT_KEY", root.as_str())];
+    let o = crate::custos_env(dir.path(), &["audit", "verify"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let server = Server::start_env(dir.path(), &[], &env);
+    let r = create(&client(), &server.base, &key, "env.root@example.com").await;
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(read(&client(), &server.base, &key, &id).await.status(), 200);
+    let log = server.stop();
+    assert!(
+        !log.contains(&secret),
+        "the root key is in the server's log"
+    );
+
+    let o = crate::custos_env(dir.path(), &["keys", "rotate-root"], &env);
+    assert!(!o.status.success());
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("Rotate with the key file"), "{said}");
+    assert!(!said.contains(&secret));
+    assert!(
+        !dir.path().join("root.key").exists(),
+        "nothing writes the key to a file"
+    );
+}

@@ -47,6 +47,7 @@ impl Inventory {
         );
         let webhooks = breach_section::webhooks(&mut c, raw.webhooks);
         let backup = backup_section::backup(&mut c, raw.backup);
+        let root_key_env = super::root_key::root_key_env(&mut c, raw.root_key);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -63,6 +64,7 @@ impl Inventory {
                 breach,
                 webhooks,
                 backup,
+                root_key_env,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

@@ -28,6 +28,7 @@ mod portal;
 mod purposes;
 mod raw;
 mod rights;
+mod root_key;
 #[cfg(test)]
 mod testing;
 mod tls;
@@ -97,6 +98,10 @@ pub struct Inventory {
     /// when absent. Never serialised, like `mail`.
     #[serde(skip)]
     pub backup: BackupConfig,
+    /// The environment variable the root key is read from: `[root_key] env`; none, the key
+    /// file. Never serialised, like `mail`.
+    #[serde(skip)]
+    pub root_key_env: Option<String>,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

@@ -27,6 +27,7 @@ pub(super) struct RawInventory {
     pub(super) tls: Option<Spanned<super::tls::RawTls>>,
     pub(super) breach: Option<Spanned<super::breach::RawBreach>>,
     pub(super) backup: Option<Spanned<super::backup::RawBackup>>,
+    pub(super) root_key: Option<Spanned<super::root_key::RawRootKey>>,
     #[serde(default)]
     pub(super) webhooks: Vec<Spanned<super::breach::RawWebhook>>,
 }

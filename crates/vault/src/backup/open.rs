@@ -12,7 +12,7 @@ use custos_store::prelude::*;
 use custos_store::{SqliteStore, Table};
 
 use super::{BackupProgress, config, read_identity, scratch_beside};
-use crate::keys::RootRing;
+use crate::keys::root_ring;
 use crate::{Paths, Principal, SystemClock, Vault, VaultError, VerifyReport};
 
 /// What `backup verify` checked.
@@ -92,14 +92,14 @@ pub(crate) async fn open_backup(
             )));
         }
     }
-    let root = RootRing::from_file(&paths.root_key)?;
+    let root = root_ring(paths, &inventory)?;
     let vault = Vault::with_ring(store, inventory, root, Arc::new(SystemClock))
         .await
         .map_err(|e| {
             bad(format!(
-                "its keys do not open with the root key {}: {e}. A backup opens only with the \
-                 root key of the vault that made it, holding every version that wrapped its keys",
-                paths.root_key.display()
+                "its keys do not open with this vault's root key: {e}. A backup opens only \
+                 with the root key of the vault that made it, holding every version that wrapped \
+                 its keys"
             ))
         })?;
     header

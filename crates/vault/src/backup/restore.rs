@@ -16,7 +16,7 @@ use super::journal::ErasureJournal;
 use super::open::open_backup;
 use super::{BackupProgress, config};
 use crate::audit::BATCH;
-use crate::keys::RootRing;
+use crate::keys::root_ring;
 use crate::{Paths, Principal, SystemClock, Vault, VaultError, VerifyReport};
 
 /// What a restore did.
@@ -105,7 +105,7 @@ pub async fn restore_backup(
         restored.push((t, mine));
     }
 
-    let root = RootRing::from_file(&paths.root_key)?;
+    let root = root_ring(paths, &inventory)?;
     let vault =
         Vault::with_ring(Arc::clone(&target), inventory, root, Arc::new(SystemClock)).await?;
     let listed: BTreeSet<SubjectId> = journaled
