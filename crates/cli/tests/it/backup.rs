@@ -210,7 +210,10 @@ async fn a_changed_backup_or_another_vaults_is_refused() {
             ours.to_str().unwrap(),
         ],
     );
-    assert!(why.contains("do not open with the root key"), "{why}");
+    assert!(
+        why.contains("do not open with this vault's root key"),
+        "{why}"
+    );
     let db = rusqlite::Connection::open(other.path().join("custos.db")).unwrap();
     let n: i64 = db
         .query_row("SELECT count(*) FROM records", [], |r| r.get(0))

@@ -97,9 +97,9 @@ pub(crate) async fn open_backup(
         .await
         .map_err(|e| {
             bad(format!(
-                "its keys do not open with this vault's root key: {e}. A backup opens only \
-                 with the root key of the vault that made it, holding every version that wrapped \
-                 its keys"
+                "its keys do not open with this vault's root key. A backup opens only with the \
+                 root key of the vault that made it, holding every version that wrapped its keys \
+                 ({e})"
             ))
         })?;
     header
