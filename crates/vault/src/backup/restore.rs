@@ -1,6 +1,6 @@
-//! `custos backup restore`: a checked backup copied into an empty database, then every
-//! subject erased after the backup was made erased again, before the command returns and so
-//! before anything is served.
+//! `custos backup restore`: a checked backup, with every subject erased after it was made
+//! erased again in its snapshot, copied into an empty database: no row of an erased subject
+//! ever reaches the database, so nothing a server could serve.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -43,10 +43,10 @@ pub struct RestoreReport {
 }
 
 /// Restores the backup `file` into the vault's database, which must be empty unless `force`
-/// (then it is emptied, its erasure list kept first). The backup is checked whole before
-/// anything is written. Then every subject the erasure journal (or the replaced database)
-/// lists is erased again where the backup still holds them, and the restore is an entry of the
-/// restored audit log.
+/// (then it is emptied, its erasure list kept and journaled first). The backup is checked
+/// whole, and every subject the erasure journal (or the replaced database) lists is erased
+/// again in the snapshot where it still holds them, before any row is written; the restore is
+/// an entry of the restored audit log.
 ///
 /// # Errors
 /// [`VaultError::Setup`] when the database holds a vault and `force` is not given; as
@@ -88,13 +88,63 @@ pub async fn restore_backup(
             .collect()
     };
 
+    // The replaced database's erasures are journaled first, so that they outlive it.
+    let known: BTreeSet<SubjectId> = journaled.iter().map(|e| e.subject_id).collect();
+    let unjournaled: Vec<JournalEntry> = carried
+        .iter()
+        .filter(|e| !known.contains(&e.subject_id))
+        .copied()
+        .collect();
+    journal
+        .append(&unjournaled, &opened.vault.keys.signer)
+        .map_err(|e| {
+            VaultError::Setup(format!(
+                "writing the erasure journal {}: {e}",
+                journal.path().display()
+            ))
+        })?;
+
+    // The erasures are made in the snapshot, before a row reaches the database: a restore
+    // stopped at any point never leaves an erased subject there for a server to serve.
+    let snapshot = &opened.vault;
+    let listed: BTreeSet<SubjectId> = journaled
+        .iter()
+        .chain(&carried)
+        .map(|e| e.subject_id)
+        .collect();
+    let (mut erased_again, mut already_erased, mut not_in_backup) = (0, 0, 0);
+    for subject in listed {
+        if snapshot.store.erasure(subject).await?.is_some() {
+            already_erased += 1;
+            continue;
+        }
+        match snapshot.erase_subject(&Principal::Cli, subject).await {
+            Ok(_) => erased_again += 1,
+            Err(VaultError::NotFound(_)) => not_in_backup += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut e = AuditEntry::new(Principal::Cli.actor(), Action::BackupRestore, Outcome::Ok);
+    e.detail = Some(format!(
+        "backup of {} ({} entries); {erased_again} subjects erased since were erased again",
+        opened.manifest.created_at, opened.manifest.audit_size
+    ));
+    snapshot
+        .store
+        .append_audit(vec![QueuedAudit {
+            subject_id: None,
+            entry: e.to_bytes(),
+        }])
+        .await?;
+    while snapshot.sequence_audit().await? >= BATCH {}
+
     if !empty {
         target.wipe().await?;
     }
-    custos_store::copy_tables(opened.vault.store.as_ref(), target.as_ref(), tables).await?;
+    custos_store::copy_tables(snapshot.store.as_ref(), target.as_ref(), tables).await?;
     let mut restored = Vec::new();
     for t in Table::ALL {
-        let (mine, theirs) = (opened.vault.store.count(t).await?, target.count(t).await?);
+        let (mine, theirs) = (snapshot.store.count(t).await?, target.count(t).await?);
         if mine != theirs {
             return Err(VaultError::Integrity(format!(
                 "after the restore the backup has {mine:?} {} and {location} {theirs:?}: was \
@@ -104,55 +154,9 @@ pub async fn restore_backup(
         }
         restored.push((t, mine));
     }
-
     let root = root_ring(paths, &inventory)?;
     let vault =
         Vault::with_ring(Arc::clone(&target), inventory, root, Arc::new(SystemClock)).await?;
-    let listed: BTreeSet<SubjectId> = journaled
-        .iter()
-        .chain(&carried)
-        .map(|e| e.subject_id)
-        .collect();
-    let (mut erased_again, mut already_erased, mut not_in_backup) = (0, 0, 0);
-    for subject in listed {
-        if target.erasure(subject).await?.is_some() {
-            already_erased += 1;
-            continue;
-        }
-        match vault.erase_subject(&Principal::Cli, subject).await {
-            Ok(_) => erased_again += 1,
-            Err(VaultError::NotFound(_)) => not_in_backup += 1,
-            Err(e) => return Err(e),
-        }
-    }
-    // The replaced database's erasures are journaled too, so that they outlive it.
-    let known: BTreeSet<SubjectId> = journaled.iter().map(|e| e.subject_id).collect();
-    let unjournaled: Vec<JournalEntry> = carried
-        .iter()
-        .filter(|e| !known.contains(&e.subject_id))
-        .copied()
-        .collect();
-    journal
-        .append(&unjournaled, &vault.keys.signer)
-        .map_err(|e| {
-            VaultError::Setup(format!(
-                "writing the erasure journal {}: {e}",
-                journal.path().display()
-            ))
-        })?;
-
-    let mut e = AuditEntry::new(Principal::Cli.actor(), Action::BackupRestore, Outcome::Ok);
-    e.detail = Some(format!(
-        "backup of {} ({} entries); {erased_again} subjects erased since were erased again",
-        opened.manifest.created_at, opened.manifest.audit_size
-    ));
-    target
-        .append_audit(vec![QueuedAudit {
-            subject_id: None,
-            entry: e.to_bytes(),
-        }])
-        .await?;
-    while vault.sequence_audit().await? >= BATCH {}
     let audit = vault
         .verify_audit(&Principal::Cli)
         .await?
