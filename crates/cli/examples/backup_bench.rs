@@ -48,7 +48,7 @@ async fn main() {
             let _ = std::fs::remove_file(dir.path().join(f));
         }
         let t = Instant::now();
-        custos_vault::restore_backup(&paths, &file, None, false, |_| {}, |_| {})
+        custos_vault::restore_backup(&paths, &file, None, false, false, |_| {}, |_| {})
             .await
             .expect("backup restore");
         let restored = t.elapsed().as_secs_f64();

@@ -45,6 +45,10 @@ pub(crate) enum BackupCommand {
         /// With `--force`: do not ask.
         #[arg(long, requires = "force")]
         yes: bool,
+        /// Restore although the erasure journal is missing or lacks erasures the backup
+        /// holds: erasures made after the backup then come back until made again.
+        #[arg(long)]
+        without_journal: bool,
     },
 }
 
@@ -107,6 +111,7 @@ pub(crate) async fn run(paths: &Paths, command: BackupCommand) -> Result<ExitCod
             identity,
             force,
             yes,
+            without_journal,
         } => {
             if force && !yes {
                 confirm(paths)?;
@@ -118,6 +123,7 @@ pub(crate) async fn run(paths: &Paths, command: BackupCommand) -> Result<ExitCod
                 &file,
                 identity.as_deref(),
                 force,
+                without_journal,
                 move |p| show(&b, p),
                 move |p| {
                     t.set_message(format!("restoring {}", p.table.name()));

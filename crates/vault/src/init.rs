@@ -69,6 +69,12 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
     }
     let backup = backup_identity(paths)?;
     let inventory = paths.read_inventory()?;
+    // An empty journal from the start: a restore then tells a lost journal from one that
+    // never had a line.
+    let journal = inventory.backup.in_dir(&paths.dir).erasure_journal;
+    if !journal.exists() {
+        write_private(&journal, b"")?;
+    }
     let location = paths.location(&inventory)?;
     custos_store::migrate(&location).await?;
     let store = custos_store::open(&location).await?;
@@ -102,7 +108,7 @@ fn backup_identity(paths: &Paths) -> Result<Option<(PathBuf, String)>, VaultErro
     };
     let text = std::fs::read_to_string(&paths.inventory)
         .map_err(|e| VaultError::Setup(format!("reading {}: {e}", paths.inventory.display())))?;
-    if text.lines().any(|l| l.trim() == "[backup]") {
+    if text.lines().any(|l| l.trim_start().starts_with("[backup]")) {
         return Err(VaultError::Setup(format!(
             "{}: [backup] names no recipient: add recipient = \"{recipient}\" (the backup \
              identity {} opens what is encrypted to it)",

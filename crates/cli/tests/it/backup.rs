@@ -95,6 +95,16 @@ async fn a_restore_erases_again_whoever_was_erased_after_the_backup() {
 
     // The database is lost; the data directory (root key, identity, journal) is not.
     lose_database(dir.path());
+    // Without its journal a restore would bring Bob back: it is refused, and changes nothing.
+    let journal = dir.path().join("erasures.journal");
+    let aside = dir.path().join("journal.aside");
+    std::fs::rename(&journal, &aside).unwrap();
+    let why = fails(dir.path(), &["backup", "restore", file.to_str().unwrap()]);
+    assert!(
+        why.contains("erasure journal") && why.contains("missing"),
+        "{why}"
+    );
+    std::fs::rename(&aside, &journal).unwrap();
     let restored = ok(dir.path(), &["backup", "restore", file.to_str().unwrap()]);
     assert!(restored.contains("1 subjects erased again"), "{restored}");
     assert!(

@@ -36,8 +36,13 @@ impl SnapshotStore for PostgresStore {
         // connection and PostgreSQL ends its transaction, rather than a pooled connection
         // going back with a transaction open.
         let holder = deadpool_postgres::Object::take(self.client().await?);
+        // The holder sits idle in its transaction while the pages are read on other
+        // connections: a server's idle-transaction limit must not end it half-way.
         holder
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .batch_execute(
+                "SET idle_in_transaction_session_timeout = 0; \
+                 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )
             .await
             .map_err(backend)?;
         let id: String = holder
@@ -63,17 +68,9 @@ impl SnapshotStore for PostgresStore {
     async fn wipe(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let tables: Vec<String> = tx
-            .query(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() \
-                 AND tablename <> 'custos_schema' ORDER BY tablename",
-                &[],
-            )
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        // Only the tables the migrations create: a schema shared with other applications
+        // keeps theirs.
+        let tables = custos_tables();
         let truncated: Vec<String> = tables
             .iter()
             .filter(|t| !SEEDED.iter().any(|(name, _)| name == t))
@@ -95,6 +92,19 @@ impl SnapshotStore for PostgresStore {
     async fn is_empty(&self) -> Result<bool, StoreError> {
         counts_empty(self).await
     }
+}
+
+/// The tables Custos's migrations create, in the order they create them.
+fn custos_tables() -> Vec<String> {
+    super::schema::MIGRATIONS
+        .iter()
+        .flat_map(|sql| sql.lines())
+        .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
+        .map(|rest| rest.trim_start_matches("IF NOT EXISTS "))
+        .filter_map(|rest| rest.split([' ', '(']).next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs one query in a read-only transaction that adopts the exported snapshot `id`.

@@ -92,8 +92,13 @@ pub async fn create_backup(
     .await
     .map_err(|e| VaultError::Setup(e.to_string()))?
     .map_err(|e| VaultError::Setup(format!("writing the backup: {e}")))?;
-    std::fs::rename(&partial, out)
-        .map_err(|e| VaultError::Setup(format!("moving the backup to {}: {e}", out.display())))?;
+    // A link, unlike a rename, fails when a file of that name appeared meanwhile.
+    std::fs::hard_link(&partial, out).map_err(|e| {
+        VaultError::Setup(format!(
+            "putting the backup at {}: {e} (a backup never overwrites a file)",
+            out.display()
+        ))
+    })?;
     if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

@@ -42,9 +42,12 @@ fn config(
 
 /// Parses an age recipient.
 fn recipient(text: &str, from: &str) -> Result<age::x25519::Recipient, VaultError> {
-    text.trim()
-        .parse()
-        .map_err(|e| VaultError::Setup(format!("{from}: {text:?} is not an age recipient: {e}")))
+    // The value is not repeated: a secret key pasted by mistake must not reach a terminal.
+    text.trim().parse().map_err(|e| {
+        VaultError::Setup(format!(
+            "{from} is not an age recipient (age1...; the identity's public key): {e}"
+        ))
+    })
 }
 
 /// Reads an age identity file: its `AGE-SECRET-KEY-1` line, comments skipped. Like the root
@@ -101,6 +104,7 @@ fn scratch_beside(file: &Path) -> Result<tempfile::TempDir, VaultError> {
     };
     tempfile::Builder::new()
         .prefix(".custos-backup-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(&parent)
         .map_err(|e| {
             VaultError::Setup(format!(

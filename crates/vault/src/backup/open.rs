@@ -198,6 +198,11 @@ fn decrypt(
         if read == 0 {
             break;
         }
+        if n + read as u64 > header.manifest.payload_bytes {
+            return Err(VaultError::Integrity(format!(
+                "{shown}: the snapshot is longer than its manifest says: damaged or changed"
+            )));
+        }
         hash.update(&buf[..read]);
         out.write_all(&buf[..read])
             .map_err(|e| VaultError::Setup(format!("writing {}: {e}", to.display())))?;

@@ -57,6 +57,7 @@ pub async fn restore_backup(
     file: &Path,
     identity: Option<&Path>,
     force: bool,
+    without_journal: bool,
     progress: impl FnMut(BackupProgress) + Send + 'static,
     tables: impl FnMut(CopyProgress),
 ) -> Result<RestoreReport, VaultError> {
@@ -73,7 +74,34 @@ pub async fn restore_backup(
     }
     let opened = open_backup(paths, file, identity, progress).await?;
     let journal = ErasureJournal::at(config(paths, &inventory).erasure_journal);
+    if !journal.path().exists() && !without_journal {
+        return Err(VaultError::Setup(format!(
+            "the erasure journal {} is missing: it lists who was erased after the backup was \
+             made, so restore with it in place ([backup] erasure_journal), or pass \
+             --without-journal to restore knowing that those erasures must be made again",
+            journal.path().display()
+        )));
+    }
     let journaled = journal.read(&opened.vault.keys.signer.verifying_key())?;
+    // Every backup is made after the journal was caught up: an erasure in the backup that
+    // the journal lacks means a journal cut short, or another vault's.
+    let in_journal: BTreeSet<SubjectId> = journaled.iter().map(|e| e.subject_id).collect();
+    let missing = opened
+        .vault
+        .store
+        .erasures()
+        .await?
+        .iter()
+        .filter(|e| !in_journal.contains(&e.subject_id))
+        .count();
+    if missing > 0 && !without_journal {
+        return Err(VaultError::Integrity(format!(
+            "the erasure journal {} lacks {missing} erasures the backup itself holds: it was cut \
+             short, or is not the journal of the vault that made the backup; restore with the \
+             right one, or pass --without-journal",
+            journal.path().display()
+        )));
+    }
     let carried: Vec<JournalEntry> = if empty {
         Vec::new()
     } else {
@@ -89,7 +117,7 @@ pub async fn restore_backup(
     };
 
     // The replaced database's erasures are journaled first, so that they outlive it.
-    let known: BTreeSet<SubjectId> = journaled.iter().map(|e| e.subject_id).collect();
+    let known = &in_journal;
     let unjournaled: Vec<JournalEntry> = carried
         .iter()
         .filter(|e| !known.contains(&e.subject_id))
