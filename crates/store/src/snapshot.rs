@@ -81,6 +81,17 @@ pub(crate) async fn copy_into_new_file(
     crate::sqlite::seal(path).await
 }
 
+/// Refuses a snapshot path that exists: a snapshot is always a new file.
+pub(crate) fn refuse_existing(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Err(StoreError::Backend(format!(
+            "{} exists already: a snapshot is written to a new file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a store holds no rows, by [`CopyStore::count`].
 pub(crate) async fn counts_empty(s: &dyn CopyStore) -> Result<bool, StoreError> {
     for table in Table::ALL {

@@ -7,7 +7,7 @@
 //!
 //! A line holds a subject's random id and a time, never a personal value.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::ids::SubjectId;
 
@@ -55,11 +55,9 @@ impl JournalEntry {
                 .parse()
                 .map_err(|_| format!("{erased:?} is not a time"))?,
         };
-        let bytes: [u8; 64] = hex::decode(signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or("its signature is not 64 bytes of hex")?;
-        key.verify(entry.signed().as_bytes(), &Signature::from_bytes(&bytes))
+        let signature =
+            super::signature_from_hex(signature).ok_or("its signature is not 64 bytes of hex")?;
+        key.verify(entry.signed().as_bytes(), &signature)
             .map_err(|_| "its signature does not verify: it was changed, or is another vault's")?;
         Ok(entry)
     }

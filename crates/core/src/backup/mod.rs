@@ -108,14 +108,11 @@ impl Header {
         }
         let parsed: Manifest = serde_json::from_str(manifest)
             .map_err(|e| format!("its manifest cannot be read: {e}"))?;
-        let bytes: [u8; 64] = hex::decode(signature.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or("its signature line is not 64 bytes of hex")?;
         Ok(Header {
             manifest: parsed,
             signed: format!("{magic}\n{manifest}\n").into_bytes(),
-            signature: Signature::from_bytes(&bytes),
+            signature: signature_from_hex(signature.trim())
+                .ok_or("its signature line is not 64 bytes of hex")?,
         })
     }
 
@@ -134,6 +131,12 @@ impl Header {
         key.verify(&self.signed, &self.signature)
             .map_err(|_| "its manifest's signature does not verify: it was changed".to_owned())
     }
+}
+
+/// An Ed25519 signature written as 128 hex digits.
+pub(crate) fn signature_from_hex(text: &str) -> Option<Signature> {
+    let bytes: [u8; 64] = hex::decode(text).ok()?.try_into().ok()?;
+    Some(Signature::from_bytes(&bytes))
 }
 
 /// SHA-256 over a payload written piece by piece.

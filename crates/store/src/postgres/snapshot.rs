@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 use super::PostgresStore;
 use super::convert::backend;
 use crate::error::StoreError;
-use crate::snapshot::{SnapshotStore, copy_into_new_file, counts_empty};
+use crate::snapshot::{SnapshotStore, copy_into_new_file, counts_empty, refuse_existing};
 
 /// Tables a migration seeds with one row: emptied by resetting that row, not truncating it.
 const SEEDED: [(&str, &str); 2] = [
@@ -26,12 +26,7 @@ const SEEDED: [(&str, &str); 2] = [
 #[async_trait]
 impl SnapshotStore for PostgresStore {
     async fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
-        if path.exists() {
-            return Err(StoreError::Backend(format!(
-                "{} exists already: a snapshot is written to a new file",
-                path.display()
-            )));
-        }
+        refuse_existing(path)?;
         // The holder leaves the pool: if anything below fails, dropping it closes the
         // connection and PostgreSQL ends its transaction, rather than a pooled connection
         // going back with a transaction open.

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use super::SqliteStore;
 use super::convert::backend;
 use crate::error::StoreError;
-use crate::snapshot::{SnapshotStore, counts_empty};
+use crate::snapshot::{SnapshotStore, counts_empty, refuse_existing};
 
 /// Tables a migration seeds with one row: emptied by resetting that row, not deleting it.
 const SEEDED: [(&str, &str); 2] = [
@@ -22,12 +22,7 @@ const SEEDED: [(&str, &str); 2] = [
 #[async_trait]
 impl SnapshotStore for SqliteStore {
     async fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
-        if path.exists() {
-            return Err(StoreError::Backend(format!(
-                "{} exists already: a snapshot is written to a new file",
-                path.display()
-            )));
-        }
+        refuse_existing(path)?;
         let (from, to) = (self.path.clone(), path.to_owned());
         // VACUUM INTO reads one snapshot of the database (a read transaction: writers go on
         // in WAL mode) and writes it compacted into the new file. Its own connection on a

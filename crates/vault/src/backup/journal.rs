@@ -98,6 +98,14 @@ impl ErasureJournal {
     }
 }
 
+/// An erasure of the database's list, as the journal holds it.
+pub(crate) fn entry_of(e: &custos_store::ErasureRow) -> JournalEntry {
+    JournalEntry {
+        subject_id: e.subject_id,
+        erased_ms: e.erased_ms,
+    }
+}
+
 impl Vault {
     /// Appends to the erasure journal every subject on the database's erasure list that it
     /// does not name yet; returns how many. Without a journal (a vault built over a bare
@@ -116,10 +124,7 @@ impl Vault {
             .await?
             .into_iter()
             .filter(|e| !known.contains(&e.subject_id))
-            .map(|e| JournalEntry {
-                subject_id: e.subject_id,
-                erased_ms: e.erased_ms,
-            })
+            .map(|e| entry_of(&e))
             .collect();
         journal.append(&missing, &self.keys.signer).map_err(|e| {
             VaultError::Setup(format!(

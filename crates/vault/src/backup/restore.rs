@@ -12,7 +12,7 @@ use custos_core::backup::journal::JournalEntry;
 use custos_core::ids::SubjectId;
 use custos_store::{CopyProgress, Location, QueuedAudit, Table};
 
-use super::journal::ErasureJournal;
+use super::journal::{ErasureJournal, entry_of};
 use super::open::open_backup;
 use super::{BackupProgress, config};
 use crate::audit::BATCH;
@@ -105,15 +105,7 @@ pub async fn restore_backup(
     let carried: Vec<JournalEntry> = if empty {
         Vec::new()
     } else {
-        target
-            .erasures()
-            .await?
-            .into_iter()
-            .map(|e| JournalEntry {
-                subject_id: e.subject_id,
-                erased_ms: e.erased_ms,
-            })
-            .collect()
+        target.erasures().await?.iter().map(entry_of).collect()
     };
 
     // The replaced database's erasures are journaled first, so that they outlive it.
@@ -140,18 +132,7 @@ pub async fn restore_backup(
         .chain(&carried)
         .map(|e| e.subject_id)
         .collect();
-    let (mut erased_again, mut already_erased, mut not_in_backup) = (0, 0, 0);
-    for subject in listed {
-        if snapshot.store.erasure(subject).await?.is_some() {
-            already_erased += 1;
-            continue;
-        }
-        match snapshot.erase_subject(&Principal::Cli, subject).await {
-            Ok(_) => erased_again += 1,
-            Err(VaultError::NotFound(_)) => not_in_backup += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    let (erased_again, already_erased, not_in_backup) = erase_again(snapshot, listed).await?;
     let mut e = AuditEntry::new(Principal::Cli.actor(), Action::BackupRestore, Outcome::Ok);
     e.detail = Some(format!(
         "backup of {} ({} entries); {erased_again} subjects erased since were erased again",
@@ -202,4 +183,25 @@ pub async fn restore_backup(
         not_in_backup,
         audit,
     })
+}
+
+/// Erases in `snapshot` every listed subject it still holds; says how many were erased
+/// again, how many it held as erased already, and how many it never held.
+async fn erase_again(
+    snapshot: &Vault,
+    listed: BTreeSet<SubjectId>,
+) -> Result<(usize, usize, usize), VaultError> {
+    let (mut erased_again, mut already_erased, mut not_in_backup) = (0, 0, 0);
+    for subject in listed {
+        if snapshot.store.erasure(subject).await?.is_some() {
+            already_erased += 1;
+            continue;
+        }
+        match snapshot.erase_subject(&Principal::Cli, subject).await {
+            Ok(_) => erased_again += 1,
+            Err(VaultError::NotFound(_)) => not_in_backup += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((erased_again, already_erased, not_in_backup))
 }
