@@ -28,6 +28,18 @@ pub(crate) async fn init(paths: &Paths, tls_self_signed: Option<&str>) -> Result
             custos_vault::RootKeySource::Env(name) => {
                 eprintln!("  root key   read from the environment variable {name} ([root_key] env)")
             }
+            custos_vault::RootKeySource::Token {
+                token,
+                label,
+                created,
+            } => eprintln!(
+                "  root key   {label} in {token}, {} (it never leaves the token: back the token up as its maker says)",
+                if *created {
+                    "generated now"
+                } else {
+                    "found there"
+                }
+            ),
         }
         eprintln!("  database   {}", r.database);
         if let Some((identity, recipient)) = &r.backup {

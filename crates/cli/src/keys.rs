@@ -95,7 +95,11 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
             .map(|v| {
                 serde_json::json!({
                     "version": v.version,
-                    "in_file": v.in_file,
+                    "held": v.held,
+                    "token_label": v.token_key.as_ref().map(|(l, _)| l),
+                    "never_left_token": v.token_key.as_ref().map(|(_, n)| n),
+                    // The name before tokens could hold versions; kept for scripts.
+                    "in_file": v.held,
                     "newest": v.newest,
                     "wraps": v.wraps,
                     "created": time(v.created_ms),
@@ -120,9 +124,10 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    println!("root key versions held in {}", s.holder);
     println!(
         "{:>7}  {:>10}  {:<8}  {:<26}  state",
-        "version", "wraps", "in file", "created"
+        "version", "wraps", "held", "created"
     );
     for v in &s.versions {
         let state = match (v.retired_ms, v.newest) {
@@ -135,9 +140,22 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
             "{:>7}  {:>10}  {:<8}  {:<26}  {state}",
             v.version,
             v.wraps,
-            if v.in_file { "yes" } else { "no" },
+            if v.held { "yes" } else { "no" },
             time(v.created_ms).unwrap_or_else(|| "with the vault".into()),
         );
+    }
+    for v in &s.versions {
+        if let Some((label, never_left)) = &v.token_key {
+            println!(
+                "version {} is {label} in the token: {}",
+                v.version,
+                if *never_left {
+                    "generated there, sensitive, never extractable"
+                } else {
+                    "NOT reported as generated there and never extractable: its bytes may exist outside the token"
+                }
+            );
+        }
     }
     match &s.rotation {
         Some(r) if r.finished_ms.is_none() => println!(

@@ -30,7 +30,7 @@ fn crypto(c: &mut Criterion) {
     });
     let root = RootKey::generate(1).unwrap();
     let subject = SubjectId::random();
-    let wrapped = root.wrap(WrapContext::Subject(subject), &key);
+    let wrapped = root.wrap(WrapContext::Subject(subject), &key).unwrap();
     c.bench_function("unwrap subject key", |b| {
         b.iter(|| {
             root.unwrap(WrapContext::Subject(subject), black_box(&wrapped))

@@ -179,6 +179,11 @@ impl From<StoreError> for VaultError {
 
 impl From<custos_core::crypto::CryptoError> for VaultError {
     fn from(e: custos_core::crypto::CryptoError) -> Self {
-        VaultError::Integrity(e.to_string())
+        use custos_core::crypto::CryptoError;
+        match e {
+            // The token or the system failed, not the data: worth trying again.
+            CryptoError::Token(_) | CryptoError::Rng => VaultError::Unavailable(e.to_string()),
+            _ => VaultError::Integrity(e.to_string()),
+        }
     }
 }

@@ -5,10 +5,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use custos_core::crypto::{RootKey, RootKeys};
-use custos_core::inventory::EXAMPLE;
+use custos_core::crypto::RootKey;
+use custos_core::inventory::{EXAMPLE, RootKeyConfig};
 
-use crate::keys::write_root_key;
+use crate::keys::{RootRing, Token, write_root_key};
 use crate::{Paths, SystemClock, Vault, VaultError};
 
 /// Where `init` found or put the root key.
@@ -18,6 +18,16 @@ pub enum RootKeySource {
     File(PathBuf),
     /// The environment variable `[root_key] env` names, read and never written.
     Env(String),
+    /// A PKCS#11 token: where (the token and module), the first key's label, and whether
+    /// `init` generated it now (the token held it already otherwise).
+    Token {
+        /// The token and its module.
+        token: String,
+        /// The label of the newest version there, `custos-root-1` when made now.
+        label: String,
+        /// Whether `init` generated it.
+        created: bool,
+    },
 }
 
 /// What `init` created.
@@ -48,20 +58,13 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
         .create(dir)
         .map_err(|e| VaultError::Setup(format!("creating {}: {e}", dir.display())))?;
     let wrote_inventory = !paths.inventory.exists();
-    // A root key from the environment is never written: the key file is made only when the
-    // inventory does not name a variable.
-    let from_env = match wrote_inventory {
-        true => None,
-        false => paths.read_inventory()?.root_key_env,
+    // A root key from the environment is never written, and one in a token never leaves it:
+    // the key file is made only when the inventory names neither.
+    let config = match wrote_inventory {
+        true => RootKeyConfig::File,
+        false => paths.read_inventory()?.root_key,
     };
-    let root: RootKeys = match &from_env {
-        Some(name) => crate::keys::root_keys_from_env(name)?,
-        None => {
-            let root = RootKey::generate(1)?;
-            write_root_key(&paths.root_key, &root)?;
-            root.into()
-        }
-    };
+    let (root, source) = first_root_key(paths, &config)?;
     if wrote_inventory {
         std::fs::write(&paths.inventory, EXAMPLE).map_err(|e| {
             VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
@@ -78,16 +81,48 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
     let location = paths.location(&inventory)?;
     custos_store::migrate(&location).await?;
     let store = custos_store::open(&location).await?;
-    Vault::with_store(store, inventory, root, Arc::new(SystemClock)).await?;
+    Vault::with_ring(store, inventory, root, Arc::new(SystemClock)).await?;
     Ok(InitReport {
         inventory: (paths.inventory.clone(), wrote_inventory),
-        root_key: match from_env {
-            Some(name) => RootKeySource::Env(name),
-            None => RootKeySource::File(paths.root_key.clone()),
-        },
+        root_key: source,
         database: location,
         backup,
     })
+}
+
+/// The root key's first version where the inventory says to hold it: a new key file, the
+/// environment variable's text, or a key generated in the token (one there already is used).
+fn first_root_key(
+    paths: &Paths,
+    config: &RootKeyConfig,
+) -> Result<(RootRing, RootKeySource), VaultError> {
+    match config {
+        RootKeyConfig::File => {
+            write_root_key(&paths.root_key, &RootKey::generate(1)?)?;
+            Ok((
+                RootRing::from_file(&paths.root_key)?,
+                RootKeySource::File(paths.root_key.clone()),
+            ))
+        }
+        RootKeyConfig::Env(name) => Ok((
+            RootRing::fixed(crate::keys::root_keys_from_env(name)?),
+            RootKeySource::Env(name.clone()),
+        )),
+        RootKeyConfig::Pkcs11(c) => {
+            let token = Token::open(c)?;
+            let created = token.versions().is_empty();
+            if created {
+                token.generate(1)?;
+            }
+            let newest = token.versions().last().copied().unwrap_or(1);
+            let source = RootKeySource::Token {
+                token: token.describe(),
+                label: token.label_of(newest),
+                created,
+            };
+            Ok((RootRing::from_token(token, &paths.root_key), source))
+        }
+    }
 }
 
 /// Makes the backup identity and names its recipient in `[backup]`, unless the inventory

@@ -236,7 +236,7 @@ impl Vault {
             None => {
                 let s = SubjectId::random();
                 let key = DataKey::generate(1)?;
-                let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key);
+                let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key)?;
                 (
                     s,
                     key,

@@ -485,7 +485,7 @@ impl Vault {
             record: copy,
             new_subject: Some(NewSubject {
                 id: nobody,
-                wrapped_key: self.keys.root.wrap(WrapContext::Subject(nobody), &key),
+                wrapped_key: self.keys.root.wrap(WrapContext::Subject(nobody), &key)?,
                 created_ms: day,
             }),
             index,

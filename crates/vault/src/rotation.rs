@@ -10,12 +10,12 @@
 use std::time::Instant;
 
 use custos_core::audit::{Action, AuditEntry, Outcome};
-use custos_core::crypto::{RootKeys, WrapContext};
+use custos_core::crypto::{WrapContext, ciphertext_key_version};
 use custos_store::{
     KeyOwner, QueuedAudit, Rewrap, RotationKind, RotationRow, StoreError, WrappedKey,
 };
 
-use crate::keys::{KeyFileLock, ROOT_KEY_RECHECK, read_root_keys, replace_root_keys};
+use crate::keys::{ROOT_KEY_RECHECK, RootRing};
 use crate::{Principal, Vault, VaultError};
 
 /// Keys wrapped again per transaction unless told otherwise.
@@ -52,8 +52,11 @@ pub struct RotationReport {
 pub struct RootVersionStatus {
     /// The version.
     pub version: u32,
-    /// Whether the key file holds it.
-    pub in_file: bool,
+    /// Whether the key file (or the token) holds it.
+    pub held: bool,
+    /// For a version held in a PKCS#11 token: its label there, and whether the token reports
+    /// it generated inside and never extractable.
+    pub token_key: Option<(String, bool)>,
     /// Whether it is the newest, the one that wraps new keys.
     pub newest: bool,
     /// Keys it still wraps.
@@ -67,6 +70,8 @@ pub struct RootVersionStatus {
 /// The root key versions, and the last rotation.
 #[derive(Debug, Clone)]
 pub struct KeyStatus {
+    /// Where the versions are held: the key file, or the token.
+    pub holder: String,
     /// Every version known to the file or the database, oldest first.
     pub versions: Vec<RootVersionStatus>,
     /// The latest rotation, finished or not.
@@ -102,7 +107,7 @@ fn context(owner: &KeyOwner) -> WrapContext<'_> {
 /// Each key unwrapped under the version that wrapped it and wrapped under `target`, the
 /// ring's newest.
 fn wrapped_again(
-    ring: &RootKeys,
+    ring: &RootRing,
     found: Vec<WrappedKey>,
     target: u32,
 ) -> Result<Vec<Rewrap>, VaultError> {
@@ -119,7 +124,13 @@ fn wrapped_again(
                 };
                 VaultError::Integrity(format!("{whose} cannot be unwrapped: {e}"))
             })?;
-            let new = ring.wrap(ctx, &key);
+            let new = ring.wrap(ctx, &key)?;
+            if ciphertext_key_version(&new)? != target {
+                return Err(VaultError::Conflict(format!(
+                    "root key version {target} is no longer the newest in {}: another rotation added one",
+                    ring.describe()
+                )));
+            }
             Ok(Rewrap {
                 old,
                 new,
@@ -130,17 +141,6 @@ fn wrapped_again(
 }
 
 impl Vault {
-    fn root_key_file(&self) -> Result<&std::path::Path, VaultError> {
-        self.keys.root.file().ok_or_else(|| {
-            VaultError::Setup(
-                "this vault's root key is not read from a key file: it comes from the environment \
-                 variable [root_key] env names, and a rotation writes the new version to a key \
-                 file. Rotate with the key file (root.key), then put its text in the variable"
-                    .into(),
-            )
-        })
-    }
-
     /// Wraps every key the root key wraps under a new root key version, or finishes the
     /// rotation begun before. Servers keep serving: they read the key file again within
     /// [`ROOT_KEY_RECHECK`] and wrap new keys under the new version from then on.
@@ -157,19 +157,17 @@ impl Vault {
     ) -> Result<RotationReport, VaultError> {
         only_cli(p)?;
         let started = Instant::now();
-        let _lock = KeyFileLock::take(self.root_key_file()?)?;
+        let _lock = self.keys.root.lock()?;
         let (rotation, resumed) = match self.store.open_rotation(RotationKind::Root).await? {
             Some(r) => (r, true),
             None => (self.begin_root_rotation(p).await?, false),
         };
         let target = rotation.target;
-        self.keys.root.refresh(true);
-        let ring = self.keys.root.keys();
-        if ring.current_version() != target {
+        let held = self.keys.root.versions();
+        if held.last() != Some(&target) {
             return Err(VaultError::Setup(format!(
-                "the rotation to root key version {target} needs that version as the newest in {}, which holds {:?}",
-                self.root_key_file()?.display(),
-                ring.versions()
+                "the rotation to root key version {target} needs that version as the newest in {}, which holds {held:?}",
+                self.keys.root.describe(),
             )));
         }
         let (mut done, mut rewrapped) = (rotation.done, 0);
@@ -192,7 +190,7 @@ impl Vault {
                 continue;
             }
             looked_again = false;
-            let rewraps = wrapped_again(&ring, found, target)?;
+            let rewraps = wrapped_again(&self.keys.root, found, target)?;
             let n = self.store.rewrap(rotation.id, rewraps).await?;
             done += n;
             rewrapped += n;
@@ -219,15 +217,13 @@ impl Vault {
         })
     }
 
-    /// Claims the next version in the database, then adds it to the key file; or, when a run
-    /// stopped after writing the file and before starting the rotation, takes that version.
-    /// Called under the key file's lock.
+    /// Claims the next version in the database, then adds it where the versions are held (the
+    /// key file or the token); or, when a run stopped after adding it and before starting the
+    /// rotation, takes that version. Called under the key file's lock.
     async fn begin_root_rotation(&self, p: &Principal) -> Result<RotationRow, VaultError> {
-        let file = self.root_key_file()?;
-        let mut keys = read_root_keys(file)?;
         let recorded = self.store.root_versions().await?;
         let last = self.store.last_rotation(RotationKind::Root).await?;
-        let newest = keys.current_version();
+        let newest = self.keys.root.versions().last().copied().unwrap_or(0);
         let begun = recorded
             .iter()
             .any(|r| r.version == newest && r.retired_ms.is_none())
@@ -254,11 +250,9 @@ impl Vault {
                     "root key version {target} was claimed by another rotation: run it again where that one ran"
                 )));
             }
-            keys.add_version_as(target)?;
-            replace_root_keys(file, &keys)?;
+            self.keys.root.add_version(target)?;
             target
         };
-        self.keys.root.refresh(true);
         let now = self.now_ms();
         let total = self
             .store
@@ -290,31 +284,34 @@ impl Vault {
     /// `Forbidden` for any caller but the command line; store errors.
     pub async fn key_status(&self, p: &Principal) -> Result<KeyStatus, VaultError> {
         only_cli(p)?;
-        self.keys.root.refresh(true);
-        let ring = self.keys.root.keys();
+        let held = self.keys.root.versions();
         let counts = self.store.wrapped_per_version().await?;
         let recorded = self.store.root_versions().await?;
-        let mut versions: Vec<u32> = ring.versions();
+        let mut versions: Vec<u32> = held.clone();
         versions.extend(counts.iter().map(|(v, _)| *v));
         versions.extend(recorded.iter().map(|r| r.version));
         versions.sort_unstable();
         versions.dedup();
-        let versions = versions
-            .into_iter()
-            .map(|v| {
-                let row = recorded.iter().find(|r| r.version == v);
-                RootVersionStatus {
-                    version: v,
-                    in_file: ring.holds(v),
-                    newest: v == ring.current_version(),
-                    wraps: counts.iter().find(|(c, _)| *c == v).map_or(0, |(_, n)| *n),
-                    created_ms: row.map(|r| r.created_ms).filter(|ms| *ms > 0),
-                    retired_ms: row.and_then(|r| r.retired_ms),
-                }
-            })
-            .collect();
+        let mut statuses = Vec::with_capacity(versions.len());
+        for v in versions {
+            let row = recorded.iter().find(|r| r.version == v);
+            let token_key = match held.contains(&v) {
+                true => self.keys.root.token_key(v)?,
+                false => None,
+            };
+            statuses.push(RootVersionStatus {
+                version: v,
+                token_key,
+                held: held.contains(&v),
+                newest: held.last() == Some(&v),
+                wraps: counts.iter().find(|(c, _)| *c == v).map_or(0, |(_, n)| *n),
+                created_ms: row.map(|r| r.created_ms).filter(|ms| *ms > 0),
+                retired_ms: row.and_then(|r| r.retired_ms),
+            });
+        }
         Ok(KeyStatus {
-            versions,
+            holder: self.keys.root.describe(),
+            versions: statuses,
             rotation: self.store.last_rotation(RotationKind::Root).await?,
         })
     }
@@ -328,23 +325,22 @@ impl Vault {
     /// `Setup` when the key file cannot be written.
     pub async fn retire_root(&self, p: &Principal, version: u32) -> Result<bool, VaultError> {
         only_cli(p)?;
-        let file = self.root_key_file()?.to_owned();
-        let _lock = KeyFileLock::take(&file)?;
-        let mut keys = read_root_keys(&file)?;
-        if version >= keys.current_version() {
+        let _lock = self.keys.root.lock()?;
+        let held = self.keys.root.versions();
+        let newest = held.last().copied().unwrap_or(0);
+        if version >= newest {
             return Err(VaultError::Conflict(format!(
-                "root key version {version} is not below the newest ({}), which wraps new keys: \
-                 only an older version is retired, after `custos keys rotate-root`",
-                keys.current_version()
+                "root key version {version} is not below the newest ({newest}), which wraps new \
+                 keys: only an older version is retired, after `custos keys rotate-root`"
             )));
         }
         let recorded = self.store.root_versions().await?;
         let row = recorded.iter().find(|r| r.version == version);
-        if row.is_some_and(|r| r.retired_ms.is_some()) && !keys.holds(version) {
+        if row.is_some_and(|r| r.retired_ms.is_some()) && !held.contains(&version) {
             // Retired before: only what the database keeps is dropped again.
             return Ok(self.store.flush_replaced().await.unwrap_or(false));
         }
-        if !keys.holds(version) && row.is_none() {
+        if !held.contains(&version) && row.is_none() {
             return Err(VaultError::Conflict(format!(
                 "there is no root key version {version}: `custos keys status` lists them"
             )));
@@ -359,10 +355,7 @@ impl Vault {
         self.store
             .retire_root_version(version, self.now_ms(), audit)
             .await?;
-        if keys.remove_version(version) {
-            replace_root_keys(&file, &keys)?;
-        }
-        self.keys.root.refresh(true);
+        self.keys.root.remove_version(version)?;
         // Retired and gone from the file already: a failure here only leaves old copies.
         Ok(self.store.flush_replaced().await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "dropping old copies of the retired version's keys failed");

@@ -19,6 +19,7 @@ mod requests;
 mod rights;
 mod secrecy;
 mod tls;
+mod token;
 mod walkthrough;
 
 use std::path::{Path, PathBuf};

@@ -16,13 +16,14 @@ use crate::ids::{MailId, RecordId};
 use crate::secret::Secret;
 
 mod root;
-pub use root::{RootKey, RootKeys, WrapContext};
+pub use root::{RootKey, RootKeys, SealingKey, WrapContext, unwrap_with, wrap_with};
 
 /// Length in bytes of every symmetric key here.
 pub const KEY_LEN: usize = 32;
 /// The algorithm byte that opens every ciphertext: AES-256-GCM with a random 96-bit nonce.
 const ALG_AES256GCM: u8 = 1;
-const NONCE_LEN: usize = 12;
+/// Length in bytes of an AES-GCM nonce here.
+pub const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
 /// What can go wrong with keys and ciphertexts. Messages never carry key material or plaintext.
@@ -44,6 +45,10 @@ pub enum CryptoError {
     /// The root key file cannot be read as a key.
     #[error("root key file is malformed: {0}")]
     KeyFile(&'static str),
+    /// A hardware token holding the root key could not seal or open (its own error, which
+    /// never holds key material).
+    #[error("the root key's token failed: {0}")]
+    Token(String),
 }
 
 fn random_key() -> Result<Secret<[u8; KEY_LEN]>, CryptoError> {
@@ -437,7 +442,7 @@ mod tests {
         let root = RootKey::generate(1).unwrap();
         let dk = DataKey::generate(1).unwrap();
         let s = SubjectId::random();
-        let w = root.wrap(WrapContext::Subject(s), &dk);
+        let w = root.wrap(WrapContext::Subject(s), &dk).unwrap();
         let back = root.unwrap(WrapContext::Subject(s), &w).unwrap();
         let r = RecordId::random();
         let ct = dk.encrypt_field(binding(r, "email"), b"v");
@@ -458,7 +463,7 @@ mod tests {
         let back = RootKey::from_file_contents(text.expose_secret()).unwrap();
         assert_eq!(back.version(), 3);
         let dk = DataKey::generate(1).unwrap();
-        let w = root.wrap(WrapContext::Named("index"), &dk);
+        let w = root.wrap(WrapContext::Named("index"), &dk).unwrap();
         assert!(back.unwrap(WrapContext::Named("index"), &w).is_ok());
         for bad in [
             "",

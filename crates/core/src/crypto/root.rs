@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroize;
 
-use super::{CryptoError, DataKey, KEY_LEN, ciphertext_key_version, open, random_key, seal};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+
+use super::{ALG_AES256GCM, CryptoError, DataKey, HEADER_LEN, KEY_LEN, NONCE_LEN};
+use super::{ciphertext_key_version, random_key};
 use crate::ids::SubjectId;
 use crate::secret::Secret;
 
@@ -36,6 +40,95 @@ impl WrapContext<'_> {
         }
         aad
     }
+}
+
+/// A root key version that seals and opens under AES-256-GCM with the nonce and associated
+/// data it is given: [`RootKey`] in this process's memory, or a key that never leaves a
+/// hardware token (PKCS#11), which does the same inside the token. [`wrap_with`] and
+/// [`unwrap_with`] make one format of both, so a wrapped key does not say where its root is.
+pub trait SealingKey {
+    /// The version this key is, written in the header of everything it wraps.
+    fn version(&self) -> u32;
+    /// AES-256-GCM encryption: the ciphertext with its 16-byte tag appended.
+    ///
+    /// # Errors
+    /// [`CryptoError::Token`] when a token cannot do it.
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+    /// AES-256-GCM decryption of what [`SealingKey::seal`] made.
+    ///
+    /// # Errors
+    /// [`CryptoError::Decrypt`] when the tag does not verify; [`CryptoError::Token`] when a
+    /// token cannot do it.
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Secret<Vec<u8>>, CryptoError>;
+}
+
+/// Wraps a data key under a root key version: `1 | version | nonce | AES-GCM(key version |
+/// key)`, the first five bytes and the context bound as associated data.
+///
+/// # Errors
+/// [`CryptoError::Rng`] when no nonce can be drawn; what the sealing key reports.
+pub fn wrap_with(
+    root: &(impl SealingKey + ?Sized),
+    ctx: WrapContext<'_>,
+    key: &DataKey,
+) -> Result<Vec<u8>, CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| CryptoError::Rng)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + 4 + KEY_LEN + 16);
+    out.push(ALG_AES256GCM);
+    out.extend_from_slice(&root.version().to_be_bytes());
+    let aad = [&out[..5], &ctx.aad()].concat();
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(4 + KEY_LEN));
+    plain.extend_from_slice(&key.version.to_be_bytes());
+    plain.extend_from_slice(key.key.expose_secret());
+    let sealed = root.seal(&nonce, &aad, &plain)?;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Unwraps a key [`wrap_with`] wrapped for the same context under this version.
+///
+/// # Errors
+/// [`CryptoError::UnknownKeyVersion`] for a key wrapped by another version;
+/// [`CryptoError::Decrypt`] when the bytes or the context do not match.
+pub fn unwrap_with(
+    root: &(impl SealingKey + ?Sized),
+    ctx: WrapContext<'_>,
+    wrapped: &[u8],
+) -> Result<DataKey, CryptoError> {
+    let v = ciphertext_key_version(wrapped)?;
+    if v != root.version() {
+        return Err(CryptoError::UnknownKeyVersion(v));
+    }
+    let nonce: [u8; NONCE_LEN] = wrapped[5..HEADER_LEN]
+        .try_into()
+        .map_err(|_| CryptoError::Malformed)?;
+    let aad = [&wrapped[..5], &ctx.aad()].concat();
+    let plain = root.open(&nonce, &aad, &wrapped[HEADER_LEN..])?;
+    let p = plain.expose_secret();
+    if p.len() != 4 + KEY_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+    let mut key = [0u8; KEY_LEN];
+    key.copy_from_slice(&p[4..]);
+    let secret = Secret::new(key);
+    key.zeroize();
+    Ok(DataKey {
+        version,
+        key: secret,
+    })
 }
 
 /// The key-encryption key. It never encrypts data itself, only other keys.
@@ -124,13 +217,11 @@ impl RootKey {
     }
 
     /// Wraps a data key for the given context.
-    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Vec<u8> {
-        let mut plain = Vec::with_capacity(4 + KEY_LEN);
-        plain.extend_from_slice(&key.version.to_be_bytes());
-        plain.extend_from_slice(key.key.expose_secret());
-        let out = seal(self.key.expose_secret(), self.version, &ctx.aad(), &plain);
-        plain.zeroize();
-        out
+    ///
+    /// # Errors
+    /// [`CryptoError::Rng`] when no nonce can be drawn.
+    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Result<Vec<u8>, CryptoError> {
+        wrap_with(self, ctx, key)
     }
 
     /// Unwraps a key wrapped by [`RootKey::wrap`] for the same context.
@@ -139,24 +230,48 @@ impl RootKey {
     /// [`CryptoError::UnknownKeyVersion`] for a key wrapped by another root key version;
     /// [`CryptoError::Decrypt`] when the bytes or the context do not match.
     pub fn unwrap(&self, ctx: WrapContext<'_>, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
-        let v = ciphertext_key_version(wrapped)?;
-        if v != self.version {
-            return Err(CryptoError::UnknownKeyVersion(v));
-        }
-        let plain = open(self.key.expose_secret(), &ctx.aad(), wrapped)?;
-        let p = plain.expose_secret();
-        if p.len() != 4 + KEY_LEN {
-            return Err(CryptoError::Malformed);
-        }
-        let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-        let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(&p[4..]);
-        let secret = Secret::new(key);
-        key.zeroize();
-        Ok(DataKey {
-            version,
-            key: secret,
-        })
+        unwrap_with(self, ctx, wrapped)
+    }
+}
+
+fn gcm_nonce(nonce: &[u8; NONCE_LEN]) -> aes_gcm::aead::Nonce<Aes256Gcm> {
+    Nonce::try_from(&nonce[..]).expect("a nonce of NONCE_LEN bytes")
+}
+
+impl SealingKey for RootKey {
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let cipher = Aes256Gcm::new(self.key.expose_secret().into());
+        cipher
+            .encrypt(
+                &gcm_nonce(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| CryptoError::Malformed)
+    }
+
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Secret<Vec<u8>>, CryptoError> {
+        let cipher = Aes256Gcm::new(self.key.expose_secret().into());
+        cipher
+            .decrypt(&gcm_nonce(nonce), Payload { msg: sealed, aad })
+            .map(Secret::new)
+            .map_err(|_| CryptoError::Decrypt)
     }
 }
 
@@ -266,7 +381,10 @@ impl RootKeys {
     }
 
     /// Wraps a key under the newest version.
-    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`CryptoError::Rng`] when no nonce can be drawn.
+    pub fn wrap(&self, ctx: WrapContext<'_>, key: &DataKey) -> Result<Vec<u8>, CryptoError> {
         self.current().wrap(ctx, key)
     }
 
@@ -296,10 +414,10 @@ mod tests {
     fn a_ring_wraps_under_its_newest_version_and_unwraps_every_version_it_holds() {
         let mut ring = RootKeys::from(RootKey::generate(1).unwrap());
         let key = DataKey::generate(1).unwrap();
-        let old = ring.wrap(WrapContext::Subject(subject()), &key);
+        let old = ring.wrap(WrapContext::Subject(subject()), &key).unwrap();
         assert_eq!(ciphertext_key_version(&old).unwrap(), 1);
         assert_eq!(ring.add_version().unwrap(), 2);
-        let new = ring.wrap(WrapContext::Subject(subject()), &key);
+        let new = ring.wrap(WrapContext::Subject(subject()), &key).unwrap();
         assert_eq!(ciphertext_key_version(&new).unwrap(), 2);
         for w in [&old, &new] {
             let k = ring.unwrap(WrapContext::Subject(subject()), w).unwrap();
@@ -325,7 +443,7 @@ mod tests {
         let back = RootKeys::from_file_contents(text.expose_secret()).unwrap();
         assert_eq!(back.versions(), vec![1, 2]);
         let key = DataKey::generate(1).unwrap();
-        let w = ring.wrap(WrapContext::Named("index"), &key);
+        let w = ring.wrap(WrapContext::Named("index"), &key).unwrap();
         back.unwrap(WrapContext::Named("index"), &w).unwrap();
         // A one-version file is still read as a single key, as before rotation existed.
         assert!(RootKey::from_file_contents(text.expose_secret()).is_err());

@@ -47,7 +47,7 @@ impl Inventory {
         );
         let webhooks = breach_section::webhooks(&mut c, raw.webhooks);
         let backup = backup_section::backup(&mut c, raw.backup);
-        let root_key_env = super::root_key::root_key_env(&mut c, raw.root_key);
+        let root_key = super::root_key::root_key(&mut c, raw.root_key);
         match (organization, mail) {
             (Some(organization), Some(mail)) if c.is_clean() => Ok(Inventory {
                 database,
@@ -64,7 +64,7 @@ impl Inventory {
                 breach,
                 webhooks,
                 backup,
-                root_key_env,
+                root_key,
             }),
             _ => Err(InventoryError {
                 problems: c.into_problems(),

@@ -41,6 +41,7 @@ pub use mail::{
 };
 pub use period::{Anchor, ParsePeriodError, ParseRetentionError, Period, PeriodUnit, Retention};
 pub use portal::PortalConfig;
+pub use root_key::{DEFAULT_TOKEN_LABEL, PinSource, RootKeyConfig, TokenConfig};
 pub use tls::{TlsConfig, TlsVersion};
 
 /// The example inventory `custos init` writes: an online shop.
@@ -98,10 +99,10 @@ pub struct Inventory {
     /// when absent. Never serialised, like `mail`.
     #[serde(skip)]
     pub backup: BackupConfig,
-    /// The environment variable the root key is read from: `[root_key] env`; none, the key
-    /// file. Never serialised, like `mail`.
+    /// Where the root key versions are held: `[root_key]`, the key file when absent. Never
+    /// serialised, like `mail`.
     #[serde(skip)]
-    pub root_key_env: Option<String>,
+    pub root_key: RootKeyConfig,
 }
 
 /// `[rights]`: which regulation profile a subject's requests fall under, and the calendar

@@ -208,7 +208,7 @@ impl Vault {
         let mut out = Vec::with_capacity(n);
         for (id, subject, values) in planned {
             let key = DataKey::generate(1)?;
-            let wrapped_key = self.keys.root.wrap(WrapContext::Subject(subject), &key);
+            let wrapped_key = self.keys.root.wrap(WrapContext::Subject(subject), &key)?;
             let mut record = RecordRow {
                 id,
                 subject_id: subject,
