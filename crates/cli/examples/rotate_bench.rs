@@ -3,7 +3,9 @@
 //! root key `--runs` times, each to a new version, and reports the re-wrap rate (keys wrapped
 //! again per second, from the rotation's first batch to its last, without the final look that
 //! waits for servers to read the key file again). With `--load N`, N tasks write and read
-//! records through the vault during every rotation.
+//! records through the vault during every rotation. With `--token`, the root key is in the
+//! PKCS#11 token `bench/rotate_root.sh --token` made (SoftHSM2): every unwrap and wrap is
+//! done inside it.
 
 mod args;
 
@@ -31,8 +33,21 @@ async fn main() {
     let runs = arg("--runs", 5);
     let batch = arg("--batch", custos_vault::ROTATION_BATCH);
     let load = arg("--load", 0);
+    let token = std::env::args().any(|a| a == "--token");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let paths = Paths::in_dir(dir.path());
+    if token {
+        // The token, its configuration (SOFTHSM2_CONF) and its PIN are the script's.
+        std::fs::write(
+            &paths.inventory,
+            format!(
+                "{}\n[root_key.pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+                 token = \"bench\"\npin_env = \"CUSTOS_BENCH_TOKEN_PIN\"\n",
+                custos_core::inventory::EXAMPLE
+            ),
+        )
+        .expect("custos.toml");
+    }
     custos_vault::init(&paths).await.expect("init");
     let vault = Arc::new(Vault::open(&paths).await.expect("open"));
     let started = Instant::now();
@@ -105,7 +120,12 @@ async fn main() {
         rates.push(rate);
     }
     println!(
-        "root key rotation, SQLite, {subjects} subjects, batch {batch}, load {load}: median {:.0} keys/s over {runs} runs",
+        "root key rotation, SQLite, root key in {}, {subjects} subjects, batch {batch}, load {load}: median {:.0} keys/s over {runs} runs",
+        if token {
+            "a PKCS#11 token (SoftHSM2)"
+        } else {
+            "root.key"
+        },
         median(rates)
     );
 }

@@ -10,6 +10,10 @@ pub enum StoreError {
     /// The row changed since it was read, or a unique value is taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write sealed under a subject's data key that a subjects rotation has replaced
+    /// meanwhile: nothing was written; seal it again under the new key.
+    #[error("the subject's data key was replaced since it was read")]
+    KeyChanged,
     /// The database cannot be reached or is shutting down; trying again later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

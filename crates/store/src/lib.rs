@@ -25,6 +25,7 @@ mod operators;
 mod outbox;
 mod postgres;
 mod records;
+mod rekey;
 mod requests;
 mod rotation;
 mod shared;
@@ -53,6 +54,7 @@ pub use records::{
     EncryptedFields, IndexEntry, NewRecord, NewSubject, RecordChange, RecordRow, RecordStore,
     RecordWithKey, decode_fields, encode_fields,
 };
+pub use rekey::{Rekeyed, Reseal, SubjectKeyStore, SubjectSecrets};
 pub use requests::{RequestQuery, RequestRow, RequestStore};
 pub use rotation::{
     KeyOwner, Rewrap, RootVersionRow, RotationKind, RotationRow, RotationStore, WrappedKey,
@@ -83,7 +85,7 @@ pub mod prelude {
     pub use crate::{
         AuditStore, BreachStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore,
         OutboxStore, RecordStore, RequestStore, RotationStore, SigninStore, SnapshotStore, Store,
-        SubjectStore,
+        SubjectKeyStore, SubjectStore,
     };
 }
 

@@ -60,6 +60,9 @@ pub struct Rewrap {
 pub enum RotationKind {
     /// Every key wrapped by the root key is wrapped again by a new root key version.
     Root,
+    /// Subjects whose data key is older than an age get a new one, and everything sealed
+    /// under it is sealed again (the rotation's target is that age in days).
+    Subjects,
 }
 
 impl RotationKind {
@@ -67,6 +70,7 @@ impl RotationKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RotationKind::Root => "root",
+            RotationKind::Subjects => "subjects",
         }
     }
 
@@ -74,6 +78,7 @@ impl RotationKind {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "root" => Some(RotationKind::Root),
+            "subjects" => Some(RotationKind::Subjects),
             _ => None,
         }
     }
@@ -86,7 +91,8 @@ pub struct RotationRow {
     pub id: i64,
     /// What it does.
     pub kind: RotationKind,
-    /// The version it rotates to.
+    /// The root key version it rotates to; for subjects, the age in days a key must have
+    /// reached to be replaced.
     pub target: u32,
     /// Started, ms since the epoch.
     pub started_ms: i64,

@@ -13,6 +13,7 @@ use crate::ledger::LedgerStore;
 use crate::operators::OperatorStore;
 use crate::outbox::OutboxStore;
 use crate::records::RecordStore;
+use crate::rekey::SubjectKeyStore;
 use crate::requests::RequestStore;
 use crate::rotation::RotationStore;
 use crate::signin::SigninStore;
@@ -30,6 +31,7 @@ pub trait Store:
     + AuditStore
     + KeyStore
     + RotationStore
+    + SubjectKeyStore
     + SubjectStore
     + SigninStore
     + OperatorStore

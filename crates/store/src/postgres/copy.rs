@@ -395,15 +395,16 @@ async fn import_subject(
         .map_err(backend)?;
     let st = tx
         .prepare_cached(
-            "INSERT INTO subject_keys (subject_id, version, wrapped) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO subject_keys (subject_id, version, wrapped, created_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(backend)?;
     for (v, w) in keys {
         let v = i32::try_from(*v)
             .map_err(|_| StoreError::Corrupt("a key version is out of range".into()))?;
-        tx.execute(&st, &[&id.as_uuid(), &v, w])
+        // A key's age is not copied: it is taken as its subject's, never younger than it is.
+        tx.execute(&st, &[&id.as_uuid(), &v, w, &created_ms])
             .await
             .map_err(backend)?;
     }

@@ -11,6 +11,7 @@ use super::convert::backend;
 use super::{PostgresStore, Tx};
 use crate::error::StoreError;
 use crate::outbox::{OUTBOX_COLUMNS, OutboxCounts, OutboxRow, OutboxStore, not_held};
+use crate::rekey::sealed_version;
 
 fn to_mail(r: &Row) -> OutboxRow {
     OutboxRow {
@@ -94,8 +95,15 @@ impl PostgresStore {
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn enqueue_mail(&self, row: OutboxRow) -> Result<(), StoreError> {
+        let sealed = match row.subject_id {
+            Some(_) => sealed_version([&row.sealed])?,
+            None => None,
+        };
         let rows = self
-            .query(
+            .query_guarded(
+                row.subject_id
+                    .unwrap_or_else(|| SubjectId::from(uuid::Uuid::nil())),
+                sealed,
                 &format!(
                     "INSERT INTO outbox ({OUTBOX_COLUMNS}) \
                      SELECT $1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::audit::queue;
 use super::convert::backend;
+use super::rekey::guard_key;
 use super::{PostgresStore, Tx};
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
@@ -14,6 +15,7 @@ use crate::records::{
     IndexEntry, NewRecord, RecordChange, RecordRow, RecordStore, RecordWithKey, decode_fields,
     encode_fields,
 };
+use crate::rekey::sealed_version;
 use crate::shared::RECORD_WITH_KEY;
 
 fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
@@ -40,7 +42,7 @@ fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
 /// waits for an erasure in progress and then sees it and inserts nothing. A subject that does
 /// not exist is left to the foreign key to refuse, as a conflict.
 const INSERT_RECORD: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
-     k AS (INSERT INTO subject_keys (subject_id, version, wrapped) SELECT $1, 1, $4 WHERE $3), \
+     k AS (INSERT INTO subject_keys (subject_id, version, wrapped, created_ms) SELECT $1, 1, $4, $2 WHERE $3), \
      ok AS (SELECT 1 AS one WHERE $3 \
            OR EXISTS (SELECT 1 FROM subjects WHERE id = $6 AND status <> 'erased' FOR SHARE) \
            OR NOT EXISTS (SELECT 1 FROM subjects WHERE id = $6)), \
@@ -160,16 +162,33 @@ async fn insert_index(
 #[async_trait]
 impl RecordStore for PostgresStore {
     async fn insert_record(&self, new: NewRecord) -> Result<(), StoreError> {
-        let client = self.client().await?;
+        // A record of an existing subject is sealed under its key: guarded against a
+        // rotation of it (one more transaction); a new subject's is one statement.
+        let sealed = match new.new_subject {
+            Some(_) => None,
+            None => sealed_version(new.record.fields.values())?,
+        };
+        let mut client = self.client().await?;
         let st = client
             .prepare_cached(INSERT_RECORD)
             .await
             .map_err(backend)?;
         let params = InsertParams::of(&new);
-        let n = client
-            .execute(&st, &params.as_params())
-            .await
-            .map_err(insert_error)?;
+        let n = if sealed.is_some() {
+            let tx = client.transaction().await.map_err(backend)?;
+            guard_key(&tx, new.record.subject_id, sealed).await?;
+            let n = tx
+                .execute(&st, &params.as_params())
+                .await
+                .map_err(insert_error)?;
+            tx.commit().await.map_err(backend)?;
+            n
+        } else {
+            client
+                .execute(&st, &params.as_params())
+                .await
+                .map_err(insert_error)?
+        };
         if n == 0 {
             // The subject is erased.
             return Err(StoreError::NotFound);
@@ -213,6 +232,7 @@ impl RecordStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let r = &change.record;
+        guard_key(&tx, r.subject_id, sealed_version(r.fields.values())?).await?;
         let st = tx
             .prepare_cached(
                 "UPDATE records SET fields = $1, version = version + 1, updated_ms = $2 \
@@ -285,8 +305,7 @@ impl RecordStore for PostgresStore {
         collection: &str,
         id: RecordId,
     ) -> Result<Option<RecordWithKey>, StoreError> {
-        let sql =
-            format!("{RECORD_WITH_KEY} WHERE r.id = $1 AND r.collection = $2 AND k.version = 1");
+        let sql = format!("{RECORD_WITH_KEY} WHERE r.id = $1 AND r.collection = $2");
         let rows = self.query(&sql, &[&id.as_uuid(), &collection]).await?;
         rows.first().map(to_record).transpose()
     }
@@ -299,7 +318,7 @@ impl RecordStore for PostgresStore {
     ) -> Result<Vec<RecordWithKey>, StoreError> {
         let sql = format!(
             "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
-             WHERE b.collection = $1 AND b.field = $2 AND b.digest = $3 AND k.version = 1 \
+             WHERE b.collection = $1 AND b.field = $2 AND b.digest = $3 \
              ORDER BY r.created_ms, r.id"
         );
         let rows = self.query(&sql, &[&collection, &field, &digest]).await?;
@@ -307,9 +326,7 @@ impl RecordStore for PostgresStore {
     }
 
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError> {
-        let sql = format!(
-            "{RECORD_WITH_KEY} WHERE r.subject_id = $1 AND k.version = 1 ORDER BY r.created_ms, r.id"
-        );
+        let sql = format!("{RECORD_WITH_KEY} WHERE r.subject_id = $1 ORDER BY r.created_ms, r.id");
         let rows = self.query(&sql, &[&subject.as_uuid()]).await?;
         rows.iter().map(to_record).collect()
     }
@@ -318,7 +335,7 @@ impl RecordStore for PostgresStore {
         let rows = self
             .query(
                 "SELECT k.wrapped FROM subject_keys k JOIN subjects s ON s.id = k.subject_id \
-                 WHERE k.subject_id = $1 AND k.version = 1 AND s.status <> 'erased'",
+                 WHERE k.subject_id = $1 AND s.status <> 'erased'",
                 &[&subject.as_uuid()],
             )
             .await?;

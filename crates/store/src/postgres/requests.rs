@@ -12,6 +12,7 @@ use super::{PostgresStore, Tx};
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
 use crate::records::{decode_fields, encode_fields};
+use crate::rekey::sealed_version;
 use crate::requests::{RequestQuery, RequestRow, RequestStore, parse_kind, parse_status};
 use crate::shared::{QueryParam, REQUEST_COLUMNS, request_query};
 
@@ -97,7 +98,9 @@ impl RequestStore for PostgresStore {
     async fn insert_request(&self, row: RequestRow, audit: QueuedAudit) -> Result<(), StoreError> {
         // One statement: the request and its audit entry commit together, or neither does.
         let rows = self
-            .query(
+            .query_guarded(
+                row.subject_id,
+                sealed_version(row.reasons.values())?,
                 &format!(
                     "WITH r AS (INSERT INTO requests ({REQUEST_COLUMNS}) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
@@ -134,7 +137,9 @@ impl RequestStore for PostgresStore {
 
     async fn update_request(&self, row: RequestRow, audit: QueuedAudit) -> Result<(), StoreError> {
         let rows = self
-            .query(
+            .query_guarded(
+                row.subject_id,
+                sealed_version(row.reasons.values())?,
                 "WITH u AS (UPDATE requests SET status = $1, due_ms = $2, closed_ms = $3, \
                  body = $4, reasons = $5, version = version + 1 \
                  WHERE id = $6 AND version = $7 RETURNING id) \

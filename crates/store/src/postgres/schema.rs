@@ -271,6 +271,12 @@ CREATE TABLE key_rotations (
 );
 CREATE UNIQUE INDEX key_rotations_open ON key_rotations (kind) WHERE finished_ms IS NULL;
 "#,
+    // When each subject's data key was made: with its subject, until a rotation replaces it.
+    r#"
+ALTER TABLE subject_keys ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
+UPDATE subject_keys k SET created_ms = s.created_ms FROM subjects s WHERE s.id = k.subject_id;
+CREATE INDEX subject_keys_age ON subject_keys (created_ms, subject_id);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

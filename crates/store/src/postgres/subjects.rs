@@ -36,6 +36,8 @@ impl SubjectStore for PostgresStore {
         if status.is_none_or(|s| s == "erased") {
             return Err(StoreError::NotFound);
         }
+        let kept = e.trim.iter().flat_map(|t| t.fields.values());
+        super::rekey::guard_key(&tx, e.subject_id, crate::rekey::sealed_version(kept)?).await?;
         let erase: Vec<Uuid> = e.erase.iter().map(|(r, _)| r.as_uuid()).collect();
         let versions: Vec<i64> = e.erase.iter().map(|(_, v)| *v).collect();
         tx.execute(

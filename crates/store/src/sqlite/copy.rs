@@ -387,13 +387,14 @@ fn import_subject(
     .map_err(backend)?;
     let mut s = c
         .prepare_cached(
-            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )
         .map_err(backend)?;
+    // A key's age is not copied: it is taken as its subject's, never younger than it is.
     for (v, w) in keys {
         let root_version = crate::rotation::root_version_of(w)?;
-        s.execute(params![id_text(id), v, w, root_version])
+        s.execute(params![id_text(id), v, w, root_version, created_ms])
             .map_err(backend)?;
     }
     Ok(())

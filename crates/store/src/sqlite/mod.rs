@@ -30,6 +30,7 @@ mod ledger;
 mod operators;
 mod outbox;
 mod records;
+mod rekey;
 mod requests;
 mod rotation;
 mod schema;

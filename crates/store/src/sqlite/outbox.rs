@@ -7,8 +7,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::convert::{backend, id_text, parse_id};
+use super::rekey::check_key;
 use crate::error::StoreError;
 use crate::outbox::{OUTBOX_COLUMNS, OutboxCounts, OutboxRow, OutboxStore, not_held};
+use crate::rekey::sealed_version;
 
 /// An outbox row as read, in [`OUTBOX_COLUMNS`] order.
 type RawMail = (
@@ -133,6 +135,7 @@ impl OutboxStore for SqliteStore {
                 if keyed.is_none() {
                     return Err(StoreError::NotFound);
                 }
+                check_key(c, subject, sealed_version([&row.sealed])?)?;
             }
             insert_mail(c, &row, false).map_err(|e| match e {
                 StoreError::Conflict(_) => StoreError::Conflict("the mail id is taken".into()),

@@ -7,12 +7,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
+use super::rekey::check_key;
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
 use crate::records::{
     IndexEntry, NewRecord, RecordChange, RecordRow, RecordStore, RecordWithKey, decode_fields,
     encode_fields,
 };
+use crate::rekey::sealed_version;
 use crate::shared::RECORD_WITH_KEY;
 
 fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
@@ -73,6 +75,11 @@ fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
         if status.as_deref() == Some("erased") {
             return Err(StoreError::NotFound);
         }
+        check_key(
+            c,
+            new.record.subject_id,
+            sealed_version(new.record.fields.values())?,
+        )?;
     }
     if let Some(s) = &new.new_subject {
         c.prepare_cached("INSERT INTO subjects (id, created_ms) VALUES (?1, ?2)")
@@ -80,10 +87,17 @@ fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
             .map_err(backend)?;
         let root_version = crate::rotation::root_version_of(&s.wrapped_key)?;
         c.prepare_cached(
-            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version) \
-             VALUES (?1, 1, ?2, ?3)",
+            "INSERT INTO subject_keys (subject_id, version, wrapped, root_version, created_ms) \
+             VALUES (?1, 1, ?2, ?3, ?4)",
         )
-        .and_then(|mut st| st.execute(params![id_text(s.id), s.wrapped_key, root_version]))
+        .and_then(|mut st| {
+            st.execute(params![
+                id_text(s.id),
+                s.wrapped_key,
+                root_version,
+                s.created_ms
+            ])
+        })
         .map_err(backend)?;
     }
     let r = &new.record;
@@ -171,6 +185,7 @@ impl RecordStore for SqliteStore {
     async fn update_record(&self, change: RecordChange) -> Result<(), StoreError> {
         self.write(move |c| {
             let r = &change.record;
+            check_key(c, r.subject_id, sealed_version(r.fields.values())?)?;
             let n = c
                 .prepare_cached(
                     "UPDATE records SET fields = ?1, version = version + 1, updated_ms = ?2 \
@@ -237,9 +252,7 @@ impl RecordStore for SqliteStore {
     ) -> Result<Option<RecordWithKey>, StoreError> {
         let collection = collection.to_owned();
         self.read(move |c| {
-            let sql = format!(
-                "{RECORD_WITH_KEY} WHERE r.id = ?1 AND r.collection = ?2 AND k.version = 1"
-            );
+            let sql = format!("{RECORD_WITH_KEY} WHERE r.id = ?1 AND r.collection = ?2");
             let raw = c
                 .prepare_cached(&sql)
                 .and_then(|mut s| {
@@ -263,20 +276,21 @@ impl RecordStore for SqliteStore {
         self.read(move |c| {
             let sql = format!(
                 "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
-                 WHERE b.collection = ?1 AND b.field = ?2 AND b.digest = ?3 AND k.version = 1 ORDER BY r.created_ms"
+                 WHERE b.collection = ?1 AND b.field = ?2 AND b.digest = ?3 ORDER BY r.created_ms"
             );
             let mut s = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = s.query_map(params![collection, field, digest], record_with_key).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_record_flagged)).collect()
+            let rows = s
+                .query_map(params![collection, field, digest], record_with_key)
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(to_record_flagged))
+                .collect()
         })
         .await
     }
 
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError> {
         self.read(move |c| {
-            let sql = format!(
-                "{RECORD_WITH_KEY} WHERE r.subject_id = ?1 AND k.version = 1 ORDER BY r.created_ms"
-            );
+            let sql = format!("{RECORD_WITH_KEY} WHERE r.subject_id = ?1 ORDER BY r.created_ms");
             let mut s = c.prepare_cached(&sql).map_err(backend)?;
             let rows = s
                 .query_map([id_text(subject)], record_with_key)
@@ -291,7 +305,7 @@ impl RecordStore for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT k.wrapped FROM subject_keys k JOIN subjects s ON s.id = k.subject_id \
-                 WHERE k.subject_id = ?1 AND k.version = 1 AND s.status <> 'erased'",
+                 WHERE k.subject_id = ?1 AND s.status <> 'erased'",
             )
             .and_then(|mut s| s.query_row([id_text(subject)], |r| r.get(0)).optional())
             .map_err(backend)

@@ -9,9 +9,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
+use super::rekey::check_key;
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
 use crate::records::{decode_fields, encode_fields};
+use crate::rekey::sealed_version;
 use crate::requests::{RequestQuery, RequestRow, RequestStore, parse_kind, parse_status};
 use crate::shared::{QueryParam, REQUEST_COLUMNS, request_query};
 
@@ -141,6 +143,7 @@ impl RequestStore for SqliteStore {
             if keyed.is_none() {
                 return Err(StoreError::NotFound);
             }
+            check_key(c, row.subject_id, sealed_version(row.reasons.values())?)?;
             insert_request(c, &row, false).map_err(|e| match e {
                 StoreError::Conflict(_) => StoreError::Conflict("the request id is taken".into()),
                 e => e,
@@ -152,6 +155,7 @@ impl RequestStore for SqliteStore {
 
     async fn update_request(&self, row: RequestRow, audit: QueuedAudit) -> Result<(), StoreError> {
         self.write(move |c| {
+            check_key(c, row.subject_id, sealed_version(row.reasons.values())?)?;
             let n = c
                 .prepare_cached(
                     "UPDATE requests SET status = ?1, due_ms = ?2, closed_ms = ?3, body = ?4, \

@@ -270,6 +270,13 @@ CREATE TABLE key_rotations (
 );
 CREATE UNIQUE INDEX key_rotations_open ON key_rotations (kind) WHERE finished_ms IS NULL;
 "#,
+    // When each subject's data key was made: with its subject, until a rotation replaces it.
+    r#"
+ALTER TABLE subject_keys ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE subject_keys SET created_ms =
+    COALESCE((SELECT created_ms FROM subjects WHERE subjects.id = subject_keys.subject_id), 0);
+CREATE INDEX subject_keys_age ON subject_keys (created_ms, subject_id);
+"#,
 ];
 
 pub(super) fn pragmas(conn: &Connection) -> Result<(), StoreError> {

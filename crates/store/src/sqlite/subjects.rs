@@ -29,6 +29,8 @@ impl SubjectStore for SqliteStore {
             if status.is_none_or(|s| s == "erased") {
                 return Err(StoreError::NotFound);
             }
+            let kept = e.trim.iter().flat_map(|t| t.fields.values());
+            super::rekey::check_key(c, e.subject_id, crate::rekey::sealed_version(kept)?)?;
             // One prepared statement each, reused for every record.
             let mut index = c
                 .prepare_cached("DELETE FROM blind_index WHERE record_id = ?1")

@@ -4,6 +4,7 @@
 mod breach;
 mod operators;
 mod outbox;
+mod rekey;
 mod requests;
 mod rotation;
 mod signin;
@@ -79,6 +80,16 @@ macro_rules! conformance {
                     return;
                 };
                 crate::rotation::keys_are_rewrapped_once_and_a_version_retires_empty(
+                    fresh.store.clone(),
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn a_subject_is_rekeyed_whole_and_a_stale_write_is_refused() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::rekey::a_subject_is_rekeyed_whole_and_a_stale_write_is_refused(
                     fresh.store.clone(),
                 )
                 .await;

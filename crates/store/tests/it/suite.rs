@@ -17,7 +17,7 @@ pub(crate) fn audit(tag: &str, subject: Option<SubjectId>) -> QueuedAudit {
     }
 }
 
-fn row(subject: SubjectId, fields: &[(&str, &[u8])]) -> RecordRow {
+pub(crate) fn row(subject: SubjectId, fields: &[(&str, &[u8])]) -> RecordRow {
     RecordRow {
         id: RecordId::random(),
         subject_id: subject,
