@@ -1,12 +1,14 @@
-//! `custos keys`: root key versions. `rotate-root` wraps every key again under a new version
-//! (resuming a rotation that was stopped), `status` shows what each version still wraps, and
-//! `retire` removes a version that wraps nothing.
+//! `custos keys`: root key versions and customers' data keys. `rotate-root` wraps every key
+//! again under a new version (resuming a rotation that was stopped), `status` shows what each
+//! version still wraps, `retire` removes a version that wraps nothing, and `rotate-subjects`
+//! gives customers new data keys and seals their data again under them.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use custos_vault::{Paths, Principal, ROTATION_BATCH, Vault};
+use custos_core::inventory::Period;
+use custos_vault::{Paths, Principal, REKEY_BATCH, ROTATION_BATCH, Vault};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
@@ -29,6 +31,18 @@ pub(crate) enum KeysCommand {
         /// The version.
         version: u32,
     },
+    /// Give customers new data keys and seal again, under the new key, their records'
+    /// fields, their requests' reasons and the mail queued to them, while servers serve. Run
+    /// it again to resume a rotation that was stopped or killed.
+    RotateSubjects {
+        /// Only customers whose data key is older than this (30d, 13m, 1y); every customer's
+        /// without it.
+        #[arg(long)]
+        older_than: Option<Period>,
+        /// Customers read per page.
+        #[arg(long, default_value_t = REKEY_BATCH)]
+        batch: usize,
+    },
 }
 
 pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode> {
@@ -38,6 +52,9 @@ pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode>
     match command {
         KeysCommand::RotateRoot { batch } => rotate(&vault, batch).await,
         KeysCommand::Status { json } => status(&vault, json).await,
+        KeysCommand::RotateSubjects { older_than, batch } => {
+            rotate_subjects(&vault, older_than, batch).await
+        }
         KeysCommand::Retire { version } => {
             let flushed = vault.retire_root(&Principal::Cli, version).await?;
             println!("root key version {version} retired: removed from the key file");
@@ -79,6 +96,43 @@ async fn rotate(vault: &Vault, batch: usize) -> Result<ExitCode> {
             format!(", {} in all since the rotation began", r.done)
         } else {
             String::new()
+        },
+        r.seconds
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_subjects(
+    vault: &Vault,
+    older_than: Option<Period>,
+    batch: usize,
+) -> Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "customers' data keys [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let report = vault
+        .rotate_subjects(&Principal::Cli, older_than, batch, |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = report.context("rotating customers' data keys (run it again to resume)")?;
+    println!(
+        "customers' data keys: {} given a new key{}, everything sealed under the old ones \
+         sealed again; no key made {} remains ({:.1} s)",
+        r.rekeyed,
+        if r.resumed {
+            format!(", {} in all since the rotation began", r.done)
+        } else {
+            String::new()
+        },
+        match r.older_than_days {
+            0 => "before the rotation began".to_owned(),
+            d => format!("more than {d} days before the rotation began"),
         },
         r.seconds
     );

@@ -177,6 +177,10 @@ pub enum Action {
     /// A root key version that wrapped nothing any more was retired: `detail` names it.
     #[serde(rename = "root_key.retire")]
     RootKeyRetire,
+    /// A rotation of subjects' data keys finished: every subject whose key was older than the
+    /// age `detail` names has a new one, with how many were replaced.
+    #[serde(rename = "subject_keys.rotate")]
+    SubjectKeysRotate,
     /// A backup was made: `detail` says of how many rows and audit entries (never where it
     /// was written, which may name a person's machine).
     #[serde(rename = "backup.create")]

@@ -15,6 +15,7 @@ use custos_core::time::format_time_ms;
 use custos_store::{Erasure, QueuedAudit, StoreError, Trim};
 use serde::Serialize;
 
+use crate::error::{KEY_ATTEMPTS, KEY_CHANGED_AGAIN};
 use crate::{Principal, Vault, VaultError};
 
 /// A subject on the erasure list.
@@ -51,6 +52,26 @@ impl Vault {
         subject: SubjectId,
     ) -> Result<SignedCertificate, VaultError> {
         self.authorize(p, &Act::EraseSubject { subject })?;
+        // Planned again when a rotation replaced the subject's key meanwhile: what is kept
+        // is written back as stored, under the key it is sealed with.
+        for _ in 0..KEY_ATTEMPTS {
+            let erasure = self.plan_erasure(p, subject).await?;
+            let erased_ms = erasure.erased_ms;
+            match self.store.erase_subject(erasure).await {
+                Err(StoreError::KeyChanged) => continue,
+                Err(StoreError::NotFound) => return Err(VaultError::NotFound("subject")),
+                Err(e) => return Err(e.into()),
+                Ok(()) => {
+                    self.journal_erasure(subject, erased_ms);
+                    return self.certificate_of(subject).await;
+                }
+            }
+        }
+        Err(VaultError::Conflict(KEY_CHANGED_AGAIN.into()))
+    }
+
+    /// What erasing `subject` now does, from its records and the holds on them.
+    async fn plan_erasure(&self, p: &Principal, subject: SubjectId) -> Result<Erasure, VaultError> {
         if self.store.subject_key(subject).await?.is_none() {
             return Err(VaultError::NotFound("subject"));
         }
@@ -112,15 +133,7 @@ impl Vault {
         entry.subject_id = Some(subject);
         entry.erasure = Some(summary);
         erasure.audit.entry = entry.to_bytes();
-        self.store
-            .erase_subject(erasure)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => VaultError::NotFound("subject"),
-                e => e.into(),
-            })?;
-        self.journal_erasure(subject, erased_ms);
-        self.certificate_of(subject).await
+        Ok(erasure)
     }
 
     /// The certificate of a subject's erasure, signed again now.

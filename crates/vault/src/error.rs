@@ -162,24 +162,18 @@ impl From<custos_core::rights::TransitionError> for VaultError {
     }
 }
 
-/// What a write refused because a subjects rotation replaced the key it sealed under says;
-/// the vault seals again and retries before any caller sees it ([`VaultError::is_key_changed`]).
-pub(crate) const KEY_CHANGED: &str =
-    "the customer's data key was replaced by a rotation meanwhile: try again";
-
-impl VaultError {
-    /// Whether this is a write refused because the subject's data key was replaced meanwhile.
-    pub(crate) fn is_key_changed(&self) -> bool {
-        matches!(self, VaultError::Conflict(m) if m == KEY_CHANGED)
-    }
-}
+/// How many times a write sealed under a subject's key is sealed again when a rotation
+/// replaced the key meanwhile (`StoreError::KeyChanged`), before the caller is told.
+pub(crate) const KEY_ATTEMPTS: usize = 5;
+/// What the caller is told then.
+pub(crate) const KEY_CHANGED_AGAIN: &str = "the customer's data key is being replaced; try again";
 
 impl From<StoreError> for VaultError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => VaultError::NotFound("record"),
             StoreError::Conflict(m) => VaultError::Conflict(m),
-            StoreError::KeyChanged => VaultError::Conflict(KEY_CHANGED.into()),
+            StoreError::KeyChanged => VaultError::Conflict(KEY_CHANGED_AGAIN.into()),
             StoreError::Unavailable(m) => VaultError::Unavailable(m),
             StoreError::Corrupt(m) => VaultError::Integrity(m),
             StoreError::SchemaTooNew { .. } | StoreError::SchemaTooOld { .. } => {

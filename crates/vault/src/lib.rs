@@ -20,6 +20,7 @@ mod mail;
 mod operators;
 mod portal;
 mod records;
+mod rekey;
 mod reports;
 mod requests;
 mod retention;
@@ -75,6 +76,7 @@ pub use operators::{
 };
 pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
+pub use rekey::{REKEY_BATCH, RekeyProgress, RekeyReport};
 pub use requests::{
     MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step, WeekCount,
 };

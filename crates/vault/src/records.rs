@@ -16,6 +16,7 @@ use custos_store::{
 };
 use serde::Serialize;
 
+use crate::error::{KEY_ATTEMPTS, KEY_CHANGED_AGAIN};
 use crate::{InvalidKind, Principal, Vault, VaultError};
 
 /// How often a change is retried when a concurrent change to the same record won.
@@ -224,59 +225,67 @@ impl Vault {
                 "no subject with this id exists",
             )
         };
-        let (subject_id, key, new_subject) = match subject {
-            Some(s) => {
-                let wrapped = self.store.subject_key(s).await?.ok_or_else(unknown)?;
-                (
-                    s,
-                    self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?,
-                    None,
-                )
-            }
-            None => {
-                let s = SubjectId::random();
-                let key = DataKey::generate(1)?;
-                let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key)?;
-                (
-                    s,
-                    key,
-                    Some(NewSubject {
-                        id: s,
-                        wrapped_key,
-                        created_ms: now,
-                    }),
-                )
-            }
-        };
         let id = RecordId::random();
-        let mut record = RecordRow {
-            id,
-            subject_id,
-            collection: collection.to_owned(),
-            fields: BTreeMap::new(),
-            version: 1,
-            created_ms: now,
-            updated_ms: now,
-        };
-        let index = self.encrypt(&key, coll, &mut record, &values);
-        let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
-        audit.fields = values.keys().cloned().collect();
-        let digests = index.clone();
-        self.store
-            .insert_record(NewRecord {
-                record,
-                new_subject,
-                index,
-                audit: queued(&audit),
-            })
-            .await
-            .map_err(|e| match e {
+        // Sealed again and retried when a rotation replaces the subject's key meanwhile.
+        for _ in 0..KEY_ATTEMPTS {
+            let (subject_id, key, new_subject) = match subject {
+                Some(s) => {
+                    let wrapped = self.store.subject_key(s).await?.ok_or_else(unknown)?;
+                    (
+                        s,
+                        self.keys.root.unwrap(WrapContext::Subject(s), &wrapped)?,
+                        None,
+                    )
+                }
+                None => {
+                    let s = SubjectId::random();
+                    let key = DataKey::generate(1)?;
+                    let wrapped_key = self.keys.root.wrap(WrapContext::Subject(s), &key)?;
+                    (
+                        s,
+                        key,
+                        Some(NewSubject {
+                            id: s,
+                            wrapped_key,
+                            created_ms: now,
+                        }),
+                    )
+                }
+            };
+            let mut record = RecordRow {
+                id,
+                subject_id,
+                collection: collection.to_owned(),
+                fields: BTreeMap::new(),
+                version: 1,
+                created_ms: now,
+                updated_ms: now,
+            };
+            let index = self.encrypt(&key, coll, &mut record, &values);
+            let mut audit = audit_for(p, Action::RecordCreate, collection, id, subject_id);
+            audit.fields = values.keys().cloned().collect();
+            let digests = index.clone();
+            let inserted = self
+                .store
+                .insert_record(NewRecord {
+                    record,
+                    new_subject,
+                    index,
+                    audit: queued(&audit),
+                })
+                .await;
+            match inserted {
+                Err(StoreError::KeyChanged) => continue,
                 // Erased since its key was read.
-                StoreError::NotFound => unknown(),
-                e => e.into(),
-            })?;
-        self.check_canary_values(p, collection, id, &digests).await;
-        Ok(Created { id, subject_id })
+                Err(StoreError::NotFound) => return Err(unknown()),
+                Err(e) => return Err(e.into()),
+                Ok(()) => {
+                    self.check_canary_values(p, collection, id, &digests).await;
+                    return Ok(Created { id, subject_id });
+                }
+            }
+        }
+        Err(VaultError::Conflict(KEY_CHANGED_AGAIN.into()))
     }
 
     /// Decides field by field what `caller` may see of a record for `purpose`, decrypting only
@@ -540,7 +549,8 @@ impl Vault {
                 audit: queued(&audit),
             };
             match self.store.update_record(change).await {
-                Err(StoreError::Conflict(_)) => continue,
+                // Changed by another, or its subject's key replaced by a rotation: read again.
+                Err(StoreError::Conflict(_) | StoreError::KeyChanged) => continue,
                 other => return Ok(other?),
             }
         }

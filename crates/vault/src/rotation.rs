@@ -78,7 +78,7 @@ pub struct KeyStatus {
     pub rotation: Option<RotationRow>,
 }
 
-fn only_cli(p: &Principal) -> Result<(), VaultError> {
+pub(crate) fn only_cli(p: &Principal) -> Result<(), VaultError> {
     if matches!(p, Principal::Cli) {
         Ok(())
     } else {
@@ -88,7 +88,7 @@ fn only_cli(p: &Principal) -> Result<(), VaultError> {
     }
 }
 
-fn entry(p: &Principal, action: Action, detail: String) -> QueuedAudit {
+pub(crate) fn entry(p: &Principal, action: Action, detail: String) -> QueuedAudit {
     let mut e = AuditEntry::new(p.actor(), action, Outcome::Ok);
     e.detail = Some(detail);
     QueuedAudit {

@@ -148,8 +148,8 @@ impl Vault {
     ) -> Result<BTreeMap<SubjectId, ProfileId>, VaultError> {
         let mut out = BTreeMap::new();
         for s in subjects {
-            let profile = match self.subject_data_key(*s).await? {
-                Some(key) => self.jurisdiction_of(*s, &key, Place::default()).await?.0.id,
+            let profile = match self.store.subject_key(*s).await? {
+                Some(_) => self.jurisdiction_of(*s, Place::default()).await?.0.id,
                 // Erased since: no key, no fields; the default profile.
                 None => self.inventory.rights.default_profile,
             };

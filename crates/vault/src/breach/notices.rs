@@ -223,9 +223,9 @@ impl Vault {
         &self,
         s: SubjectId,
     ) -> Result<Option<(String, custos_core::personal::PersonalValue, String)>, VaultError> {
-        let Some(key) = self.subject_data_key(s).await? else {
+        if self.store.subject_key(s).await?.is_none() {
             return Ok(None);
-        };
+        }
         let mut records = self.store.subject_records(s).await?;
         records.sort_by_key(|r| std::cmp::Reverse(r.record.updated_ms));
         for rec in &records {
@@ -237,6 +237,11 @@ impl Vault {
                 let Some(ct) = r.fields.get(name).filter(|_| decl.ty == FieldType::Email) else {
                     continue;
                 };
+                // The key read with the record: a rotation between reads never mismatches them.
+                let key = self.keys.root.unwrap(
+                    custos_core::crypto::WrapContext::Subject(s),
+                    &rec.wrapped_key,
+                )?;
                 let v = crate::records::open_field(&key, r, name, ct)?;
                 return Ok(Some((r.collection.clone(), v, name.clone())));
             }

@@ -200,10 +200,12 @@ impl Vault {
             return Err(refused);
         }
         let records = self.store.subject_records(subject).await?;
-        let wrapped = match (self.store.subject_key(subject).await?, records.first()) {
-            (Some(w), _) => w,
-            // Erased but for what the law keeps: what is kept is still theirs to see.
-            (None, Some(kept)) => kept.wrapped_key.clone(),
+        // The key read with the records, when there are any: a rotation of the subject's key
+        // between two reads never pairs the records with another key. Erased but for what the
+        // law keeps: what is kept is still theirs to see.
+        let wrapped = match (records.first(), self.store.subject_key(subject).await?) {
+            (Some(r), _) => r.wrapped_key.clone(),
+            (None, Some(w)) => w,
             (None, None) => return Err(VaultError::NotFound("subject")),
         };
         // Reads answered a moment ago may still be queued: integrate them, so the export

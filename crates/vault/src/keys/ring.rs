@@ -118,7 +118,7 @@ impl RootRing {
     pub(crate) fn refresh(&self, force: bool) {
         match &self.holder {
             Holder::Memory(_) => {}
-            Holder::Token(t) => t.refresh(force),
+            Holder::Token(t) => t.refresh(force, ROOT_KEY_RECHECK),
             Holder::File { path, state } => refresh_file(path, state, force),
         }
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
@@ -25,7 +25,6 @@ use custos_core::crypto::{
 use custos_core::inventory::{PinSource, TokenConfig};
 use custos_core::secret::Secret;
 
-use super::ring::ROOT_KEY_RECHECK;
 use crate::VaultError;
 
 /// Sessions kept open for reuse; more are opened under load and closed after.
@@ -192,11 +191,11 @@ impl Token {
     }
 
     /// Looks for versions added or removed by another process (at once with `force`, else at
-    /// most once per [`ROOT_KEY_RECHECK`]). A token that cannot be read keeps what is held.
-    pub(crate) fn refresh(&self, force: bool) {
+    /// most once per `recheck`). A token that cannot be read keeps what is held.
+    pub(crate) fn refresh(&self, force: bool, recheck: Duration) {
         {
             let st = self.state.read().expect("token state lock");
-            if !force && st.checked.elapsed() < ROOT_KEY_RECHECK {
+            if !force && st.checked.elapsed() < recheck {
                 return;
             }
         }
@@ -292,7 +291,7 @@ impl Token {
             .map_err(|e| {
                 VaultError::Setup(format!("generating {label} in {}: {e}", self.describe()))
             })?;
-        self.refresh(true);
+        self.refresh(true, Duration::ZERO);
         Ok(())
     }
 
@@ -309,7 +308,7 @@ impl Token {
                     self.describe()
                 ))
             })?;
-        self.refresh(true);
+        self.refresh(true, Duration::ZERO);
         Ok(true)
     }
 

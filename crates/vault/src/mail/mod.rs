@@ -21,6 +21,7 @@ use custos_store::{OutboxCounts, OutboxRow, StoreError};
 pub use transport::{SMTP_TIMEOUT, SmtpRelay, Transport};
 
 use crate::breach::webhook::Posted;
+use crate::error::{KEY_ATTEMPTS, KEY_CHANGED_AGAIN};
 use crate::{Vault, VaultError};
 
 /// Messages one round claims at most.
@@ -80,28 +81,33 @@ impl Vault {
         let id = MailId::random();
         let at = MessageBinding { id };
         let plain = mail.to_plaintext();
-        let sealed = match subject {
-            Some(s) => {
-                if self.store.erasure(s).await?.is_some() {
-                    return Err(VaultError::NotFound("subject"));
+        // Sealed again and retried when a rotation replaces the subject's key meanwhile.
+        for _ in 0..KEY_ATTEMPTS {
+            let sealed = match subject {
+                Some(s) => {
+                    if self.store.erasure(s).await?.is_some() {
+                        return Err(VaultError::NotFound("subject"));
+                    }
+                    let key = self
+                        .subject_data_key(s)
+                        .await?
+                        .ok_or(VaultError::NotFound("subject"))?;
+                    key.encrypt_message(at, plain.expose_secret())
                 }
-                let key = self
-                    .subject_data_key(s)
+                None => self
+                    .outbox_key()
                     .await?
-                    .ok_or(VaultError::NotFound("subject"))?;
-                key.encrypt_message(at, plain.expose_secret())
+                    .encrypt_message(at, plain.expose_secret()),
+            };
+            let row = OutboxRow::queued(id, subject, now, expires_at_ms, sealed);
+            match self.store.enqueue_mail(row).await {
+                Ok(()) => return Ok(id),
+                Err(StoreError::KeyChanged) => continue,
+                Err(StoreError::NotFound) => return Err(VaultError::NotFound("subject")),
+                Err(e) => return Err(e.into()),
             }
-            None => self
-                .outbox_key()
-                .await?
-                .encrypt_message(at, plain.expose_secret()),
-        };
-        let row = OutboxRow::queued(id, subject, now, expires_at_ms, sealed);
-        self.store.enqueue_mail(row).await.map_err(|e| match e {
-            StoreError::NotFound => VaultError::NotFound("subject"),
-            e => e.into(),
-        })?;
-        Ok(id)
+        }
+        Err(VaultError::Conflict(KEY_CHANGED_AGAIN.into()))
     }
 
     /// One delivery round for server `holder`: claims up to [`DELIVERY_BATCH`] due messages

@@ -180,7 +180,7 @@ impl Vault {
             .subject_data_key(new.subject)
             .await?
             .ok_or_else(unknown)?;
-        let (profile, read) = self.jurisdiction_of(new.subject, &key, given).await?;
+        let (profile, read) = self.jurisdiction_of(new.subject, given).await?;
         let calendar = &self.inventory.rights.calendar;
         let request = Request::new(
             RequestId::random(),
@@ -287,12 +287,37 @@ impl Vault {
         }
     }
 
+    /// The value of `field` in the subject's most recently changed record of its collection
+    /// that holds it, as text, opened with the key read with that record (so a rotation of
+    /// the subject's key between reads never pairs a record with another key).
+    fn latest_value(
+        &self,
+        records: &[custos_store::RecordWithKey],
+        field: &FieldRef,
+    ) -> Result<Option<String>, VaultError> {
+        let latest = records
+            .iter()
+            .filter(|r| {
+                r.record.collection == field.collection
+                    && r.record.fields.contains_key(&field.field)
+            })
+            .max_by_key(|r| r.record.updated_ms);
+        let Some(rec) = latest else { return Ok(None) };
+        let r = &rec.record;
+        let key = self
+            .keys
+            .root
+            .unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
+        let value = crate::records::open_field(&key, r, &field.field, &r.fields[&field.field])?;
+        // A country or region code, which places the subject under a profile.
+        Ok(value.expose_secret().as_str().map(str::to_owned))
+    }
+
     /// The profile a subject falls under, from the place given or else the country and region
     /// fields their records hold; with the collection and fields read, when any was.
     pub(crate) async fn jurisdiction_of(
         &self,
         subject: SubjectId,
-        key: &DataKey,
         given: Place,
     ) -> Result<(&'static Profile, Option<(String, Vec<String>)>), VaultError> {
         let rights = &self.inventory.rights;
@@ -308,7 +333,7 @@ impl Vault {
         if !wanted.is_empty() {
             let records = self.store.subject_records(subject).await?;
             for f in wanted {
-                let Some(value) = latest_value(&records, key, f)? else {
+                let Some(value) = self.latest_value(&records, f)? else {
                     continue;
                 };
                 let entry = read.get_or_insert_with(|| (f.collection.clone(), Vec::new()));
@@ -415,8 +440,25 @@ impl Vault {
                 }
                 None => None,
             };
+            // A rotation of the subject's key between reading the row and the key: both are
+            // read again, so the reasons open with the key they were sealed under.
+            let mut row = std::borrow::Cow::Borrowed(row);
+            if let Some(i) = at {
+                let other = |k: &DataKey| {
+                    row.reasons.values().any(|ct| {
+                        custos_core::crypto::ciphertext_key_version(ct)
+                            .is_ok_and(|v| v != k.version())
+                    })
+                };
+                if keys[i].1.as_ref().is_some_and(other) {
+                    keys[i].1 = self.subject_data_key(row.subject_id).await?;
+                    if let Some(again) = self.store.request(row.id).await? {
+                        row = std::borrow::Cow::Owned(again);
+                    }
+                }
+            }
             let key = at.and_then(|i| keys[i].1.as_ref());
-            let (view, opened) = stored::view(row, key, now, calendar)?;
+            let (view, opened) = stored::view(&row, key, now, calendar)?;
             if !opened.is_empty() {
                 let mut e = AuditEntry::new(p.actor(), Action::RequestRead, Outcome::Ok);
                 e.subject_id = Some(row.subject_id);
@@ -431,22 +473,4 @@ impl Vault {
         }
         Ok(views)
     }
-}
-
-/// The value of `field` in the subject's most recently changed record of its collection that
-/// holds it, as text.
-fn latest_value(
-    records: &[custos_store::RecordWithKey],
-    key: &DataKey,
-    field: &FieldRef,
-) -> Result<Option<String>, VaultError> {
-    let latest = records
-        .iter()
-        .map(|r| &r.record)
-        .filter(|r| r.collection == field.collection && r.fields.contains_key(&field.field))
-        .max_by_key(|r| r.updated_ms);
-    let Some(r) = latest else { return Ok(None) };
-    let value = crate::records::open_field(key, r, &field.field, &r.fields[&field.field])?;
-    // A country or region code, which places the subject under a profile.
-    Ok(value.expose_secret().as_str().map(str::to_owned))
 }

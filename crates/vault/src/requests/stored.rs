@@ -160,7 +160,7 @@ fn opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Where a reason of request `id` is sealed: bound to the request and the field.
-fn binding(id: RequestId, field: &str) -> FieldBinding<'_> {
+pub(crate) fn binding(id: RequestId, field: &str) -> FieldBinding<'_> {
     FieldBinding {
         record: RecordId::from(id.as_uuid()),
         collection: COLLECTION,

@@ -287,7 +287,8 @@ impl Vault {
             });
             let next = stored::row_of(&body, reasons, row.version);
             match self.store.update_request(next.clone(), queued(&e)).await {
-                Err(StoreError::Conflict(_)) => continue,
+                // Changed by another, or its subject's key replaced by a rotation: read again.
+                Err(StoreError::Conflict(_) | StoreError::KeyChanged) => continue,
                 Err(StoreError::NotFound) => return Err(VaultError::NotFound("request")),
                 Err(e) => return Err(e.into()),
                 Ok(()) => {
