@@ -136,6 +136,13 @@ async fn rotate_subjects(
         },
         r.seconds
     );
+    if !r.flushed {
+        println!(
+            "the database may still keep old copies of what the old keys sealed: on SQLite a \
+             reader held the write-ahead log, which keeps them until it is written over; on \
+             PostgreSQL until VACUUM reuses the space (see docs/keys-and-backups.md)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

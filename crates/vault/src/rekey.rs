@@ -18,6 +18,7 @@ use custos_core::inventory::Period;
 use custos_store::{
     EncryptedFields, Rekeyed, Reseal, RotationKind, RotationRow, StoreError, SubjectSecrets,
 };
+use futures_util::StreamExt;
 
 use crate::error::{KEY_ATTEMPTS, KEY_CHANGED_AGAIN};
 use crate::rotation::{entry, only_cli};
@@ -25,6 +26,9 @@ use crate::{Principal, Vault, VaultError};
 
 /// Subjects read per page of a rotation unless told otherwise.
 pub const REKEY_BATCH: usize = 500;
+
+/// Subjects rekeyed at once within a page.
+const REKEY_AT_ONCE: usize = 16;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -50,6 +54,9 @@ pub struct RekeyReport {
     pub resumed: bool,
     /// Seconds this run took.
     pub seconds: f64,
+    /// Whether what the database kept of the old ciphertexts was dropped (as after a root key
+    /// retirement: SQLite's write-ahead log moved into the zeroed file and truncated).
+    pub flushed: bool,
 }
 
 /// The cutoff of a rotation begun at `started_ms` for keys older than `days`.
@@ -160,8 +167,13 @@ impl Vault {
                 let page = self.store.keyed_before(before, after, batch.max(1)).await?;
                 let Some(last) = page.last() else { break };
                 after = Some(*last);
-                for (_, subject) in page {
-                    match self.rekey_subject(rotation.id, subject, before).await? {
+                // Several subjects at once, each its own transaction: SQLite's writer commits
+                // them together, PostgreSQL's pool runs them side by side.
+                let mut outcomes = futures_util::stream::iter(page)
+                    .map(|(_, subject)| self.rekey_subject(rotation.id, subject, before))
+                    .buffer_unordered(REKEY_AT_ONCE);
+                while let Some(outcome) = outcomes.next().await {
+                    match outcome? {
                         Rekeyed::Done => (done, rekeyed) = (done + 1, rekeyed + 1),
                         Rekeyed::Busy => busy = true,
                         Rekeyed::Skipped => {}
@@ -186,7 +198,12 @@ impl Vault {
         self.store
             .finish_rotation(rotation.id, self.now_ms(), audit)
             .await?;
+        let flushed = self.store.flush_replaced().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dropping old copies of the replaced ciphertexts failed");
+            false
+        });
         Ok(RekeyReport {
+            flushed,
             older_than_days: rotation.target,
             rekeyed,
             done,

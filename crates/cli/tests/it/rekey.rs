@@ -56,6 +56,91 @@ fn rotation_done(db: &rusqlite::Connection) -> i64 {
     .unwrap_or(0)
 }
 
+/// A record this test wrote: its id, its subject, and the email it holds now.
+type Written = (String, String, String);
+
+/// Writes through `servers.0` and reads back through `servers.1` until `done`: a new
+/// customer, a record of one of its customers, or an update, then a read of one of its
+/// records, each of which must succeed with what it wrote last. Returns its records.
+async fn worker(
+    w: usize,
+    servers: (String, String),
+    key: String,
+    mut mine: Vec<Written>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Written> {
+    let http = client();
+    let (writer, reader) = servers;
+    let mut i = 0;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let at = (i * 7) % mine.len();
+        let (id, subject, _) = mine[at].clone();
+        let email = format!("w{w}-{i}@rekey.example");
+        match i % 3 {
+            0 => {
+                let r = create(&http, &writer, &key, &email).await;
+                assert_eq!(
+                    r.status().as_u16(),
+                    201,
+                    "a new customer during the rotation"
+                );
+                let b: Value = r.json().await.unwrap();
+                let (id, subject) = (b["id"].as_str(), b["subject_id"].as_str());
+                mine.push((id.unwrap().into(), subject.unwrap().into(), email));
+            }
+            1 => {
+                let (s, b) = api(
+                    "POST",
+                    format!("{writer}/v1/collections/customers/records"),
+                    &key,
+                    Some(json!({"subject_id": subject, "fields": {"email": email}})),
+                )
+                .await;
+                assert_eq!(s, 201, "a record of a customer during the rotation: {b}");
+                mine.push((b["id"].as_str().unwrap().into(), subject, email));
+            }
+            _ => {
+                let (s, b) = api(
+                    "PATCH",
+                    format!("{writer}/v1/collections/customers/records/{id}"),
+                    &key,
+                    Some(json!({"fields": {"email": email}})),
+                )
+                .await;
+                assert!(
+                    s == 200 || s == 204,
+                    "an update during the rotation: {s} {b}"
+                );
+                mine[at].2 = email;
+            }
+        }
+        let (id, _, email) = mine[(i * 11) % mine.len()].clone();
+        let r = read(&http, &reader, &key, &id).await;
+        assert_eq!(r.status().as_u16(), 200, "a read during the rotation");
+        assert_eq!(r.json::<Value>().await.unwrap()["fields"]["email"], email);
+    }
+    mine
+}
+
+/// Customers written through the API before a rotation: id, subject and email of each.
+async fn seed(base: &str, key: &str, n: usize) -> Vec<Written> {
+    let http = client();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let email = format!("before-{i}@rekey.example");
+        let r = create(&http, base, key, &email).await;
+        assert_eq!(r.status().as_u16(), 201);
+        let b: Value = r.json().await.unwrap();
+        out.push((
+            b["id"].as_str().unwrap().to_owned(),
+            b["subject_id"].as_str().unwrap().to_owned(),
+            email,
+        ));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
     let (dir, key) = initialised();
@@ -96,18 +181,7 @@ async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
     .await;
     assert_eq!(s, 200, "{body}");
 
-    let mut first = Vec::new();
-    for i in 0..42 {
-        let email = format!("before-{i}@rekey.example");
-        let r = create(&http, &base, &key, &email).await;
-        assert_eq!(r.status().as_u16(), 201);
-        let b: Value = r.json().await.unwrap();
-        first.push((
-            b["id"].as_str().unwrap().to_owned(),
-            b["subject_id"].as_str().unwrap().to_owned(),
-            email,
-        ));
-    }
+    let first = seed(&base, &key, 42).await;
     let started_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -116,64 +190,13 @@ async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
     // The load: new customers, records of existing customers, updates, and reads. Each
     // worker writes and reads its own records, so what it reads back is what it wrote last.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = Vec::new();
-    for w in 0..3 {
-        let mine: Vec<_> = first.iter().skip(w).step_by(3).cloned().collect();
-        let (done, key, base, http) = (Arc::clone(&done), key.clone(), base.clone(), http.clone());
-        load.push(tokio::spawn(async move {
-            let mut mine = mine;
-            let mut i = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let at = (i * 7) % mine.len();
-                let (id, subject, _) = mine[at].clone();
-                let email = format!("w{w}-{i}@rekey.example");
-                match i % 3 {
-                    0 => {
-                        let r = create(&http, &base, &key, &email).await;
-                        assert_eq!(
-                            r.status().as_u16(),
-                            201,
-                            "a new customer during the rotation"
-                        );
-                        let b: Value = r.json().await.unwrap();
-                        let (id, subject) = (b["id"].as_str(), b["subject_id"].as_str());
-                        mine.push((id.unwrap().into(), subject.unwrap().into(), email));
-                    }
-                    1 => {
-                        let (s, b) = api(
-                            "POST",
-                            format!("{base}/v1/collections/customers/records"),
-                            &key,
-                            Some(json!({"subject_id": subject, "fields": {"email": email}})),
-                        )
-                        .await;
-                        assert_eq!(s, 201, "a record of a customer during the rotation: {b}");
-                        mine.push((b["id"].as_str().unwrap().into(), subject, email));
-                    }
-                    _ => {
-                        let (s, b) = api(
-                            "PATCH",
-                            format!("{base}/v1/collections/customers/records/{id}"),
-                            &key,
-                            Some(json!({"fields": {"email": email}})),
-                        )
-                        .await;
-                        assert!(
-                            s == 200 || s == 204,
-                            "an update during the rotation: {s} {b}"
-                        );
-                        mine[at].2 = email;
-                    }
-                }
-                let (id, _, email) = mine[(i * 11) % mine.len()].clone();
-                let r = read(&http, &base, &key, &id).await;
-                assert_eq!(r.status().as_u16(), 200, "a read during the rotation");
-                assert_eq!(r.json::<Value>().await.unwrap()["fields"]["email"], email);
-            }
-            mine
-        }));
-    }
+    let load: Vec<_> = (0..3)
+        .map(|w| {
+            let mine = first.iter().skip(w).step_by(3).cloned().collect();
+            let servers = (base.clone(), base.clone());
+            tokio::spawn(worker(w, servers, key.clone(), mine, Arc::clone(&done)))
+        })
+        .collect();
 
     // One customer per page, so the kill lands half-way.
     let mut child = Command::new(BIN)
@@ -263,6 +286,96 @@ async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
         )
         .unwrap();
     assert_eq!(finished, 1);
+    let v = custos(dir.path(), &["audit", "verify"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}
+
+/// Two servers on one PostgreSQL database serve throughout a customers' key rotation: each
+/// writer writes through one and reads through the other, and every write and read succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_postgres_serve_throughout_a_customer_key_rotation() {
+    let Some(schema) = custos_store::testing::Schema::create().await else {
+        return;
+    };
+    let (dir, key) = crate::postgres::initialised_on(&schema.url);
+    let servers = [
+        Server::start(dir.path(), &[]),
+        Server::start(dir.path(), &[]),
+    ];
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let first = seed(&bases[0], &key, 200).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|w| {
+            let mine = first.iter().skip(w).step_by(4).cloned().collect();
+            let servers = (bases[w % 2].clone(), bases[(w + 1) % 2].clone());
+            tokio::spawn(worker(w, servers, key.clone(), mine, Arc::clone(&done)))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = dir.path().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        custos(&d, &["keys", "rotate-subjects", "--batch", "5"])
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for l in load {
+        acked.extend(l.await.unwrap());
+    }
+    let http = client();
+    for (n, (id, _, email)) in acked.iter().enumerate() {
+        let r = read(&http, &bases[n % 2], &key, id).await;
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["fields"]["email"],
+            email.as_str()
+        );
+    }
+    for s in servers {
+        s.stop();
+    }
+    let (pg, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let started: i64 = pg
+        .query_one(
+            "SELECT started_ms FROM key_rotations WHERE kind = 'subjects' AND finished_ms IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let left: i64 = pg
+        .query_one(
+            "SELECT COUNT(*) FROM subject_keys WHERE version = 1 AND created_ms < $1",
+            &[&started],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "keys made before the rotation are left");
+    for row in pg
+        .query(
+            "SELECT r.fields, k.version FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let key_version: i32 = row.get(1);
+        for ct in custos_store::decode_fields(&row.get::<_, Vec<u8>>(0)).unwrap().values() {
+            assert_eq!(
+                u32::from_be_bytes([ct[1], ct[2], ct[3], ct[4]]),
+                key_version as u32,
+                "a field sealed under another key than its subject's"
+            );
+        }
+    }
     let v = custos(dir.path(), &["audit", "verify"]);
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
 }
