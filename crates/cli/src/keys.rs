@@ -121,21 +121,24 @@ async fn rotate_subjects(
         .await;
     bar.finish_and_clear();
     let r = report.context("rotating customers' data keys (run it again to resume)")?;
-    println!(
-        "customers' data keys: {} given a new key{}, everything sealed under the old ones \
-         sealed again; no key made {} remains ({:.1} s)",
-        r.rekeyed,
-        if r.resumed {
-            format!(", {} in all since the rotation began", r.done)
-        } else {
-            String::new()
-        },
-        match r.older_than_days {
-            0 => "before the rotation began".to_owned(),
-            d => format!("more than {d} days before the rotation began"),
-        },
-        r.seconds
-    );
+    let made = match r.older_than_days {
+        0 => "before the rotation began".to_owned(),
+        d => format!("more than {d} days before the rotation began"),
+    };
+    match r.done {
+        0 => println!("customers' data keys: none was made {made}; nothing to replace"),
+        _ => println!(
+            "customers' data keys: {} given a new key{}, and what each old key sealed is \
+             sealed again under the new one; no key made {made} remains ({:.1} s)",
+            r.rekeyed,
+            if r.resumed {
+                format!(", {} in all since the rotation began", r.done)
+            } else {
+                String::new()
+            },
+            r.seconds
+        ),
+    }
     if !r.flushed {
         println!(
             "the database may still keep old copies of what the old keys sealed: on SQLite a \

@@ -207,3 +207,12 @@ pub trait CopyStore: Send + Sync {
     /// state is overwritten.
     async fn import(&self, rows: Vec<CopyRow>) -> Result<(), StoreError>;
 }
+
+/// A copy that finds a subject's key replaced on the source since it copied the subject: the
+/// records copied before would be under the other key.
+pub(crate) fn key_replaced(id: SubjectId) -> StoreError {
+    StoreError::Conflict(format!(
+        "subject {id}'s data key was replaced on the source since the copy began (a \
+         `custos keys rotate-subjects` ran): copy again into an empty database"
+    ))
+}

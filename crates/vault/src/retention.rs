@@ -407,7 +407,11 @@ impl Vault {
         };
         match self.store.update_record(change).await {
             Ok(()) => Ok(Some(Removed::Fields(names.len() as u64))),
-            Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok(None),
+            // Changed, gone, or its subject's key replaced by a rotation since the page was
+            // read: the next sweep finds it again.
+            Err(StoreError::Conflict(_) | StoreError::NotFound | StoreError::KeyChanged) => {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -432,6 +436,11 @@ impl Vault {
         let Some(current) = self.store.record(&record.collection, record.id).await? else {
             return Ok(None);
         };
+        // Changed since the page was read (or sealed again by a rotation of its subject's
+        // key): the next sweep finds it as it is.
+        if current.record.version != record.version || current.record.fields != record.fields {
+            return Ok(None);
+        }
         let wrapped = current.wrapped_key;
         let old_key = self
             .keys

@@ -407,6 +407,17 @@ async fn import_subject(
         tx.execute(&st, &[&id.as_uuid(), &v, w, &created_ms])
             .await
             .map_err(backend)?;
+        let held: i32 = tx
+            .query_one(
+                "SELECT version FROM subject_keys WHERE subject_id = $1",
+                &[&id.as_uuid()],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+        if held != v {
+            return Err(crate::copy::key_replaced(id));
+        }
     }
     Ok(())
 }

@@ -105,9 +105,10 @@ async fn lock_secrets(
     let mut in_flight = false;
     for r in tx
         .query(
-            "SELECT id, sealed, sent_ms IS NULL AND failed_ms IS NULL \
-             AND COALESCE(claimed_until_ms > $2, false) \
-             FROM outbox WHERE subject_id = $1 ORDER BY id FOR UPDATE",
+            // Messages sent or given up keep no sealed text: only those still to send.
+            "SELECT id, sealed, COALESCE(claimed_until_ms > $2, false) \
+             FROM outbox WHERE subject_id = $1 AND sent_ms IS NULL AND failed_ms IS NULL \
+             ORDER BY id FOR UPDATE",
             &[&id, &now_ms],
         )
         .await
@@ -129,13 +130,14 @@ async fn lock_secrets(
     Ok(Some((secrets, in_flight)))
 }
 
-async fn write_secrets(tx: &Tx<'_>, new: &SubjectSecrets, now_ms: i64) -> Result<(), StoreError> {
+/// Writes `new` back; the key is recorded as made at `made_ms`.
+async fn write_secrets(tx: &Tx<'_>, new: &SubjectSecrets, made_ms: i64) -> Result<(), StoreError> {
     let id = new.subject.as_uuid();
     let version = i32::try_from(new.key_version)
         .map_err(|_| StoreError::Backend("a key version is out of range".into()))?;
     tx.execute(
         "UPDATE subject_keys SET version = $1, wrapped = $2, created_ms = $3 WHERE subject_id = $4",
-        &[&version, &new.wrapped_key, &now_ms, &id],
+        &[&version, &new.wrapped_key, &made_ms, &id],
     )
     .await
     .map_err(backend)?;
@@ -226,7 +228,9 @@ impl SubjectKeyStore for PostgresStore {
         }
         let new = reseal(old.clone())?;
         check_resealed(&old, &new)?;
-        write_secrets(&tx, &new, now_ms).await?;
+        // Never before the cutoff, whatever this clock says: a key once replaced is never
+        // taken again by the same rotation.
+        write_secrets(&tx, &new, now_ms.max(before_ms)).await?;
         tx.execute(
             "UPDATE key_rotations SET done = done + 1 WHERE id = $1",
             &[&rotation],

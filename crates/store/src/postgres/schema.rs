@@ -276,6 +276,8 @@ CREATE UNIQUE INDEX key_rotations_open ON key_rotations (kind) WHERE finished_ms
 ALTER TABLE subject_keys ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
 UPDATE subject_keys k SET created_ms = s.created_ms FROM subjects s WHERE s.id = k.subject_id;
 CREATE INDEX subject_keys_age ON subject_keys (created_ms, subject_id);
+-- One data key per subject: a rotation replaces the row, never adds one.
+CREATE UNIQUE INDEX subject_keys_one ON subject_keys (subject_id);
 "#,
 ];
 

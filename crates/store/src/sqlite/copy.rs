@@ -396,6 +396,16 @@ fn import_subject(
         let root_version = crate::rotation::root_version_of(w)?;
         s.execute(params![id_text(id), v, w, root_version, created_ms])
             .map_err(backend)?;
+        let held: i64 = c
+            .query_row(
+                "SELECT version FROM subject_keys WHERE subject_id = ?1",
+                [id_text(id)],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if held != *v {
+            return Err(crate::copy::key_replaced(id));
+        }
     }
     Ok(())
 }

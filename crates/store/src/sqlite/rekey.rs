@@ -83,7 +83,11 @@ fn read_secrets(
     }
     let mut mail = Vec::new();
     let mut st = c
-        .prepare_cached("SELECT id, sealed FROM outbox WHERE subject_id = ?1 ORDER BY id")
+        // Messages sent or given up keep no sealed text: only those still to send.
+        .prepare_cached(
+            "SELECT id, sealed FROM outbox WHERE subject_id = ?1 \
+             AND sent_ms IS NULL AND failed_ms IS NULL ORDER BY id",
+        )
         .map_err(backend)?;
     let rows = st
         .query_map([&sid], |r| {
@@ -119,7 +123,8 @@ fn mail_in_flight(c: &Connection, subject: SubjectId, now_ms: i64) -> Result<boo
     .map_err(backend)
 }
 
-fn write_secrets(c: &Connection, new: &SubjectSecrets, now_ms: i64) -> Result<(), StoreError> {
+/// Writes `new` back; the key is recorded as made at `made_ms`.
+fn write_secrets(c: &Connection, new: &SubjectSecrets, made_ms: i64) -> Result<(), StoreError> {
     let sid = id_text(new.subject);
     let root_version = crate::rotation::root_version_of(&new.wrapped_key)?;
     c.prepare_cached(
@@ -131,7 +136,7 @@ fn write_secrets(c: &Connection, new: &SubjectSecrets, now_ms: i64) -> Result<()
             new.key_version,
             new.wrapped_key,
             root_version,
-            now_ms,
+            made_ms,
             sid
         ])
     })
@@ -226,7 +231,9 @@ impl SubjectKeyStore for SqliteStore {
             }
             let new = reseal(old.clone())?;
             check_resealed(&old, &new)?;
-            write_secrets(c, &new, now_ms)?;
+            // Never before the cutoff, whatever this clock says: a key once replaced is never
+            // taken again by the same rotation.
+            write_secrets(c, &new, now_ms.max(before_ms))?;
             c.prepare_cached("UPDATE key_rotations SET done = done + 1 WHERE id = ?1")
                 .and_then(|mut s| s.execute([rotation]))
                 .map_err(backend)?;

@@ -276,6 +276,8 @@ ALTER TABLE subject_keys ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
 UPDATE subject_keys SET created_ms =
     COALESCE((SELECT created_ms FROM subjects WHERE subjects.id = subject_keys.subject_id), 0);
 CREATE INDEX subject_keys_age ON subject_keys (created_ms, subject_id);
+-- One data key per subject: a rotation replaces the row, never adds one.
+CREATE UNIQUE INDEX subject_keys_one ON subject_keys (subject_id);
 "#,
 ];
 

@@ -110,6 +110,21 @@ pub(crate) async fn a_subject_is_rekeyed_whole_and_a_stale_write_is_refused(stor
         .insert_request(req.clone(), audit("request", Some(subject)))
         .await
         .unwrap();
+    // A message sent before keeps no sealed text; one still queued is sealed again.
+    let sent = MailId::random();
+    store
+        .enqueue_mail(OutboxRow::queued(
+            sent,
+            Some(subject),
+            1,
+            10_000,
+            sealed(1, 7),
+        ))
+        .await
+        .unwrap();
+    let claimed = store.claim_mail("server-a", 2, 3, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.mail_sent(sent, "server-a", 4).await.unwrap();
     let mail = MailId::random();
     store
         .enqueue_mail(OutboxRow::queued(

@@ -259,6 +259,16 @@ impl Vault {
                 let Some(key) = self.subject_data_key(s).await? else {
                     return Ok(None);
                 };
+                // Sealed again by a rotation of the subject's key since the row was claimed
+                // (a rotation leaves claimed messages alone, by its own clock): not broken,
+                // so tried again, never given up.
+                if custos_core::crypto::ciphertext_key_version(&row.sealed)
+                    .is_ok_and(|v| v != key.version())
+                {
+                    return Err(VaultError::Unavailable(
+                        "the subject's data key was replaced since the message was claimed".into(),
+                    ));
+                }
                 key.decrypt_message(at, &row.sealed)?
             }
             None => self.outbox_key().await?.decrypt_message(at, &row.sealed)?,
