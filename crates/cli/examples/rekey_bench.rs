@@ -6,24 +6,14 @@
 //! tasks write and read records through the vault during every rotation.
 
 mod args;
+mod vault_load;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use args::{arg, median};
-use custos_core::personal::fields_of;
 use custos_vault::{Paths, Principal, Vault};
-use serde_json::json;
-
-fn customer(i: usize) -> custos_core::personal::PersonalFields {
-    fields_of(
-        json!({"email": format!("rekey{i}@example.com"), "name": "Rekey Subject"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    )
-}
 
 #[tokio::main]
 async fn main() {
@@ -47,26 +37,7 @@ async fn main() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for t in 0..load {
-            let (vault, stop, served) =
-                (Arc::clone(&vault), Arc::clone(&stop), Arc::clone(&served));
-            tasks.push(tokio::spawn(async move {
-                let mut i = (run + 1) * 10_000_000 + t * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
-                    let created = vault
-                        .put_record(&Principal::Cli, "customers", None, &customer(i))
-                        .await
-                        .expect("a write during the rotation");
-                    vault
-                        .get_record(&Principal::Cli, "customers", created.id, Some("support"))
-                        .await
-                        .expect("a read during the rotation");
-                    served.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
-                }
-            }));
-        }
+        let tasks = vault_load::spawn(&vault, load, (run + 1) * 10_000_000, &stop, &served);
         let report = vault
             .rotate_subjects(&Principal::Cli, None, batch, |_| {})
             .await

@@ -8,24 +8,14 @@
 //! done inside it.
 
 mod args;
+mod vault_load;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use args::{arg, median};
-use custos_core::personal::fields_of;
 use custos_vault::{Paths, Principal, Vault};
-use serde_json::json;
-
-fn customer(i: usize) -> custos_core::personal::PersonalFields {
-    fields_of(
-        json!({"email": format!("rotate{i}@example.com"), "name": "Rotate Subject"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    )
-}
 
 #[tokio::main]
 async fn main() {
@@ -62,27 +52,7 @@ async fn main() {
     for run in 0..runs {
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for t in 0..load {
-            let (vault, stop, served) =
-                (Arc::clone(&vault), Arc::clone(&stop), Arc::clone(&served));
-            let first = next + t * 1_000_000;
-            tasks.push(tokio::spawn(async move {
-                let mut i = first;
-                while !stop.load(Ordering::Relaxed) {
-                    let created = vault
-                        .put_record(&Principal::Cli, "customers", None, &customer(i))
-                        .await
-                        .expect("a write during the rotation");
-                    vault
-                        .get_record(&Principal::Cli, "customers", created.id, Some("support"))
-                        .await
-                        .expect("a read during the rotation");
-                    served.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
-                }
-            }));
-        }
+        let tasks = vault_load::spawn(&vault, load, next, &stop, &served);
         let mut first: Option<(Instant, u64)> = None;
         let mut last = (Instant::now(), 0u64);
         let report = vault

@@ -57,7 +57,10 @@ pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode>
         }
         KeysCommand::Retire { version } => {
             let flushed = vault.retire_root(&Principal::Cli, version).await?;
-            println!("root key version {version} retired: removed from the key file");
+            println!(
+                "root key version {version} retired: removed from {}",
+                vault.root_key_holder()
+            );
             if !flushed {
                 println!(
                     "the database may still keep old copies of the keys it wrapped: on SQLite a \

@@ -278,6 +278,11 @@ impl Vault {
         }
     }
 
+    /// Where the root key versions are held: the key file, or the token and its module.
+    pub fn root_key_holder(&self) -> String {
+        self.keys.root.describe()
+    }
+
     /// Each root key version, what it still wraps, and the last rotation.
     ///
     /// # Errors
@@ -317,8 +322,9 @@ impl Vault {
     }
 
     /// Retires a root key version: refused while it wraps any key, while a rotation runs, or
-    /// when it is the newest; then it is recorded retired, removed from the key file, and what
-    /// the database kept of the keys it wrapped is dropped where the backend can.
+    /// when it is the newest; then it is recorded retired, removed from the key file (or
+    /// destroyed in the token), and what the database kept of the keys it wrapped is dropped
+    /// where the backend can.
     ///
     /// # Errors
     /// `Forbidden` for any caller but the command line; `Conflict` saying why it is refused;

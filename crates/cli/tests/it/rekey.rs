@@ -57,12 +57,12 @@ fn rotation_done(db: &rusqlite::Connection) -> i64 {
 }
 
 /// A record this test wrote: its id, its subject, and the email it holds now.
-type Written = (String, String, String);
+pub(crate) type Written = (String, String, String);
 
 /// Writes through `servers.0` and reads back through `servers.1` until `done`: a new
 /// customer, a record of one of its customers, or an update, then a read of one of its
 /// records, each of which must succeed with what it wrote last. Returns its records.
-async fn worker(
+pub(crate) async fn worker(
     w: usize,
     servers: (String, String),
     key: String,
@@ -124,7 +124,7 @@ async fn worker(
 }
 
 /// Customers written through the API before a rotation: id, subject and email of each.
-async fn seed(base: &str, key: &str, n: usize) -> Vec<Written> {
+pub(crate) async fn seed(base: &str, key: &str, n: usize) -> Vec<Written> {
     let http = client();
     let mut out = Vec::new();
     for i in 0..n {

@@ -1,7 +1,8 @@
 //! A root key in a PKCS#11 token, with the real binary and a real token (SoftHSM2 on its own
 //! files): `init` generates version 1 inside it, `serve` wraps and unwraps there, a rotation
-//! under a write and read load adds version 2 and retires version 1, and a restarted server
-//! serves everything. The token reports every version generated inside and never extractable;
+//! under a write and read load adds version 2 and retires version 1, a restarted server
+//! serves everything, customers' data keys are replaced (the new ones wrapped in the token),
+//! and a backup is made and verified. The token reports every version generated inside and never extractable;
 //! the PIN is in no output or log; a wrong or missing PIN is refused naming where it is read.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Mutex;
 
-use crate::postgres::{create, read};
+use crate::postgres::read;
 use crate::{Server, client, custos_env, stderr, stdout};
 
 /// Debian's SoftHSM2 module (package softhsm2, which .ci/run installs).
@@ -155,53 +155,25 @@ async fn a_root_key_in_softhsm_serves_rotates_and_restarts() {
     let server = Server::start_env(dir.path(), &[], &envs);
     let http = client();
     let base = server.base.clone();
-    let mut first = Vec::new();
-    for i in 0..30 {
-        let email = format!("token-{i}@hsm.example");
-        let r = create(&http, &base, &key, &email).await;
-        assert_eq!(r.status().as_u16(), 201);
-        let id = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        first.push((id, email));
-    }
+    let first = crate::rekey::seed(&base, &key, 30).await;
     assert!(wrapped_versions(dir.path()).iter().all(|v| *v == 1));
 
-    // A rotation while two writers write and read back.
-    let acked = Arc::new(Mutex::new(first));
+    // A rotation while two writers write (new customers, records of customers, updates)
+    // and read back.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = Vec::new();
-    for w in 0..2 {
-        let (acked, done, key, base, http) = (
-            Arc::clone(&acked),
-            Arc::clone(&done),
-            key.clone(),
-            base.clone(),
-            http.clone(),
-        );
-        load.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let email = format!("w{w}-{i}@hsm.example");
-                let r = create(&http, &base, &key, &email).await;
-                assert_eq!(r.status().as_u16(), 201);
-                let id = r.json::<Value>().await.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                acked.lock().await.push((id, email));
-                let (id, email) = {
-                    let a = acked.lock().await;
-                    a[(i * 7 + w) % a.len()].clone()
-                };
-                let r = read(&http, &base, &key, &id).await;
-                assert_eq!(r.status().as_u16(), 200, "read of {id} during the rotation");
-                assert_eq!(r.json::<Value>().await.unwrap()["fields"]["email"], email);
-            }
-        }));
-    }
+    let load: Vec<_> = (0..2)
+        .map(|w| {
+            let mine = first.iter().skip(w).step_by(2).cloned().collect();
+            let servers = (base.clone(), base.clone());
+            tokio::spawn(crate::rekey::worker(
+                w,
+                servers,
+                key.clone(),
+                mine,
+                Arc::clone(&done),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (d, e) = (dir.path().to_owned(), env.clone());
     let rotation =
@@ -216,10 +188,10 @@ async fn a_root_key_in_softhsm_serves_rotates_and_restarts() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
     for l in load {
-        l.await.unwrap();
+        acked.extend(l.await.unwrap());
     }
-    let acked = acked.lock().await.clone();
     assert!(acked.len() > 40, "the load wrote: {}", acked.len());
     let log = server.stop();
     assert!(!log.contains(PIN), "the PIN is in the server's log");
@@ -244,7 +216,7 @@ async fn a_root_key_in_softhsm_serves_rotates_and_restarts() {
 
     // A restart serves every record from the token's version 2 alone.
     let server = Server::start_env(dir.path(), &[], &envs);
-    for (id, email) in &acked {
+    for (id, _, email) in &acked {
         let r = read(&http, &server.base, &key, id).await;
         assert_eq!(r.status().as_u16(), 200, "record {id} after the restart");
         assert_eq!(
@@ -255,6 +227,33 @@ async fn a_root_key_in_softhsm_serves_rotates_and_restarts() {
     server.stop();
     let o = run(dir.path(), &["audit", "verify"], &env);
     assert!(o.status.success(), "{}", said(&o));
+
+    // Customers' data keys replaced, each new key wrapped inside the token; a backup made and
+    // verified with the token's key.
+    let o = run(dir.path(), &["keys", "rotate-subjects"], &env);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(said(&o).contains("given a new key"), "{}", said(&o));
+    let server = Server::start_env(dir.path(), &[], &envs);
+    for (id, _, email) in acked.iter().step_by(7) {
+        let r = read(&http, &server.base, &key, id).await;
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "record {id} after its key was replaced"
+        );
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["fields"]["email"],
+            email.as_str()
+        );
+    }
+    server.stop();
+    let backup = dir.path().join("t.custos-backup");
+    let backup = backup.to_str().unwrap();
+    let o = run(dir.path(), &["backup", "create", backup], &env);
+    assert!(o.status.success(), "{}", said(&o));
+    let o = run(dir.path(), &["backup", "verify", backup], &env);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(said(&o).contains("verifies"), "{}", said(&o));
 
     // A wrong PIN and a missing one are refused, saying where the PIN is read, never a PIN.
     let o = run(dir.path(), &["audit", "verify"], &hsm.env("0000-wrong-pin"));

@@ -230,7 +230,7 @@ fn refresh_file(path: &Path, state: &RwLock<FileState>, force: bool) {
     match read_root_keys(path) {
         Ok(keys) => {
             if keys.versions() != st.keys.versions() {
-                tracing::info!(versions = ?keys.versions(), "root key versions read again");
+                tracing::debug!(versions = ?keys.versions(), "root key versions read again");
             }
             st.keys = Arc::new(keys);
             st.stamp = now;

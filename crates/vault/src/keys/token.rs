@@ -205,7 +205,7 @@ impl Token {
         match found {
             Ok(keys) => {
                 if !st.keys.is_empty() && keys.keys().ne(st.keys.keys()) {
-                    tracing::info!(versions = ?keys.keys().collect::<Vec<_>>(), "root key versions in the token looked up again");
+                    tracing::debug!(versions = ?keys.keys().collect::<Vec<_>>(), "root key versions in the token looked up again");
                 }
                 st.keys = keys;
             }
