@@ -186,7 +186,7 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"versions": versions, "rotation": rotation})
+                &serde_json::json!({"held_in": s.holder, "versions": versions, "rotation": rotation})
             )?
         );
         return Ok(ExitCode::SUCCESS);

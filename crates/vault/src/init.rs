@@ -61,7 +61,7 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
     // A root key from the environment is never written, and one in a token never leaves it:
     // the key file is made only when the inventory names neither.
     let config = match wrote_inventory {
-        true => RootKeyConfig::File,
+        true => RootKeyConfig::default(),
         false => paths.read_inventory()?.root_key,
     };
     let (root, source) = first_root_key(paths, &config)?;
@@ -97,12 +97,10 @@ fn first_root_key(
     config: &RootKeyConfig,
 ) -> Result<(RootRing, RootKeySource), VaultError> {
     match config {
-        RootKeyConfig::File => {
-            write_root_key(&paths.root_key, &RootKey::generate(1)?)?;
-            Ok((
-                RootRing::from_file(&paths.root_key)?,
-                RootKeySource::File(paths.root_key.clone()),
-            ))
+        RootKeyConfig::File(_) => {
+            let file = crate::keys::key_file(paths, config);
+            write_root_key(&file, &RootKey::generate(1)?)?;
+            Ok((RootRing::from_file(&file)?, RootKeySource::File(file)))
         }
         RootKeyConfig::Env(name) => Ok((
             RootRing::fixed(crate::keys::root_keys_from_env(name)?),

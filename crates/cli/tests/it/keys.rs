@@ -386,3 +386,51 @@ async fn a_root_key_from_the_environment_serves_and_is_never_printed() {
         "nothing writes the key to a file"
     );
 }
+
+/// `[root_key] file`: the key file where custos.toml names it, made there by `init` (mode
+/// 0600), read and rotated there; none in the data directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_key_file_named_in_the_inventory_is_made_and_rotated_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("custos-root.key");
+    std::fs::write(
+        dir.path().join("custos.toml"),
+        format!(
+            "{}\n[root_key]\nfile = \"{}\"\n",
+            custos_core::inventory::EXAMPLE,
+            file.display()
+        ),
+    )
+    .unwrap();
+    let o = custos(dir.path(), &["init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&file.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("root.key").exists());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = crate::create_key(dir.path(), "admin", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let r = create(&client(), &server.base, &key, "file.root@example.com").await;
+    assert_eq!(r.status().as_u16(), 201);
+    server.stop();
+    let o = custos(dir.path(), &["keys", "rotate-root"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("custos-root-key-v1 2 "),
+        "version 2 is in the named file"
+    );
+    let s = status(dir.path());
+    assert!(
+        s["held_in"].as_str().unwrap().contains("custos-root.key"),
+        "{s}"
+    );
+    let v = custos(dir.path(), &["audit", "verify"]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}

@@ -1,5 +1,5 @@
 //! `[root_key]`: where the root key versions are held. The key file `root.key` in the data
-//! directory by default; `env = "NAME"` reads the same text (one `custos-root-key-v1` line per
+//! directory by default, or the file `file = "PATH"` names; `env = "NAME"` reads the same text (one `custos-root-key-v1` line per
 //! version) from an environment variable instead; `[root_key.pkcs11]` keeps them in a PKCS#11
 //! token, where they wrap and unwrap and which they never leave. The inventory names the
 //! variable, the module and the PIN's variable or file, never a key or a PIN.
@@ -12,15 +12,33 @@ use toml::Spanned;
 use super::checker::Checker;
 
 /// Where the root key versions are held.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootKeyConfig {
-    /// The key file `root.key` in the data directory, mode 0600.
-    #[default]
-    File,
+    /// A key file, mode 0600: the one named (an absolute path, or relative to the data
+    /// directory), else `root.key` in the data directory.
+    File(Option<PathBuf>),
     /// The text of a key file in this environment variable, read once at start.
     Env(String),
     /// Secret keys in a PKCS#11 token, one per version.
     Pkcs11(TokenConfig),
+}
+
+impl Default for RootKeyConfig {
+    fn default() -> Self {
+        RootKeyConfig::File(None)
+    }
+}
+
+impl RootKeyConfig {
+    /// The key file, for a key held in one: the named path (a relative one in `dir`), else
+    /// `default`.
+    pub fn key_file(&self, dir: &std::path::Path, default: &std::path::Path) -> Option<PathBuf> {
+        match self {
+            RootKeyConfig::File(Some(p)) => Some(dir.join(p)),
+            RootKeyConfig::File(None) => Some(default.to_owned()),
+            _ => None,
+        }
+    }
 }
 
 /// `[root_key.pkcs11]`: the token and how to log in to it.
@@ -54,6 +72,7 @@ const TOKEN_LABEL_LEN: usize = 32;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRootKey {
+    file: Option<Spanned<String>>,
     env: Option<Spanned<String>>,
     pkcs11: Option<Spanned<RawToken>>,
 }
@@ -105,25 +124,36 @@ fn absolute(c: &mut Checker<'_>, path: Spanned<String>, at: &str) -> Option<Path
 /// Reads `[root_key]`: the key file, a variable, or a token.
 pub(super) fn root_key(c: &mut Checker<'_>, raw: Option<Spanned<RawRootKey>>) -> RootKeyConfig {
     let Some(raw) = raw else {
-        return RootKeyConfig::File;
+        return RootKeyConfig::default();
     };
     let line = c.line(&raw);
     let raw = raw.into_inner();
-    match (raw.env, raw.pkcs11) {
-        (None, None) => RootKeyConfig::File,
-        (Some(_), Some(_)) => {
+    match (raw.file, raw.env, raw.pkcs11) {
+        (None, None, None) => RootKeyConfig::default(),
+        (Some(file), None, None) => {
+            if file.get_ref().trim().is_empty() {
+                c.report(
+                    c.line(&file),
+                    "root_key.file",
+                    "must be the key file's path",
+                );
+                RootKeyConfig::default()
+            } else {
+                RootKeyConfig::File(Some(PathBuf::from(file.into_inner())))
+            }
+        }
+        (None, Some(name), None) => variable(c, name, "root_key.env", "key")
+            .map_or_else(RootKeyConfig::default, RootKeyConfig::Env),
+        (None, None, Some(token)) => {
+            token_config(c, token).map_or_else(RootKeyConfig::default, RootKeyConfig::Pkcs11)
+        }
+        _ => {
             c.report(
                 line,
                 "root_key",
-                "names both env and pkcs11: the root key is held in one place",
+                "names more than one of file, env and pkcs11: the root key is held in one place",
             );
-            RootKeyConfig::File
-        }
-        (Some(name), None) => {
-            variable(c, name, "root_key.env", "key").map_or(RootKeyConfig::File, RootKeyConfig::Env)
-        }
-        (None, Some(token)) => {
-            token_config(c, token).map_or(RootKeyConfig::File, RootKeyConfig::Pkcs11)
+            RootKeyConfig::default()
         }
     }
 }
@@ -197,7 +227,20 @@ mod tests {
     fn the_variable_is_named_and_a_key_is_refused() {
         assert_eq!(
             Inventory::from_toml(EXAMPLE).unwrap().root_key,
-            RootKeyConfig::File
+            RootKeyConfig::File(None)
+        );
+        let inv = Inventory::from_toml(&format!(
+            "{EXAMPLE}\n[root_key]\nfile = \"/etc/custos/root.key\"\n"
+        ))
+        .unwrap();
+        let dir = std::path::Path::new("/data");
+        assert_eq!(
+            inv.root_key.key_file(dir, &dir.join("root.key")),
+            Some("/etc/custos/root.key".into())
+        );
+        assert_eq!(
+            RootKeyConfig::File(None).key_file(dir, &dir.join("root.key")),
+            Some("/data/root.key".into())
         );
         let inv = Inventory::from_toml(&format!(
             "{EXAMPLE}\n[root_key]\nenv = \"CUSTOS_ROOT_KEY\"\n"

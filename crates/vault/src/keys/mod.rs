@@ -97,6 +97,14 @@ pub(crate) async fn named_key(
     }
 }
 
+/// The key file `[root_key] file` names (relative to the data directory), else `root.key`
+/// there; for versions held elsewhere, the path their lock file goes beside.
+pub(crate) fn key_file(paths: &crate::Paths, config: &RootKeyConfig) -> std::path::PathBuf {
+    config
+        .key_file(&paths.dir, &paths.root_key)
+        .unwrap_or_else(|| paths.root_key.clone())
+}
+
 /// The root key versions as the inventory says to find them: in the key file (read again when
 /// it changes), in the environment variable `[root_key] env` names (read once), or in the
 /// PKCS#11 token `[root_key.pkcs11]` names (looked up again the same way).
@@ -105,7 +113,7 @@ pub(crate) fn root_ring(
     inventory: &custos_core::inventory::Inventory,
 ) -> Result<RootRing, VaultError> {
     match &inventory.root_key {
-        RootKeyConfig::File => RootRing::from_file(&paths.root_key),
+        RootKeyConfig::File(_) => RootRing::from_file(&key_file(paths, &inventory.root_key)),
         RootKeyConfig::Env(name) => Ok(RootRing::fixed(root_keys_from_env(name)?)),
         RootKeyConfig::Pkcs11(config) => {
             let token = Token::open(config)?;
