@@ -64,7 +64,7 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
         true => RootKeyConfig::default(),
         false => paths.read_inventory()?.root_key,
     };
-    let (root, source) = first_root_key(paths, &config)?;
+    let (root, source) = first_root_key(paths, &config).await?;
     if wrote_inventory {
         std::fs::write(&paths.inventory, EXAMPLE).map_err(|e| {
             VaultError::Setup(format!("writing {}: {e}", paths.inventory.display()))
@@ -92,7 +92,7 @@ pub async fn init(paths: &Paths) -> Result<InitReport, VaultError> {
 
 /// The root key's first version where the inventory says to hold it: a new key file, the
 /// environment variable's text, or a key generated in the token (one there already is used).
-fn first_root_key(
+async fn first_root_key(
     paths: &Paths,
     config: &RootKeyConfig,
 ) -> Result<(RootRing, RootKeySource), VaultError> {
@@ -109,6 +109,17 @@ fn first_root_key(
         RootKeyConfig::Pkcs11(c) => {
             let token = Token::open(c)?;
             let created = token.versions().is_empty();
+            // Versions already there belong to a vault: this one only if its database holds
+            // keys they wrapped (another data directory of it). A new database never adopts
+            // them, or one vault's retirement would destroy another's key.
+            if !created && database_is_new(paths).await? {
+                return Err(VaultError::Setup(format!(
+                    "{} already holds {} for another vault, and this database is new: give this \
+                     vault a label of its own ([root_key.pkcs11] label = \"...\") or a token of its own",
+                    token.describe(),
+                    token.label_of(token.versions().last().copied().unwrap_or(1))
+                )));
+            }
             if created {
                 token.generate(1)?;
             }
@@ -121,6 +132,14 @@ fn first_root_key(
             Ok((RootRing::from_token(token, &paths.root_key), source))
         }
     }
+}
+
+/// Whether the inventory's database holds none of a vault's own keys yet.
+async fn database_is_new(paths: &Paths) -> Result<bool, VaultError> {
+    let location = paths.location(&paths.read_inventory()?)?;
+    custos_store::migrate(&location).await?;
+    let store = custos_store::open(&location).await?;
+    Ok(store.vault_key("audit-signing").await?.is_none())
 }
 
 /// Makes the backup identity and names its recipient in `[backup]`, unless the inventory

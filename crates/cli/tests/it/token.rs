@@ -255,6 +255,24 @@ async fn a_root_key_in_softhsm_serves_rotates_and_restarts() {
     assert!(o.status.success(), "{}", said(&o));
     assert!(said(&o).contains("verifies"), "{}", said(&o));
 
+    // Another vault on the same token, with a new database, does not adopt its keys.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other.path().join("custos.toml"),
+        format!(
+            "{}{}",
+            custos_core::inventory::EXAMPLE,
+            token_section("custos")
+        ),
+    )
+    .unwrap();
+    let o = run(other.path(), &["init"], &env);
+    assert!(
+        !o.status.success(),
+        "a new vault adopted another's token keys"
+    );
+    assert!(said(&o).contains("for another vault"), "{}", said(&o));
+
     // A wrong PIN and a missing one are refused, saying where the PIN is read, never a PIN.
     let o = run(dir.path(), &["audit", "verify"], &hsm.env("0000-wrong-pin"));
     assert!(!o.status.success());

@@ -19,12 +19,23 @@ impl Inventory {
     /// # Errors
     /// An [`InventoryError`] listing every problem found, each with its line and path.
     pub fn from_toml(text: &str) -> Result<Inventory, InventoryError> {
-        let raw: RawInventory = toml::from_str(text).map_err(|e| InventoryError {
-            problems: vec![Problem {
-                line: e.span().map(|s| line_in(text, s.start)),
-                path: "custos.toml".into(),
-                message: e.message().trim().to_owned(),
-            }],
+        let raw: RawInventory = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| s.start);
+            // The parser's message may quote the value; under [root_key] that value may be a
+            // key or a PIN written where its place belongs, so it is not repeated.
+            let message = match at.is_some_and(|at| in_root_key(text, at)) {
+                true => "a value in [root_key] is not a quoted string: each names a place (a \
+                         path or a variable's name), never a key or a PIN"
+                    .to_owned(),
+                false => e.message().trim().to_owned(),
+            };
+            InventoryError {
+                problems: vec![Problem {
+                    line: at.map(|at| line_in(text, at)),
+                    path: "custos.toml".into(),
+                    message,
+                }],
+            }
         })?;
         let mut c = Checker::new(text);
         let database = database(&mut c, raw.database);
@@ -137,6 +148,16 @@ fn organization(
         contact: contact?,
         default_region: region,
     })
+}
+
+/// Whether byte `at` of the inventory is inside `[root_key]` or one of its tables.
+fn in_root_key(text: &str, at: usize) -> bool {
+    text[..at.min(text.len())]
+        .lines()
+        .rev()
+        .map(str::trim_start)
+        .find(|l| l.starts_with('['))
+        .is_some_and(|header| header.starts_with("[root_key"))
 }
 
 #[cfg(test)]

@@ -305,5 +305,12 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.problems[0].path, "root_key");
+        // A PIN written as a number where the variable's name belongs is not repeated.
+        let e = Inventory::from_toml(&format!(
+            "{EXAMPLE}\n[root_key.pkcs11]\nmodule = \"/m.so\"\ntoken = \"t\"\npin_env = 987654\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("[root_key]"), "{e}");
+        assert!(!e.to_string().contains("987654"), "{e}");
     }
 }

@@ -60,8 +60,8 @@ pub(crate) async fn named_key(
 ) -> Result<DataKey, VaultError> {
     let wrong_root = |e| match e {
         CryptoError::UnknownKeyVersion(v) => VaultError::Setup(format!(
-            "this vault's {name} key is wrapped by root key version {v}, which {} does not hold: \
-             copy the key file holding it from where `custos keys rotate-root` ran",
+            "this vault's {name} key is wrapped by root key version {v}, which {} does not hold \
+             (with a key file: copy the one holding it from where `custos keys rotate-root` ran)",
             root.describe()
         )),
         CryptoError::Token(e) => VaultError::Setup(format!(

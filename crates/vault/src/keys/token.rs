@@ -125,11 +125,15 @@ fn describe_pin(source: &PinSource) -> String {
 
 /// The version a key's label names, when it is one of ours: `custos-root-7` is 7.
 fn version_of(prefix: &str, label: &[u8]) -> Option<u32> {
-    let rest = std::str::from_utf8(label).ok()?.strip_prefix(prefix)?;
-    rest.strip_prefix('-')?
-        .parse::<u32>()
-        .ok()
-        .filter(|v| *v > 0)
+    let digits = std::str::from_utf8(label)
+        .ok()?
+        .strip_prefix(prefix)?
+        .strip_prefix('-')?;
+    // Canonical digits only: `-03` or `-+3` would name version 3 twice.
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok()
 }
 
 fn token_error(e: P11Error) -> CryptoError {
@@ -203,6 +207,21 @@ impl Token {
         let mut st = self.state.write().expect("token state lock");
         st.checked = Instant::now();
         match found {
+            // Every version gone at once, or the newest one: not a retirement (which never
+            // takes the newest) but a lost login or a token in trouble. The versions held are
+            // kept, and the sessions dropped, so the next one logs in again.
+            Ok(keys)
+                if st
+                    .keys
+                    .keys()
+                    .next_back()
+                    .is_some_and(|newest| !keys.contains_key(newest)) =>
+            {
+                self.sessions.lock().expect("sessions lock").clear();
+                tracing::error!(
+                    "the token no longer shows the newest root key version; keeping the versions held"
+                );
+            }
             Ok(keys) => {
                 if !st.keys.is_empty() && keys.keys().ne(st.keys.keys()) {
                     tracing::debug!(versions = ?keys.keys().collect::<Vec<_>>(), "root key versions in the token looked up again");
@@ -346,17 +365,42 @@ impl Token {
     fn find_versions(&self) -> Result<BTreeMap<u32, ObjectHandle>, VaultError> {
         let found = self
             .with_session(|s| {
+                // Only private, sensitive, unextractable AES keys: a public object or one
+                // whose value can be read is never taken for a root key version.
                 let template = [
                     Attribute::Class(ObjectClass::SECRET_KEY),
                     Attribute::KeyType(KeyType::AES),
                     Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
                 ];
                 let mut out = Vec::new();
                 for h in s.find_objects(&template)? {
-                    for a in s.get_attributes(h, &[AttributeType::Label])? {
-                        if let Attribute::Label(l) = a {
-                            out.extend(version_of(&self.config.label, &l).map(|v| (v, h)));
+                    let asked = [
+                        AttributeType::Label,
+                        AttributeType::Local,
+                        AttributeType::AlwaysSensitive,
+                        AttributeType::NeverExtractable,
+                    ];
+                    let (mut version, mut kept) = (None, 0);
+                    for a in s.get_attributes(h, &asked)? {
+                        match a {
+                            Attribute::Label(l) => version = version_of(&self.config.label, &l),
+                            Attribute::Local(true)
+                            | Attribute::AlwaysSensitive(true)
+                            | Attribute::NeverExtractable(true) => kept += 1,
+                            _ => {}
                         }
+                    }
+                    match version {
+                        // Generated in the token and never out of it, or not ours to use.
+                        Some(v) if kept == 3 => out.push((v, h)),
+                        Some(v) => tracing::error!(
+                            version = v,
+                            "a key labelled as a root key version was not generated in the token or was once extractable; it is not used"
+                        ),
+                        None => {}
                     }
                 }
                 Ok(out)
@@ -423,9 +467,13 @@ impl Token {
             }
             r => (session, r),
         };
-        let mut pool = self.sessions.lock().expect("sessions lock");
-        if pool.len() < POOLED_SESSIONS {
-            pool.push(session);
+        // A session that saw an error may have an operation left active: it is closed, never
+        // pooled.
+        if result.is_ok() {
+            let mut pool = self.sessions.lock().expect("sessions lock");
+            if pool.len() < POOLED_SESSIONS {
+                pool.push(session);
+            }
         }
         Ok(result)
     }
@@ -471,10 +519,22 @@ impl SealingKey for TokenKey<'_> {
             .with_session(|s| {
                 let mut iv = *nonce;
                 let params = GcmParams::new(&mut iv, aad, 128.into())?;
-                s.encrypt(&Mechanism::AesGcm(params), self.handle, plaintext)
+                let sealed = s.encrypt(&Mechanism::AesGcm(params), self.handle, plaintext)?;
+                Ok((sealed, iv))
             })
             .map_err(|e| CryptoError::Token(e.to_string()))?
             .map_err(token_error)
+            .and_then(|(sealed, iv)| {
+                // A token that makes its own IV (as FIPS tokens do) writes it back; the header
+                // names the nonce given, so such a token cannot be used.
+                if iv == *nonce {
+                    Ok(sealed)
+                } else {
+                    Err(CryptoError::Token(
+                        "the token chose its own AES-GCM IV; Custos gives the IV and needs a token that takes it".into(),
+                    ))
+                }
+            })
     }
 
     fn open(
@@ -492,9 +552,12 @@ impl SealingKey for TokenKey<'_> {
             .map_err(|e| CryptoError::Token(e.to_string()))?
             .map(Secret::new)
             .map_err(|e| match e {
+                // SoftHSM 2.6 answers a tag that does not verify with CKR_GENERAL_ERROR.
                 P11Error::Pkcs11(
-                    RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange,
-                    _,
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::GeneralError,
+                    cryptoki::context::Function::Decrypt,
                 ) => CryptoError::Decrypt,
                 e => token_error(e),
             })
