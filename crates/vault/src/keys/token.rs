@@ -487,15 +487,28 @@ fn find_slot(pkcs11: &Pkcs11, config: &TokenConfig) -> Result<Slot, VaultError> 
         ))
     })?;
     let mut labels = Vec::new();
+    let mut found = Vec::new();
     for slot in slots {
         let Ok(info) = pkcs11.get_token_info(slot) else {
             continue;
         };
         let label = info.label().trim_end().to_owned();
         if label == config.token {
-            return Ok(slot);
+            found.push(slot);
         }
         labels.push(label);
+    }
+    match found[..] {
+        [slot] => return Ok(slot),
+        [] => {}
+        _ => {
+            return Err(VaultError::Setup(format!(
+                "the PKCS#11 module {module} has {} tokens labelled \"{}\": which one holds \
+                 the root key is not known; relabel all but one",
+                found.len(),
+                config.token
+            )));
+        }
     }
     Err(VaultError::Setup(format!(
         "the PKCS#11 module {module} has no token labelled \"{}\" ([root_key.pkcs11] token); \
