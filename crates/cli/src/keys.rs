@@ -1,14 +1,17 @@
-//! `custos keys`: root key versions and customers' data keys. `rotate-root` wraps every key
-//! again under a new version (resuming a rotation that was stopped), `status` shows what each
-//! version still wraps, `retire` removes a version that wraps nothing, and `rotate-subjects`
-//! gives customers new data keys and seals their data again under them.
+//! `custos keys`: root key versions, customers' data keys and the blind-index key.
+//! `rotate-root` wraps every key again under a new version (resuming a rotation that was
+//! stopped), `status` shows what each version still wraps, `retire` removes a version that
+//! wraps nothing, `rotate-subjects` gives customers new data keys and seals their data again
+//! under them, and `rotate-index` indexes every searchable field again under a new key.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use custos_core::inventory::Period;
-use custos_vault::{Paths, Principal, REKEY_BATCH, ROTATION_BATCH, Vault};
+use custos_vault::{
+    IndexStatus, Paths, Principal, REINDEX_BATCH, REKEY_BATCH, ROTATION_BATCH, Vault,
+};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
@@ -43,6 +46,14 @@ pub(crate) enum KeysCommand {
         #[arg(long, default_value_t = REKEY_BATCH)]
         batch: usize,
     },
+    /// Give the blind index a new key: index every record's searchable fields again under
+    /// it while servers serve (searches look up both keys meanwhile), then delete the old key
+    /// and its entries. Run it again to resume a rotation that was stopped or killed.
+    RotateIndex {
+        /// Records indexed again per transaction.
+        #[arg(long, default_value_t = REINDEX_BATCH)]
+        batch: usize,
+    },
 }
 
 pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode> {
@@ -55,6 +66,7 @@ pub(crate) async fn run(paths: &Paths, command: KeysCommand) -> Result<ExitCode>
         KeysCommand::RotateSubjects { older_than, batch } => {
             rotate_subjects(&vault, older_than, batch).await
         }
+        KeysCommand::RotateIndex { batch } => rotate_index(&vault, batch).await,
         KeysCommand::Retire { version } => {
             let flushed = vault.retire_root(&Principal::Cli, version).await?;
             println!(
@@ -152,6 +164,98 @@ async fn rotate_subjects(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn rotate_index(vault: &Vault, batch: usize) -> Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let report = vault
+        .rotate_index(&Principal::Cli, batch, |p| {
+            bar.set_message(format!("blind-index key {}", p.version));
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = report.context("rotating the blind-index key (run it again to resume)")?;
+    println!(
+        "blind-index key {}: every record is indexed under it ({} indexed again{}), the old key \
+         is deleted, and {} old entries with it ({:.1} s)",
+        r.version,
+        r.reindexed,
+        if r.resumed {
+            format!(", {} in all since the rotation began", r.done)
+        } else {
+            String::new()
+        },
+        r.dropped,
+        r.seconds
+    );
+    if !r.flushed {
+        println!(
+            "the database may still keep old copies of the deleted entries: on SQLite a reader \
+             held the write-ahead log, which keeps them until it is written over; on PostgreSQL \
+             until VACUUM reuses the space (see docs/keys-and-backups.md)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The blind index's keys as `keys status --json` shows them.
+fn index_json(s: &IndexStatus) -> serde_json::Value {
+    let time = |ms: Option<i64>| ms.map(custos_core::time::format_time_ms);
+    serde_json::json!({
+        "versions": s.versions,
+        "current": s.versions.first(),
+        "next": s.versions.get(1),
+        "entries": s.entries.iter().map(|(v, n)| serde_json::json!({"version": v, "entries": n})).collect::<Vec<_>>(),
+        "rotation": s.rotation.as_ref().map(|r| serde_json::json!({
+            "target": r.target,
+            "done": r.done,
+            "total": r.total,
+            "started": time(Some(r.started_ms)),
+            "finished": time(r.finished_ms),
+        })),
+    })
+}
+
+/// The blind index's keys as `keys status` prints them.
+fn print_index(s: &IndexStatus) {
+    let entries = |v: u32| {
+        s.entries
+            .iter()
+            .find(|(e, _)| *e == v)
+            .map_or(0, |(_, n)| *n)
+    };
+    match s.versions.as_slice() {
+        [current, next] => println!(
+            "blind-index keys {current} and {next}: a rotation is under way, {} of {} records \
+             indexed under {next} (run `custos keys rotate-index` to resume)",
+            s.rotation.as_ref().map_or(0, |r| r.done),
+            s.rotation.as_ref().map_or(0, |r| r.total),
+        ),
+        [current] => println!(
+            "blind-index key {current}: {} entries{}",
+            entries(*current),
+            match s
+                .entries
+                .iter()
+                .filter(|(v, _)| v < current)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+            {
+                0 => String::new(),
+                old => format!(
+                    ", and {old} entries of older keys still to delete (run `custos keys rotate-index` to finish)"
+                ),
+            }
+        ),
+        _ => println!("blind-index key: none yet"),
+    }
+}
+
 async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
     let s = vault.key_status(&Principal::Cli).await?;
     let time = |ms: Option<i64>| ms.map(custos_core::time::format_time_ms);
@@ -185,9 +289,12 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
         });
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"held_in": s.holder, "versions": versions, "rotation": rotation})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "held_in": s.holder,
+                "versions": versions,
+                "rotation": rotation,
+                "index": index_json(&s.index),
+            }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -237,5 +344,6 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
         ),
         None => println!("no rotation yet"),
     }
+    print_index(&s.index);
     Ok(ExitCode::SUCCESS)
 }

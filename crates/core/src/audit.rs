@@ -181,6 +181,10 @@ pub enum Action {
     /// age `detail` names has a new one, with how many were replaced.
     #[serde(rename = "subject_keys.rotate")]
     SubjectKeysRotate,
+    /// A blind-index rotation finished: every record is indexed under the key version
+    /// `detail` names, with how many were indexed again; the old key is gone.
+    #[serde(rename = "index_keys.rotate")]
+    IndexKeysRotate,
     /// A backup was made: `detail` says of how many rows and audit entries (never where it
     /// was written, which may name a person's machine).
     #[serde(rename = "backup.create")]

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// meanwhile: nothing was written; seal it again under the new key.
     #[error("the subject's data key was replaced since it was read")]
     KeyChanged,
+    /// The blind-index keys changed since the vault read them (a rotation began or ended):
+    /// nothing was written or found; digest again under the keys the vault holds now.
+    #[error("the blind-index keys changed since they were read")]
+    IndexChanged,
     /// The database cannot be reached or is shutting down; trying again later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

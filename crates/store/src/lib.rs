@@ -6,7 +6,7 @@
 //!
 //! [`Store`] is made of one trait per aggregate, each in the file of the rows it speaks in:
 //! [`RecordStore`], [`LedgerStore`], [`HoldStore`], [`RequestStore`], [`OutboxStore`],
-//! [`AuditStore`], [`KeyStore`], [`RotationStore`], [`SubjectStore`], [`SigninStore`],
+//! [`AuditStore`], [`KeyStore`], [`RotationStore`], [`SubjectKeyStore`], [`IndexKeyStore`], [`SubjectStore`], [`SigninStore`],
 //! [`OperatorStore`], [`BreachStore`], [`CopyStore`] and [`SnapshotStore`]. Code that holds a
 //! backend by its own type brings their methods into scope with [`prelude`]; through
 //! `dyn Store` they need no import.
@@ -25,6 +25,7 @@ mod operators;
 mod outbox;
 mod postgres;
 mod records;
+mod reindex;
 mod rekey;
 mod requests;
 mod rotation;
@@ -54,6 +55,7 @@ pub use records::{
     EncryptedFields, IndexEntry, NewRecord, NewSubject, RecordChange, RecordRow, RecordStore,
     RecordWithKey, decode_fields, encode_fields,
 };
+pub use reindex::{IndexKeyStore, Reindexed, index_key_name, index_version_of};
 pub use rekey::{Rekeyed, Reseal, SubjectKeyStore, SubjectSecrets};
 pub use requests::{RequestQuery, RequestRow, RequestStore};
 pub use rotation::{
@@ -83,9 +85,9 @@ pub use subjects::{Erasure, ErasureRow, SubjectStore, Trim};
 /// ```
 pub mod prelude {
     pub use crate::{
-        AuditStore, BreachStore, CopyStore, HoldStore, KeyStore, LedgerStore, OperatorStore,
-        OutboxStore, RecordStore, RequestStore, RotationStore, SigninStore, SnapshotStore, Store,
-        SubjectKeyStore, SubjectStore,
+        AuditStore, BreachStore, CopyStore, HoldStore, IndexKeyStore, KeyStore, LedgerStore,
+        OperatorStore, OutboxStore, RecordStore, RequestStore, RotationStore, SigninStore,
+        SnapshotStore, Store, SubjectKeyStore, SubjectStore,
     };
 }
 

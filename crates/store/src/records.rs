@@ -47,6 +47,8 @@ pub struct RecordWithKey {
 pub struct IndexEntry {
     /// The field.
     pub field: String,
+    /// The blind-index key version the digest was made with.
+    pub key_version: u32,
     /// HMAC of its normalised value.
     pub digest: Vec<u8>,
 }
@@ -117,12 +119,14 @@ pub trait RecordStore: Send + Sync {
         collection: &str,
         id: RecordId,
     ) -> Result<Option<RecordWithKey>, StoreError>;
-    /// The records of a collection whose field has this digest.
+    /// The records of a collection whose field has one of these digests, each given with the
+    /// blind-index key version it was made with; [`StoreError::IndexChanged`] when none was
+    /// made with the current version (see [`crate::IndexKeyStore`]).
     async fn find_by_digest(
         &self,
         collection: &str,
         field: &str,
-        digest: &[u8],
+        digests: &[(u32, Vec<u8>)],
     ) -> Result<Vec<RecordWithKey>, StoreError>;
     /// All records of a subject.
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError>;

@@ -63,6 +63,9 @@ pub enum RotationKind {
     /// Subjects whose data key is older than an age get a new one, and everything sealed
     /// under it is sealed again (the rotation's target is that age in days).
     Subjects,
+    /// Every record is indexed again under a new blind-index key, and the old key and its
+    /// entries are removed (the rotation's target is the new key's version).
+    Index,
 }
 
 impl RotationKind {
@@ -71,6 +74,7 @@ impl RotationKind {
         match self {
             RotationKind::Root => "root",
             RotationKind::Subjects => "subjects",
+            RotationKind::Index => "index",
         }
     }
 
@@ -79,6 +83,7 @@ impl RotationKind {
         match name {
             "root" => Some(RotationKind::Root),
             "subjects" => Some(RotationKind::Subjects),
+            "index" => Some(RotationKind::Index),
             _ => None,
         }
     }

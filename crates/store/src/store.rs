@@ -13,6 +13,7 @@ use crate::ledger::LedgerStore;
 use crate::operators::OperatorStore;
 use crate::outbox::OutboxStore;
 use crate::records::RecordStore;
+use crate::reindex::IndexKeyStore;
 use crate::rekey::SubjectKeyStore;
 use crate::requests::RequestStore;
 use crate::rotation::RotationStore;
@@ -32,6 +33,7 @@ pub trait Store:
     + KeyStore
     + RotationStore
     + SubjectKeyStore
+    + IndexKeyStore
     + SubjectStore
     + SigninStore
     + OperatorStore

@@ -216,7 +216,7 @@ impl Vault {
                 })?;
                 // Canonical form, so that "::ffff:1.2.3.4" and "1.2.3.4" hash alike.
                 let canonical = ip.to_canonical().to_string();
-                Some(hex::encode(self.keys.index.digest(
+                Some(hex::encode(self.keys.marks.digest(
                     "consent",
                     "ip_address",
                     &canonical,

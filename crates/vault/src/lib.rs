@@ -6,6 +6,7 @@ mod apikeys;
 mod audit;
 mod audit_query;
 mod backup;
+mod blind_index;
 mod breach;
 mod consent;
 mod consent_report;
@@ -20,6 +21,7 @@ mod mail;
 mod operators;
 mod portal;
 mod records;
+mod reindex;
 mod rekey;
 mod reports;
 mod requests;
@@ -76,6 +78,7 @@ pub use operators::{
 };
 pub use portal::{Correction, NewSession, PortalSession, SigninFlow};
 pub use records::{Created, RecordView, WithheldView};
+pub use reindex::{IndexStatus, REINDEX_BATCH, ReindexProgress, ReindexReport};
 pub use rekey::{REKEY_BATCH, RekeyProgress, RekeyReport};
 pub use requests::{
     MAX_LIST, NewRequest, Place, ReasonView, RequestFilter, RequestView, Step, WeekCount,

@@ -187,14 +187,11 @@ impl Vault {
             let ct = key.encrypt_field(at, &plain);
             record.fields.insert(name.clone(), ct);
             if coll.fields[name].searchable {
-                let digest =
-                    self.keys
-                        .index
-                        .digest(&record.collection, name, n.index_form.expose_secret());
-                index.push(IndexEntry {
-                    field: name.clone(),
-                    digest: digest.to_vec(),
-                });
+                index.extend(self.index_entries(
+                    &record.collection,
+                    name,
+                    n.index_form.expose_secret(),
+                ));
             }
         }
         index
@@ -276,6 +273,7 @@ impl Vault {
                 .await;
             match inserted {
                 Err(StoreError::KeyChanged) => continue,
+                Err(StoreError::IndexChanged) => self.refresh_index().await?,
                 // Erased since its key was read.
                 Err(StoreError::NotFound) => return Err(unknown()),
                 Err(e) => return Err(e.into()),
@@ -447,13 +445,8 @@ impl Vault {
             return Err(self.refuse(e, purpose, VaultError::Forbidden(why)).await);
         }
         let n = fields::normalise(field, decl, value, self.context())?;
-        let digest = self
-            .keys
-            .index
-            .digest(collection, field, n.index_form.expose_secret());
         let recs = self
-            .store
-            .find_by_digest(collection, field, &digest)
+            .find_by_value(collection, field, n.index_form.expose_secret())
             .await?;
         self.views(p, purpose, Action::RecordSearch, &recs).await
     }
@@ -551,6 +544,8 @@ impl Vault {
             match self.store.update_record(change).await {
                 // Changed by another, or its subject's key replaced by a rotation: read again.
                 Err(StoreError::Conflict(_) | StoreError::KeyChanged) => continue,
+                // A blind-index rotation began or ended: digest under the keys held now.
+                Err(StoreError::IndexChanged) => self.refresh_index().await?,
                 other => return Ok(other?),
             }
         }

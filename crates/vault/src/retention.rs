@@ -507,6 +507,11 @@ impl Vault {
         {
             Ok(()) => Ok(Some(Removed::Anonymised)),
             Err(StoreError::NotFound) => Ok(None),
+            // A blind-index rotation began or ended: the next sweep digests it again.
+            Err(StoreError::IndexChanged) => {
+                self.refresh_index().await?;
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -76,6 +76,8 @@ pub struct KeyStatus {
     pub versions: Vec<RootVersionStatus>,
     /// The latest rotation, finished or not.
     pub rotation: Option<RotationRow>,
+    /// The blind index's keys.
+    pub index: crate::reindex::IndexStatus,
 }
 
 pub(crate) fn only_cli(p: &Principal) -> Result<(), VaultError> {
@@ -318,6 +320,7 @@ impl Vault {
             holder: self.keys.root.describe(),
             versions: statuses,
             rotation: self.store.last_rotation(RotationKind::Root).await?,
+            index: self.index_status().await?,
         })
     }
 

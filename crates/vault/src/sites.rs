@@ -71,13 +71,13 @@ pub struct PublicOutcome {
 
 impl Vault {
     fn site_mac(&self, site: &str) -> String {
-        hex::encode(&self.keys.index.digest("site", "key", site)[..8])
+        hex::encode(&self.keys.marks.digest("site", "key", site)[..8])
     }
 
     fn token_mac(&self, site: &str, subject: SubjectId, expires: i64) -> String {
         hex::encode(
             self.keys
-                .index
+                .marks
                 .digest("site", "token", &format!("{site}.{subject}.{expires}")),
         )
     }

@@ -277,6 +277,11 @@ impl DataKey {
         IndexKey(self)
     }
 
+    /// Turns this key into the key of the vault's lasting marks.
+    pub fn into_mark_key(self) -> MarkKey {
+        MarkKey(self)
+    }
+
     /// Turns this key into a key for keyed digests of sign-in secrets and addresses.
     pub fn into_mac_key(self) -> MacKey {
         MacKey(self)
@@ -299,15 +304,35 @@ impl IndexKey {
     /// The blind-index digest of a normalised value of one collection's field. Equal inputs give
     /// equal digests; without the key, a digest reveals nothing about the value.
     pub fn digest(&self, collection: &str, field: &str, normalised: &str) -> [u8; DIGEST_LEN] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.key.expose_secret())
-            .expect("HMAC takes a key of any length");
-        for part in [collection, field] {
-            mac.update(&(part.len() as u32).to_be_bytes());
-            mac.update(part.as_bytes());
-        }
-        mac.update(normalised.as_bytes());
-        mac.finalize().into_bytes().into()
+        framed_digest(&self.0, collection, field, normalised)
     }
+}
+
+/// The HMAC-SHA256 key of marks that must stay the same for the vault's life, unlike the
+/// blind index, whose key rotates: sites' publishable keys and subject tokens, and the
+/// digests of client addresses in consent evidence. A vault made before this key existed
+/// began it as a copy of its first blind-index key, so marks it made then still match.
+#[derive(Debug)]
+pub struct MarkKey(DataKey);
+
+impl MarkKey {
+    /// The mark of `value` for one use, named by `domain` and `part`, computed as
+    /// [`IndexKey::digest`] computes a blind-index digest.
+    pub fn digest(&self, domain: &str, part: &str, value: &str) -> [u8; DIGEST_LEN] {
+        framed_digest(&self.0, domain, part, value)
+    }
+}
+
+/// HMAC-SHA256 over two length-prefixed names and a value.
+fn framed_digest(key: &DataKey, a: &str, b: &str, value: &str) -> [u8; DIGEST_LEN] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.key.expose_secret())
+        .expect("HMAC takes a key of any length");
+    for part in [a, b] {
+        mac.update(&(part.len() as u32).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    mac.update(value.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// An HMAC-SHA256 key for keyed digests outside the blind index: sign-in codes, addresses

@@ -258,7 +258,8 @@ impl PostgresStore {
             .query(
                 "SELECT r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms, \
                  coalesce(array_agg(b.field ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}'), \
-                 coalesce(array_agg(b.digest ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}') \
+                 coalesce(array_agg(b.digest ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}'), \
+                 coalesce(array_agg(b.key_version ORDER BY b.field, b.digest) FILTER (WHERE b.field IS NOT NULL), '{}') \
                  FROM (SELECT * FROM records WHERE id > $1 ORDER BY id LIMIT $2) r \
                  LEFT JOIN blind_index b ON b.record_id = r.id \
                  GROUP BY r.id, r.subject_id, r.collection, r.fields, r.version, r.created_ms, r.updated_ms \
@@ -270,6 +271,7 @@ impl PostgresStore {
             .map(|r| {
                 let fields: Vec<String> = r.get(7);
                 let digests: Vec<Vec<u8>> = r.get(8);
+                let versions: Vec<i32> = r.get(9);
                 let bytes: Vec<u8> = r.get(3);
                 Ok(CopyRow::Record {
                     record: RecordRow {
@@ -284,7 +286,12 @@ impl PostgresStore {
                     index: fields
                         .into_iter()
                         .zip(digests)
-                        .map(|(field, digest)| IndexEntry { field, digest })
+                        .zip(versions)
+                        .map(|((field, digest), v)| IndexEntry {
+                            field,
+                            digest,
+                            key_version: v as u32,
+                        })
                         .collect(),
                 })
             })
@@ -447,10 +454,11 @@ async fn import_record(tx: &Tx<'_>, r: &RecordRow, index: &[IndexEntry]) -> Resu
     .map_err(backend)?;
     let fields: Vec<&str> = index.iter().map(|e| e.field.as_str()).collect();
     let digests: Vec<&[u8]> = index.iter().map(|e| e.digest.as_slice()).collect();
+    let versions: Vec<i32> = index.iter().map(|e| e.key_version as i32).collect();
     let st = tx
         .prepare_cached(
-            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-             SELECT $1, f, d, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS u(f, d) \
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
+             SELECT $1, f, d, $4, $5, v FROM unnest($2::text[], $3::bytea[], $6::int[]) AS u(f, d, v) \
              ON CONFLICT DO NOTHING",
         )
         .await
@@ -463,6 +471,7 @@ async fn import_record(tx: &Tx<'_>, r: &RecordRow, index: &[IndexEntry]) -> Resu
             &digests,
             &r.id.as_uuid(),
             &r.subject_id.as_uuid(),
+            &versions,
         ],
     )
     .await

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::audit::queue;
 use super::convert::backend;
+use super::reindex::{guard_index, written_names};
 use super::rekey::guard_key;
 use super::{PostgresStore, Tx};
 use crate::audit::QueuedAudit;
@@ -18,7 +19,7 @@ use crate::records::{
 use crate::rekey::sealed_version;
 use crate::shared::RECORD_WITH_KEY;
 
-fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
+pub(super) fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
     let fields: Vec<u8> = row.get(3);
     Ok(RecordWithKey {
         record: RecordRow {
@@ -41,15 +42,23 @@ fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
 /// An existing subject must not be erased: the row is locked (`FOR SHARE`), so this insert
 /// waits for an erasure in progress and then sees it and inserts nothing. A subject that does
 /// not exist is left to the foreign key to refuse, as a conflict.
-const INSERT_RECORD: &str = "WITH s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3), \
-     k AS (INSERT INTO subject_keys (subject_id, version, wrapped, created_ms) SELECT $1, 1, $4, $2 WHERE $3), \
-     ok AS (SELECT 1 AS one WHERE $3 \
+/// Index entries must be made under exactly the blind-index keys stored (`$16` names them),
+/// whose rows are locked `FOR SHARE` (see `reindex`); otherwise nothing is inserted.
+const INSERT_RECORD: &str = "WITH g AS (SELECT name FROM vault_keys \
+           WHERE (name = 'index' OR name LIKE 'index.%') FOR SHARE), \
+     gi AS (SELECT cardinality($16::text[]) = 0 OR (SELECT count(*) FROM g) = 0 \
+           OR ((SELECT count(*) FROM g) = cardinality($16::text[]) \
+           AND NOT EXISTS (SELECT 1 FROM g WHERE name <> ALL($16::text[]))) AS fine), \
+     s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3 AND (SELECT fine FROM gi)), \
+     k AS (INSERT INTO subject_keys (subject_id, version, wrapped, created_ms) SELECT $1, 1, $4, $2 \
+           WHERE $3 AND (SELECT fine FROM gi)), \
+     ok AS (SELECT 1 AS one WHERE (SELECT fine FROM gi) AND ($3 \
            OR EXISTS (SELECT 1 FROM subjects WHERE id = $6 AND status <> 'erased' FOR SHARE) \
-           OR NOT EXISTS (SELECT 1 FROM subjects WHERE id = $6)), \
+           OR NOT EXISTS (SELECT 1 FROM subjects WHERE id = $6))), \
      r AS (INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
            SELECT $5, $6, $7, $8, $9, $10, $11 FROM ok RETURNING id), \
-     b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-           SELECT $7, f, d, $5, $6 FROM unnest($12::text[], $13::bytea[]) AS u(f, d), r) \
+     b AS (INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
+           SELECT $7, f, d, $5, $6, v FROM unnest($12::text[], $13::bytea[], $17::int[]) AS u(f, d, v), r) \
      INSERT INTO audit_queue (subject_id, entry) SELECT $14, $15 FROM r";
 
 /// The values of [`INSERT_RECORD`], owned.
@@ -69,6 +78,8 @@ struct InsertParams<'a> {
     digests: Vec<&'a [u8]>,
     audit_subject: Option<Uuid>,
     audit_entry: &'a [u8],
+    index_keys: Vec<String>,
+    key_versions: Vec<i32>,
 }
 
 impl<'a> InsertParams<'a> {
@@ -94,10 +105,12 @@ impl<'a> InsertParams<'a> {
             digests: new.index.iter().map(|e| e.digest.as_slice()).collect(),
             audit_subject: new.audit.subject_id.map(|s| s.as_uuid()),
             audit_entry: &new.audit.entry,
+            index_keys: written_names(&new.index),
+            key_versions: new.index.iter().map(|e| e.key_version as i32).collect(),
         }
     }
 
-    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 17] {
         [
             &self.subject,
             &self.created_ms,
@@ -114,6 +127,8 @@ impl<'a> InsertParams<'a> {
             &self.digests,
             &self.audit_subject,
             &self.audit_entry,
+            &self.index_keys,
+            &self.key_versions,
         ]
     }
 }
@@ -137,10 +152,11 @@ async fn insert_index(
     }
     let fields: Vec<&str> = entries.iter().map(|e| e.field.as_str()).collect();
     let digests: Vec<&[u8]> = entries.iter().map(|e| e.digest.as_slice()).collect();
+    let versions: Vec<i32> = entries.iter().map(|e| e.key_version as i32).collect();
     let st = tx
         .prepare_cached(
-            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-             SELECT $1, f, d, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS u(f, d)",
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
+             SELECT $1, f, d, $4, $5, v FROM unnest($2::text[], $3::bytea[], $6::int[]) AS u(f, d, v)",
         )
         .await
         .map_err(backend)?;
@@ -152,11 +168,29 @@ async fn insert_index(
             &digests,
             &rec.id.as_uuid(),
             &rec.subject_id.as_uuid(),
+            &versions,
         ],
     )
     .await
     .map(drop)
     .map_err(backend)
+}
+
+impl PostgresStore {
+    /// Why [`INSERT_RECORD`] inserted nothing: its index entries were made under other
+    /// blind-index keys than those stored, or its subject is erased.
+    async fn why_not_inserted(&self, new: &NewRecord) -> StoreError {
+        if new.index.is_empty() {
+            return StoreError::NotFound;
+        }
+        match self.live_index_versions().await {
+            Ok(live) => match crate::reindex::check_written(&live, &new.index) {
+                Err(e) => e,
+                Ok(()) => StoreError::NotFound,
+            },
+            Err(e) => e,
+        }
+    }
 }
 
 #[async_trait]
@@ -190,8 +224,7 @@ impl RecordStore for PostgresStore {
                 .map_err(insert_error)?
         };
         if n == 0 {
-            // The subject is erased.
-            return Err(StoreError::NotFound);
+            return Err(self.why_not_inserted(&new).await);
         }
         Ok(())
     }
@@ -222,9 +255,13 @@ impl RecordStore for PostgresStore {
         }
         let st = tx.prepare_cached(INSERT_RECORD).await.map_err(backend)?;
         let params = InsertParams::of(&new);
-        tx.execute(&st, &params.as_params())
+        let n = tx
+            .execute(&st, &params.as_params())
             .await
             .map_err(insert_error)?;
+        if n == 0 {
+            return Err(self.why_not_inserted(&new).await);
+        }
         tx.commit().await.map_err(backend)
     }
 
@@ -233,6 +270,7 @@ impl RecordStore for PostgresStore {
         let tx = client.transaction().await.map_err(backend)?;
         let r = &change.record;
         guard_key(&tx, r.subject_id, sealed_version(r.fields.values())?).await?;
+        guard_index(&tx, &change.index).await?;
         let st = tx
             .prepare_cached(
                 "UPDATE records SET fields = $1, version = version + 1, updated_ms = $2 \
@@ -314,15 +352,24 @@ impl RecordStore for PostgresStore {
         &self,
         collection: &str,
         field: &str,
-        digest: &[u8],
+        digests: &[(u32, Vec<u8>)],
     ) -> Result<Vec<RecordWithKey>, StoreError> {
         let sql = format!(
-            "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
-             WHERE b.collection = $1 AND b.field = $2 AND b.digest = $3 \
+            "{RECORD_WITH_KEY} WHERE r.id IN (SELECT b.record_id FROM blind_index b \
+             JOIN unnest($3::int[], $4::bytea[]) AS u(v, d) ON b.key_version = u.v AND b.digest = u.d \
+             WHERE b.collection = $1 AND b.field = $2) \
              ORDER BY r.created_ms, r.id"
         );
-        let rows = self.query(&sql, &[&collection, &field, &digest]).await?;
-        rows.iter().map(to_record).collect()
+        let versions: Vec<i32> = digests.iter().map(|(v, _)| *v as i32).collect();
+        let bytes: Vec<&[u8]> = digests.iter().map(|(_, d)| d.as_slice()).collect();
+        let rows = self
+            .query(&sql, &[&collection, &field, &versions, &bytes])
+            .await?;
+        let found = rows.iter().map(to_record).collect::<Result<Vec<_>, _>>()?;
+        // Checked after the lookup: see `crate::reindex`.
+        let searched: Vec<u32> = digests.iter().map(|(v, _)| *v).collect();
+        crate::reindex::check_searched(&self.live_index_versions().await?, &searched)?;
+        Ok(found)
     }
 
     async fn subject_records(&self, subject: SubjectId) -> Result<Vec<RecordWithKey>, StoreError> {

@@ -279,6 +279,11 @@ CREATE INDEX subject_keys_age ON subject_keys (created_ms, subject_id);
 -- One data key per subject: a rotation replaces the row, never adds one.
 CREATE UNIQUE INDEX subject_keys_one ON subject_keys (subject_id);
 "#,
+    // Which blind-index key made each entry: while a rotation runs, a field has one per key.
+    r#"
+ALTER TABLE blind_index ADD COLUMN key_version INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX blind_index_version ON blind_index (key_version, record_id, field);
+"#,
 ];
 
 /// Serialises migrations between processes that start at once (`pg_advisory_xact_lock` key).

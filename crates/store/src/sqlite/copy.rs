@@ -276,7 +276,8 @@ fn export_records(c: &Connection, key: &str, limit: i64) -> Result<Vec<CopyRow>,
         .map_err(backend)?;
     let mut ix = c
         .prepare_cached(
-            "SELECT field, digest FROM blind_index WHERE record_id = ?1 ORDER BY field, digest",
+            "SELECT field, digest, key_version FROM blind_index WHERE record_id = ?1 \
+             ORDER BY key_version, field, digest",
         )
         .map_err(backend)?;
     raws.into_iter()
@@ -286,6 +287,7 @@ fn export_records(c: &Connection, key: &str, limit: i64) -> Result<Vec<CopyRow>,
                     Ok(IndexEntry {
                         field: r.get(0)?,
                         digest: r.get(1)?,
+                        key_version: r.get(2)?,
                     })
                 })
                 .map_err(backend)?
@@ -430,8 +432,8 @@ fn import_record(c: &Connection, r: &RecordRow, index: &[IndexEntry]) -> Result<
     .map_err(backend)?;
     let mut s = c
         .prepare_cached(
-            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )
         .map_err(backend)?;
     for e in index {
@@ -440,7 +442,8 @@ fn import_record(c: &Connection, r: &RecordRow, index: &[IndexEntry]) -> Result<
             e.field,
             e.digest,
             id_text(r.id),
-            id_text(r.subject_id)
+            id_text(r.subject_id),
+            e.key_version
         ])
         .map_err(backend)?;
     }

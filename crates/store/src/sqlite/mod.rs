@@ -30,6 +30,7 @@ mod ledger;
 mod operators;
 mod outbox;
 mod records;
+mod reindex;
 mod rekey;
 mod requests;
 mod rotation;

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
+use super::reindex::{check_index, live_versions};
 use super::rekey::check_key;
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;
@@ -17,7 +18,7 @@ use crate::records::{
 use crate::rekey::sealed_version;
 use crate::shared::RECORD_WITH_KEY;
 
-fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
+pub(super) fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
     Ok((
         (
             row.get(0)?,
@@ -33,7 +34,9 @@ fn record_with_key(row: &Row<'_>) -> rusqlite::Result<(RawRecord, bool)> {
     ))
 }
 
-fn to_record_flagged((raw, has_ledger): (RawRecord, bool)) -> Result<RecordWithKey, StoreError> {
+pub(super) fn to_record_flagged(
+    (raw, has_ledger): (RawRecord, bool),
+) -> Result<RecordWithKey, StoreError> {
     let mut r = to_record(raw)?;
     r.has_ledger = has_ledger;
     Ok(r)
@@ -100,6 +103,7 @@ fn insert_new(c: &Connection, new: &NewRecord) -> Result<(), StoreError> {
         })
         .map_err(backend)?;
     }
+    check_index(c, &new.index)?;
     let r = &new.record;
     c.prepare_cached(
         "INSERT INTO records (id, subject_id, collection, fields, version, created_ms, updated_ms) \
@@ -133,7 +137,8 @@ fn insert_index(
 ) -> Result<(), StoreError> {
     let mut s = conn
         .prepare_cached(
-            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend)?;
     for e in entries {
@@ -142,7 +147,8 @@ fn insert_index(
             e.field,
             e.digest,
             id_text(rec.id),
-            id_text(rec.subject_id)
+            id_text(rec.subject_id),
+            e.key_version
         ])
         .map_err(backend)?;
     }
@@ -186,6 +192,7 @@ impl RecordStore for SqliteStore {
         self.write(move |c| {
             let r = &change.record;
             check_key(c, r.subject_id, sealed_version(r.fields.values())?)?;
+            check_index(c, &change.index)?;
             let n = c
                 .prepare_cached(
                     "UPDATE records SET fields = ?1, version = version + 1, updated_ms = ?2 \
@@ -269,21 +276,34 @@ impl RecordStore for SqliteStore {
         &self,
         collection: &str,
         field: &str,
-        digest: &[u8],
+        digests: &[(u32, Vec<u8>)],
     ) -> Result<Vec<RecordWithKey>, StoreError> {
-        let (collection, field, digest) =
-            (collection.to_owned(), field.to_owned(), digest.to_vec());
+        let (collection, field, digests) =
+            (collection.to_owned(), field.to_owned(), digests.to_vec());
         self.read(move |c| {
             let sql = format!(
                 "{RECORD_WITH_KEY} JOIN blind_index b ON b.record_id = r.id \
-                 WHERE b.collection = ?1 AND b.field = ?2 AND b.digest = ?3 ORDER BY r.created_ms"
+                 WHERE b.collection = ?1 AND b.field = ?2 AND b.digest = ?3 AND b.key_version = ?4 \
+                 ORDER BY r.created_ms"
             );
             let mut s = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = s
-                .query_map(params![collection, field, digest], record_with_key)
-                .map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(to_record_flagged))
-                .collect()
+            let mut found: Vec<RecordWithKey> = Vec::new();
+            for (version, digest) in &digests {
+                let rows = s
+                    .query_map(params![collection, field, digest, version], record_with_key)
+                    .map_err(backend)?;
+                for r in rows {
+                    let r = r.map_err(backend).and_then(to_record_flagged)?;
+                    if !found.iter().any(|f| f.record.id == r.record.id) {
+                        found.push(r);
+                    }
+                }
+            }
+            // Checked after the lookup: see `crate::reindex`.
+            let searched: Vec<u32> = digests.iter().map(|(v, _)| *v).collect();
+            crate::reindex::check_searched(&live_versions(c)?, &searched)?;
+            found.sort_by_key(|r| r.record.created_ms);
+            Ok(found)
         })
         .await
     }

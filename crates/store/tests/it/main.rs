@@ -4,6 +4,7 @@
 mod breach;
 mod operators;
 mod outbox;
+mod reindex;
 mod rekey;
 mod requests;
 mod rotation;
@@ -83,6 +84,14 @@ macro_rules! conformance {
                     fresh.store.clone(),
                 )
                 .await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn an_index_rotation_finishes_only_when_whole() {
+                let Some(fresh) = crate::$backend().await else {
+                    return;
+                };
+                crate::reindex::an_index_rotation_finishes_only_when_whole(fresh.store.clone())
+                    .await;
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn a_subject_is_rekeyed_whole_and_a_stale_write_is_refused() {

@@ -50,6 +50,7 @@ pub(crate) async fn insert(store: &dyn Store, email_digest: u8) -> RecordRow {
             }),
             index: vec![IndexEntry {
                 field: "email".into(),
+                key_version: 1,
                 digest: digest(email_digest),
             }],
             audit: audit("create", Some(subject)),
@@ -101,14 +102,14 @@ pub(crate) async fn records_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.count_records("customers").await.unwrap(), 2);
 
     let found = store
-        .find_by_digest("customers", "email", &digest(1))
+        .find_by_digest("customers", "email", &[(1, digest(1))])
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].record.id, r.id);
     assert!(
         store
-            .find_by_digest("customers", "phone", &digest(1))
+            .find_by_digest("customers", "phone", &[(1, digest(1))])
             .await
             .unwrap()
             .is_empty(),
@@ -116,7 +117,7 @@ pub(crate) async fn records_round_trip(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(2))
+            .find_by_digest("customers", "email", &[(1, digest(2))])
             .await
             .unwrap()
             .is_empty()
@@ -133,6 +134,7 @@ pub(crate) async fn stale_updates_conflict_and_indexes_follow(store: Arc<dyn Sto
         reindexed_fields: vec!["email".into()],
         index: vec![IndexEntry {
             field: "email".into(),
+            key_version: 1,
             digest: digest(4),
         }],
         audit: audit("update", Some(r.subject_id)),
@@ -153,7 +155,7 @@ pub(crate) async fn stale_updates_conflict_and_indexes_follow(store: Arc<dyn Sto
     assert_eq!(got.fields["email"], b"ct-new");
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(3))
+            .find_by_digest("customers", "email", &[(1, digest(3))])
             .await
             .unwrap()
             .is_empty(),
@@ -161,7 +163,7 @@ pub(crate) async fn stale_updates_conflict_and_indexes_follow(store: Arc<dyn Sto
     );
     assert_eq!(
         store
-            .find_by_digest("customers", "email", &digest(4))
+            .find_by_digest("customers", "email", &[(1, digest(4))])
             .await
             .unwrap()
             .len(),
@@ -182,7 +184,7 @@ pub(crate) async fn deletes_take_their_index_entries(store: Arc<dyn Store>) {
     assert!(store.record("customers", r.id).await.unwrap().is_none());
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(5))
+            .find_by_digest("customers", "email", &[(1, digest(5))])
             .await
             .unwrap()
             .is_empty()
@@ -214,6 +216,7 @@ pub(crate) async fn a_failed_write_changes_nothing_and_spares_its_neighbours(
                 new_subject: None,
                 index: vec![IndexEntry {
                     field: "email".into(),
+                    key_version: 1,
                     digest: vec![100 + i as u8; 32],
                 }],
                 audit: audit("create", None),
@@ -239,7 +242,7 @@ pub(crate) async fn a_failed_write_changes_nothing_and_spares_its_neighbours(
     // The failed writes left no index entry behind.
     assert!(
         store
-            .find_by_digest("customers", "email", &[100; 32])
+            .find_by_digest("customers", "email", &[(1, vec![100; 32])])
             .await
             .unwrap()
             .is_empty()
@@ -591,7 +594,7 @@ pub(crate) async fn export_and_import_copy_every_row_once(
     assert_eq!(ledger[1].id, later);
     assert!(ledger[0].seq < ledger[1].seq);
     assert_eq!(
-        to.find_by_digest("customers", "email", &digest(5))
+        to.find_by_digest("customers", "email", &[(1, digest(5))])
             .await
             .unwrap()
             .len(),
@@ -641,7 +644,7 @@ pub(crate) async fn consent_ledger_keeps_order_and_audits_each_event(store: Arc<
     );
     assert!(store.subject_records(a).await.unwrap()[0].has_ledger);
     let found = store
-        .find_by_digest("customers", "email", &digest(1))
+        .find_by_digest("customers", "email", &[(1, digest(1))])
         .await
         .unwrap();
     assert!(found.len() == 1 && found[0].has_ledger);
@@ -756,7 +759,7 @@ pub(crate) async fn anonymising_replaces_the_record_in_one_transaction(store: Ar
     assert!(store.record("customers", old.id).await.unwrap().is_none());
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(7))
+            .find_by_digest("customers", "email", &[(1, digest(7))])
             .await
             .unwrap()
             .is_empty()
@@ -799,6 +802,7 @@ pub(crate) async fn erasure_shreds_in_one_transaction(store: Arc<dyn Store>) {
             new_subject: None,
             index: vec![IndexEntry {
                 field: "email".into(),
+                key_version: 1,
                 digest: digest(8),
             }],
             audit: audit("create-b", Some(s)),
@@ -836,14 +840,14 @@ pub(crate) async fn erasure_shreds_in_one_transaction(store: Arc<dyn Store>) {
     assert!(store.record("customers", a.id).await.unwrap().is_none());
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(7))
+            .find_by_digest("customers", "email", &[(1, digest(7))])
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .find_by_digest("customers", "email", &digest(8))
+            .find_by_digest("customers", "email", &[(1, digest(8))])
             .await
             .unwrap()
             .is_empty()

@@ -12,9 +12,10 @@ use custos_core::ids::{RecordId, SubjectId};
 use custos_core::inventory::FieldType;
 use custos_core::personal::{PersonalFields, PersonalValue};
 use custos_core::principal::{Act, Principal};
-use custos_store::{CanaryRow, NewRecord, NewSubject, QueuedAudit, RecordRow};
+use custos_store::{CanaryRow, NewRecord, NewSubject, QueuedAudit, RecordRow, StoreError};
 use serde_json::{Value, json};
 
+use crate::error::KEY_ATTEMPTS;
 use crate::{Vault, VaultError};
 
 /// The most canaries planted at once.
@@ -209,36 +210,48 @@ impl Vault {
         for (id, subject, values) in planned {
             let key = DataKey::generate(1)?;
             let wrapped_key = self.keys.root.wrap(WrapContext::Subject(subject), &key)?;
-            let mut record = RecordRow {
-                id,
-                subject_id: subject,
-                collection: collection.to_owned(),
-                fields: BTreeMap::new(),
-                version: 1,
-                created_ms: now,
-                updated_ms: now,
-            };
-            let index = self.encrypt(&key, coll, &mut record, &values);
-            let mut audit = AuditEntry::new(p.actor(), Action::RecordCreate, Outcome::Ok);
-            audit.collection = Some(collection.to_owned());
-            audit.record_id = Some(id);
-            audit.subject_id = Some(subject);
-            audit.fields = values.keys().cloned().collect();
-            self.store
-                .insert_record(NewRecord {
-                    record,
-                    new_subject: Some(NewSubject {
-                        id: subject,
-                        wrapped_key,
-                        created_ms: now,
-                    }),
-                    index,
-                    audit: QueuedAudit {
-                        subject_id: Some(subject),
-                        entry: audit.to_bytes(),
-                    },
-                })
-                .await?;
+            // Digested again when a blind-index rotation begins or ends meanwhile.
+            let mut tries = 0;
+            loop {
+                let mut record = RecordRow {
+                    id,
+                    subject_id: subject,
+                    collection: collection.to_owned(),
+                    fields: BTreeMap::new(),
+                    version: 1,
+                    created_ms: now,
+                    updated_ms: now,
+                };
+                let index = self.encrypt(&key, coll, &mut record, &values);
+                let mut audit = AuditEntry::new(p.actor(), Action::RecordCreate, Outcome::Ok);
+                audit.collection = Some(collection.to_owned());
+                audit.record_id = Some(id);
+                audit.subject_id = Some(subject);
+                audit.fields = values.keys().cloned().collect();
+                let inserted = self
+                    .store
+                    .insert_record(NewRecord {
+                        record,
+                        new_subject: Some(NewSubject {
+                            id: subject,
+                            wrapped_key: wrapped_key.clone(),
+                            created_ms: now,
+                        }),
+                        index,
+                        audit: QueuedAudit {
+                            subject_id: Some(subject),
+                            entry: audit.to_bytes(),
+                        },
+                    })
+                    .await;
+                match inserted {
+                    Err(StoreError::IndexChanged) if tries < KEY_ATTEMPTS => {
+                        tries += 1;
+                        self.refresh_index().await?;
+                    }
+                    other => break other?,
+                }
+            }
             out.push(PlantedCanary {
                 record_id: id,
                 subject_id: subject,
@@ -259,13 +272,8 @@ impl Vault {
             let Some(v) = v.as_ref().filter(|_| coll.fields[name].searchable) else {
                 continue;
             };
-            let digest = self
-                .keys
-                .index
-                .digest(collection, name, v.index_form.expose_secret());
             if !self
-                .store
-                .find_by_digest(collection, name, &digest)
+                .find_by_value(collection, name, v.index_form.expose_secret())
                 .await?
                 .is_empty()
             {

@@ -1,24 +1,28 @@
 //! The vault's key ring: the root key versions wherever they are held ([`RootRing`]: the key
-//! file, the environment, or a PKCS#11 token), and the blind-index, audit-signing, portal and
-//! outbox keys, stored wrapped by the root key.
+//! file, the environment, or a PKCS#11 token), and the blind-index ([`IndexRing`]), marks,
+//! audit-signing, portal and outbox keys, stored wrapped by the root key.
 
 use custos_core::audit::SigningKey;
-use custos_core::crypto::{CryptoError, DataKey, IndexKey, MacKey, WrapContext};
+use custos_core::crypto::{MacKey, MarkKey};
 use custos_core::inventory::RootKeyConfig;
-use custos_store::{Store, StoreError};
+use custos_store::Store;
 
 use crate::VaultError;
 
 mod file;
+mod index;
+mod named;
 mod ring;
 mod token;
 
 pub(crate) use file::{root_keys_from_env, write_root_key};
+pub(crate) use index::IndexRing;
+use named::marks_key;
+pub(crate) use named::named_key;
 pub use ring::ROOT_KEY_RECHECK;
 pub(crate) use ring::RootRing;
 pub(crate) use token::Token;
 
-const INDEX_KEY: &str = "index";
 const SIGNING_KEY: &str = "audit-signing";
 const PORTAL_KEY: &str = "portal";
 /// The key operators' addresses and TOTP secrets are sealed under.
@@ -29,7 +33,9 @@ pub(crate) const OUTBOX_KEY: &str = "outbox";
 /// The keys a running vault holds in memory; each zeroises itself on drop.
 pub(crate) struct KeyRing {
     pub(crate) root: RootRing,
-    pub(crate) index: IndexKey,
+    pub(crate) index: IndexRing,
+    /// Sites' publishable keys and subject tokens, consent evidence's address digests.
+    pub(crate) marks: MarkKey,
     pub(crate) signer: SigningKey,
     /// Keyed digests of sign-in codes, addresses and client addresses, and CSRF tokens.
     pub(crate) mac: MacKey,
@@ -40,60 +46,17 @@ impl KeyRing {
         store: &dyn Store,
         root: RootRing,
     ) -> Result<Self, VaultError> {
-        let index = named_key(store, &root, INDEX_KEY).await?.into_index_key();
+        let marks = marks_key(store, &root).await?;
+        let index = IndexRing::load(store, &root).await?;
         let signer = named_key(store, &root, SIGNING_KEY).await?.to_signing_key();
         let mac = named_key(store, &root, PORTAL_KEY).await?.into_mac_key();
         Ok(Self {
             root,
             index,
+            marks,
             signer,
             mac,
         })
-    }
-}
-
-/// A named vault key, unwrapped; created (and stored wrapped) when absent.
-pub(crate) async fn named_key(
-    store: &dyn Store,
-    root: &RootRing,
-    name: &str,
-) -> Result<DataKey, VaultError> {
-    let wrong_root = |e| match e {
-        CryptoError::UnknownKeyVersion(v) => VaultError::Setup(format!(
-            "this vault's {name} key is wrapped by root key version {v}, which {} does not hold \
-             (with a key file: copy the one holding it from where `custos keys rotate-root` ran)",
-            root.describe()
-        )),
-        CryptoError::Token(e) => VaultError::Setup(format!(
-            "unwrapping this vault's {name} key in {}: {e}",
-            root.describe()
-        )),
-        _ => VaultError::Setup(format!(
-            "the root key does not open this vault's {name} key: is {} the key this database was created with?",
-            root.describe()
-        )),
-    };
-    if let Some(w) = store.vault_key(name).await? {
-        return root
-            .unwrap(WrapContext::Named(name), &w)
-            .map_err(wrong_root);
-    }
-    let key = DataKey::generate(1)?;
-    match store
-        .insert_vault_key(name, root.wrap(WrapContext::Named(name), &key)?)
-        .await
-    {
-        Ok(()) => Ok(key),
-        // Another process created it first: use theirs.
-        Err(StoreError::Conflict(_)) => {
-            let w = store
-                .vault_key(name)
-                .await?
-                .ok_or(VaultError::Internal(format!("the {name} key vanished")))?;
-            root.unwrap(WrapContext::Named(name), &w)
-                .map_err(wrong_root)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

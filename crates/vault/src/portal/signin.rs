@@ -199,8 +199,7 @@ impl Vault {
                 if decl.ty != FieldType::Email || !decl.searchable {
                     continue;
                 }
-                let digest = self.keys.index.digest(cname, fname, normal);
-                for r in self.store.find_by_digest(cname, fname, &digest).await? {
+                for r in self.find_by_value(cname, fname, normal).await? {
                     let subject = r.record.subject_id;
                     match &found {
                         Some((s, _)) if *s != subject => return Ok(None),
