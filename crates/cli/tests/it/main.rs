@@ -15,6 +15,7 @@ mod loops;
 mod mail;
 mod portal_browser;
 mod postgres;
+mod reindex;
 mod rekey;
 mod requests;
 mod rights;

@@ -1,5 +1,5 @@
 //! Customers' data keys rotated with the real binary: under a load of new records, records of
-//! existing customers and updates, every write and read succeeds and nothing is lost; a
+//! existing customers and updates, every write, read and search succeeds and nothing is lost; a
 //! rotation killed with SIGKILL half-way resumes and finishes; afterwards every key older than
 //! the rotation is replaced, every ciphertext is under its subject's new key (record fields
 //! and a request's reason), nothing is readable only by an old key, and the log verifies.
@@ -119,8 +119,30 @@ pub(crate) async fn worker(
         let r = read(&http, &reader, &key, &id).await;
         assert_eq!(r.status().as_u16(), 200, "a read during the rotation");
         assert_eq!(r.json::<Value>().await.unwrap()["fields"]["email"], email);
+        assert!(
+            search(&reader, &key, &email).await.contains(&id),
+            "a search during the rotation did not find {id}"
+        );
     }
     mine
+}
+
+/// The ids of the customers records a search by email finds.
+pub(crate) async fn search(base: &str, key: &str, email: &str) -> Vec<String> {
+    let (s, body) = api(
+        "GET",
+        format!("{base}/v1/collections/customers/records?purpose=support&email={email}"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "a search: {body}");
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Customers written through the API before a rotation: id, subject and email of each.
@@ -290,10 +312,11 @@ async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
 }
 
-/// Two servers on one PostgreSQL database serve throughout a customers' key rotation: each
-/// writer writes through one and reads through the other, and every write and read succeeds.
+/// Two servers on one PostgreSQL database serve throughout a customers' key rotation, then a
+/// blind-index key rotation: each writer writes through one and reads and searches through
+/// the other, and every write, read and search succeeds.
 #[tokio::test(flavor = "multi_thread")]
-async fn two_servers_on_postgres_serve_throughout_a_customer_key_rotation() {
+async fn two_servers_on_postgres_serve_throughout_customer_key_and_index_rotations() {
     let Some(schema) = custos_store::testing::Schema::create().await else {
         return;
     };
@@ -320,6 +343,12 @@ async fn two_servers_on_postgres_serve_throughout_a_customer_key_rotation() {
     .await
     .unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let d = dir.path().to_owned();
+    let o =
+        tokio::task::spawn_blocking(move || custos(&d, &["keys", "rotate-index", "--batch", "5"]))
+            .await
+            .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     tokio::time::sleep(Duration::from_millis(300)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked = Vec::new();
@@ -334,6 +363,7 @@ async fn two_servers_on_postgres_serve_throughout_a_customer_key_rotation() {
             r.json::<Value>().await.unwrap()["fields"]["email"],
             email.as_str()
         );
+        assert!(search(&bases[n % 2], &key, email).await.contains(id));
     }
     for s in servers {
         s.stop();
@@ -359,6 +389,23 @@ async fn two_servers_on_postgres_serve_throughout_a_customer_key_rotation() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "keys made before the rotation are left");
+    let index_keys: Vec<String> = pg
+        .query("SELECT name FROM vault_keys WHERE name LIKE 'index%'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(index_keys, ["index.2"]);
+    let old: i64 = pg
+        .query_one(
+            "SELECT COUNT(*) FROM blind_index WHERE key_version <> 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, 0, "entries of the old blind-index key are left");
     for row in pg
         .query(
             "SELECT r.fields, k.version FROM records r JOIN subject_keys k ON k.subject_id = r.subject_id",
