@@ -47,7 +47,7 @@ const UNINDEXED: &str = "SELECT DISTINCT b.record_id FROM blind_index b \
 #[async_trait]
 impl IndexKeyStore for SqliteStore {
     async fn index_versions(&self) -> Result<Vec<u32>, StoreError> {
-        self.read(|c| live_versions(c)).await
+        self.read(live_versions).await
     }
 
     async fn count_unindexed(&self, current: u32, next: u32) -> Result<u64, StoreError> {

@@ -113,7 +113,7 @@ pub(crate) async fn an_index_rotation_finishes_only_when_whole(store: Arc<dyn St
 
     // What is left: a and b (d has both, the record with no searchable field has none).
     assert_eq!(s.count_unindexed(1, 2).await.unwrap(), 2);
-    let mut ids = vec![a.id, b.id];
+    let mut ids = [a.id, b.id];
     ids.sort_by_key(|i| i.to_string());
     let first = s.unindexed_records(1, 2, None, 1).await.unwrap();
     assert_eq!(first.len(), 1);
