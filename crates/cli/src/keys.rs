@@ -193,6 +193,13 @@ async fn rotate_index(vault: &Vault, batch: usize) -> Result<ExitCode> {
         r.dropped,
         r.seconds
     );
+    if r.unindexable > 0 {
+        println!(
+            "{} fields hold a value that no longer passes its field's rules and were not \
+             indexed again: searches no longer find them (the log names each record and field)",
+            r.unindexable
+        );
+    }
     if !r.flushed {
         println!(
             "the database may still keep old copies of the deleted entries: on SQLite a reader \
@@ -237,8 +244,17 @@ fn print_index(s: &IndexStatus) {
             s.rotation.as_ref().map_or(0, |r| r.total),
         ),
         [current] => println!(
-            "blind-index key {current}: {} entries{}",
+            "blind-index key {current}: {} entries{}{}",
             entries(*current),
+            match &s.rotation {
+                Some(r) => format!(
+                    ", made by the rotation finished {}",
+                    r.finished_ms
+                        .map(custos_core::time::format_time_ms)
+                        .unwrap_or_default()
+                ),
+                None => String::new(),
+            },
             match s
                 .entries
                 .iter()
@@ -342,7 +358,7 @@ async fn status(vault: &Vault, json: bool) -> Result<ExitCode> {
             r.done,
             time(r.finished_ms).unwrap_or_default()
         ),
-        None => println!("no rotation yet"),
+        None => println!("no root key rotation yet"),
     }
     print_index(&s.index);
     Ok(ExitCode::SUCCESS)

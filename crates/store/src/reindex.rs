@@ -16,6 +16,8 @@
 //!   The current key only moves forward, and its entries are whole, so a search it lets
 //!   through found every record.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use custos_core::ids::RecordId;
 
@@ -36,8 +38,8 @@ pub fn index_version_of(name: &str) -> Option<u32> {
         "index" => Some(1),
         _ => name
             .strip_prefix("index.")
-            .and_then(|v| v.parse().ok())
-            .filter(|v| *v >= 2),
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| *v >= 2 && index_key_name(*v) == name),
     }
 }
 
@@ -51,20 +53,24 @@ pub(crate) fn versions_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u
 /// The condition selecting blind-index keys among the named keys, for both backends.
 pub(crate) const INDEX_KEY_NAMES: &str = "(name = 'index' OR name LIKE 'index.%')";
 
-/// Refuses entries written under other versions than `live`, the versions held now. A
+/// Refuses entries unless each field's are under exactly `live`, the versions held now. A
 /// database holding no blind-index key yet (no vault has opened it) takes any.
 pub(crate) fn check_written(live: &[u32], entries: &[IndexEntry]) -> Result<(), StoreError> {
     if entries.is_empty() || live.is_empty() {
         return Ok(());
     }
-    let mut written: Vec<u32> = entries.iter().map(|e| e.key_version).collect();
-    written.sort_unstable();
-    written.dedup();
-    if written == live {
-        Ok(())
-    } else {
-        Err(StoreError::IndexChanged)
+    let mut per_field: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for e in entries {
+        per_field.entry(&e.field).or_default().push(e.key_version);
     }
+    for written in per_field.values_mut() {
+        written.sort_unstable();
+        written.dedup();
+        if written != live {
+            return Err(StoreError::IndexChanged);
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a search that did not digest under the current version (the lowest of `live`).
@@ -105,8 +111,9 @@ pub trait IndexKeyStore: Send + Sync {
     ) -> Result<Vec<RecordWithKey>, StoreError>;
     /// Writes each record's entries under `next` (replacing any it has) while the record is
     /// still the version read, and counts them into the rotation's progress, in one
-    /// transaction; returns how many records were written. A changed record is skipped: the
-    /// change wrote its own entries under both keys.
+    /// transaction; returns how many records were written. A changed record is skipped: a
+    /// change writes the fields it sets under both keys, and a field it left is found again
+    /// by the next pass.
     async fn reindex(
         &self,
         rotation: i64,
@@ -128,8 +135,12 @@ mod tests {
     use super::*;
 
     fn entry(v: u32) -> IndexEntry {
+        entry_of("email", v)
+    }
+
+    fn entry_of(field: &str, v: u32) -> IndexEntry {
         IndexEntry {
-            field: "email".into(),
+            field: field.into(),
             key_version: v,
             digest: vec![v as u8; 32],
         }
@@ -142,7 +153,9 @@ mod tests {
         for v in [1, 2, 17] {
             assert_eq!(index_version_of(&index_key_name(v)), Some(v));
         }
-        for other in ["index.1", "index.x", "indexes", "portal", "index."] {
+        for other in [
+            "index.1", "index.x", "indexes", "portal", "index.", "index.02", "index.+2",
+        ] {
             assert_eq!(index_version_of(other), None, "{other}");
         }
         assert_eq!(versions_of(["index.3", "portal", "index.2"]), vec![2, 3]);
@@ -158,6 +171,9 @@ mod tests {
             (vec![1, 2], vec![entry(1)]),
             (vec![2], vec![entry(1), entry(2)]),
             (vec![1], vec![entry(2)]),
+            // Every field under both keys, not one field under each.
+            (vec![1, 2], vec![entry(1), entry_of("phone", 2)]),
+            (vec![1, 2], vec![entry(1), entry(2), entry_of("phone", 1)]),
         ] {
             assert!(matches!(
                 check_written(&live, &written),

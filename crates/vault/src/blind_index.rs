@@ -5,33 +5,32 @@
 use custos_store::{IndexEntry, RecordWithKey, StoreError};
 
 use crate::error::KEY_ATTEMPTS;
+use crate::keys::IndexKeys;
 use crate::{Vault, VaultError};
 
 /// What a caller is told when the keys changed on every attempt.
 pub(crate) const INDEX_CHANGED_AGAIN: &str =
     "the blind-index keys changed on every attempt (a rotation is beginning or ending); try again";
 
-impl Vault {
-    /// The entries of one field's normalised value, one per blind-index key held.
-    pub(crate) fn index_entries(
-        &self,
-        collection: &str,
-        field: &str,
-        normalised: &str,
-    ) -> impl Iterator<Item = IndexEntry> + use<> {
-        let field = field.to_owned();
-        self.keys
-            .index
-            .get()
-            .digests(collection, field.as_str(), normalised)
-            .into_iter()
-            .map(move |(key_version, digest)| IndexEntry {
-                field: field.clone(),
-                key_version,
-                digest,
-            })
-    }
+/// The entries of one field's normalised value, one per blind-index key in `keys` (the keys
+/// held when the write began, the same for all its fields).
+pub(crate) fn index_entries(
+    keys: &IndexKeys,
+    collection: &str,
+    field: &str,
+    normalised: &str,
+) -> impl Iterator<Item = IndexEntry> + use<> {
+    let field = field.to_owned();
+    keys.digests(collection, field.as_str(), normalised)
+        .into_iter()
+        .map(move |(key_version, digest)| IndexEntry {
+            field: field.clone(),
+            key_version,
+            digest,
+        })
+}
 
+impl Vault {
     /// The records of a collection whose field holds this normalised value.
     pub(crate) async fn find_by_value(
         &self,

@@ -81,7 +81,19 @@ pub async fn copy_database(
         .await?;
     while source.sequence_audit().await? >= BATCH {}
 
+    let index_keys = source.store.index_versions().await?;
     custos_store::copy_tables(source.store.as_ref(), target.as_ref(), progress).await?;
+    let (now, copied) = (
+        source.store.index_versions().await?,
+        target.index_versions().await?,
+    );
+    if now != index_keys || copied != now {
+        return Err(VaultError::Setup(format!(
+            "the source's blind-index keys changed during the copy (from {index_keys:?} to \
+             {now:?}; the target has {copied:?}): a `custos keys rotate-index` ran meanwhile; \
+             copy again into an empty database once it has finished"
+        )));
+    }
 
     let mut tables = Vec::new();
     for table in Table::ALL {

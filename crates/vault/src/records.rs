@@ -171,6 +171,7 @@ impl Vault {
         values: &Validated,
     ) -> Vec<IndexEntry> {
         let mut index = Vec::new();
+        let keys = self.keys.index.get();
         for (name, v) in values {
             let Some(n) = v else {
                 record.fields.remove(name);
@@ -187,7 +188,8 @@ impl Vault {
             let ct = key.encrypt_field(at, &plain);
             record.fields.insert(name.clone(), ct);
             if coll.fields[name].searchable {
-                index.extend(self.index_entries(
+                index.extend(crate::blind_index::index_entries(
+                    &keys,
                     &record.collection,
                     name,
                     n.index_form.expose_secret(),

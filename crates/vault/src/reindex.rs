@@ -50,6 +50,9 @@ pub struct ReindexReport {
     pub version: u32,
     /// Records indexed again by this run.
     pub reindexed: u64,
+    /// Fields whose stored value no longer passes its field's rules: not indexed again, so
+    /// no longer found by a search (each logged by record and field).
+    pub unindexable: u64,
     /// Records indexed again by the whole rotation.
     pub done: u64,
     /// Entries of old keys deleted by this run.
@@ -101,13 +104,13 @@ impl Vault {
         only_cli(p)?;
         let started = Instant::now();
         self.refresh_index().await?;
-        if let Some(report) = self.finish_dropping(started).await? {
+        if let Some(report) = self.finish_dropping(p, started).await? {
             return Ok(report);
         }
         let (current, next, mut resumed) = self.begin_index_rotation().await?;
         let rotation = self.index_rotation(current, next).await?;
         resumed |= rotation.done > 0;
-        let (mut done, mut reindexed) = (rotation.done, 0);
+        let (mut done, mut reindexed, mut unindexable) = (rotation.done, 0, 0);
         let total = |done: u64| rotation.total.max(done);
         let mut report = |done| {
             progress(ReindexProgress {
@@ -127,10 +130,12 @@ impl Vault {
                     .await?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.record.id);
-                let work = page
-                    .iter()
-                    .map(|r| self.reindexed(r, next))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut work = Vec::with_capacity(page.len());
+                for r in &page {
+                    let (w, n) = self.reindexed(r, next)?;
+                    work.push(w);
+                    unindexable += n;
+                }
                 let n = self.store.reindex(rotation.id, current, next, work).await?;
                 (done, reindexed) = (done + n, reindexed + n);
                 report(done);
@@ -152,23 +157,18 @@ impl Vault {
         }
         if !finished {
             return Err(VaultError::Conflict(format!(
-                "records kept being written under blind-index key {current} alone after \
-                 {PASSES} passes; run it again"
+                "after {PASSES} passes, records still lacked entries under blind-index key \
+                 {next} (changed while they were indexed, or written by a server that had not \
+                 read the new key yet); run it again"
             )));
         }
-        let audit = entry(
-            p,
-            Action::IndexKeysRotate,
-            format!("version={next} reindexed={done}"),
-        );
-        self.store
-            .finish_rotation(rotation.id, self.now_ms(), audit)
-            .await?;
+        self.close_rotation(p, &rotation, done).await?;
         self.refresh_index().await?;
         let (dropped, flushed) = self.drop_old_entries(next).await?;
         Ok(ReindexReport {
             version: next,
             reindexed,
+            unindexable,
             done,
             dropped,
             resumed,
@@ -177,17 +177,49 @@ impl Vault {
         })
     }
 
-    /// When the last rotation finished but was stopped before its old entries were all
-    /// deleted: deletes them, and says so.
-    async fn finish_dropping(&self, started: Instant) -> Result<Option<ReindexReport>, VaultError> {
+    /// Marks the rotation finished, with its audit entry; another run may have done so.
+    async fn close_rotation(
+        &self,
+        p: &Principal,
+        rotation: &RotationRow,
+        done: u64,
+    ) -> Result<(), VaultError> {
+        let audit = entry(
+            p,
+            Action::IndexKeysRotate,
+            format!("version={} reindexed={done}", rotation.target),
+        );
+        match self
+            .store
+            .finish_rotation(rotation.id, self.now_ms(), audit)
+            .await
+        {
+            Ok(()) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// When the last rotation made its key the only one but was stopped before it was
+    /// marked finished or its old entries were all deleted: does what was left, and says so.
+    async fn finish_dropping(
+        &self,
+        p: &Principal,
+        started: Instant,
+    ) -> Result<Option<ReindexReport>, VaultError> {
         let keys = self.keys.index.get();
         if keys.next().is_some() {
             return Ok(None);
         }
         let current = keys.current();
+        let open = self.store.open_rotation(RotationKind::Index).await?;
+        let open = open.filter(|r| r.target == current);
         let per_version = self.store.index_entries_per_version().await?;
-        if !per_version.iter().any(|(v, n)| *v < current && *n > 0) {
+        let stale = per_version.iter().any(|(v, n)| *v < current && *n > 0);
+        if open.is_none() && !stale {
             return Ok(None);
+        }
+        if let Some(r) = &open {
+            self.close_rotation(p, r, r.done).await?;
         }
         let done = match self.store.last_rotation(RotationKind::Index).await? {
             Some(r) => r.done,
@@ -197,6 +229,7 @@ impl Vault {
         Ok(Some(ReindexReport {
             version: current,
             reindexed: 0,
+            unindexable: 0,
             done,
             dropped,
             resumed: true,
@@ -263,7 +296,7 @@ impl Vault {
 
     /// A record's entries under the next key, from its fields as stored. A field the
     /// inventory no longer marks searchable gets none (and loses its old one).
-    fn reindexed(&self, rec: &RecordWithKey, next: u32) -> Result<Reindexed, VaultError> {
+    fn reindexed(&self, rec: &RecordWithKey, next: u32) -> Result<(Reindexed, u64), VaultError> {
         let r = &rec.record;
         let coll = self
             .inventory
@@ -285,7 +318,7 @@ impl Vault {
             .keys
             .root
             .unwrap(WrapContext::Subject(r.subject_id), &rec.wrapped_key)?;
-        let mut entries = Vec::new();
+        let (mut entries, mut unindexable) = (Vec::new(), 0);
         for (name, ct) in &r.fields {
             let Some(decl) = coll.fields.get(name).filter(|d| d.searchable) else {
                 continue;
@@ -305,17 +338,21 @@ impl Vault {
                         .to_vec(),
                 }),
                 // Stored under rules since changed: no longer found by a search either.
-                Err(e) => tracing::warn!(
-                    record = %r.id, field = %name, rule = e.rule,
-                    "a stored value no longer passes its field's rules: not indexed again"
-                ),
+                Err(e) => {
+                    unindexable += 1;
+                    tracing::warn!(
+                        record = %r.id, field = %name, rule = e.rule,
+                        "a stored value no longer passes its field's rules: not indexed again"
+                    );
+                }
             }
         }
-        Ok(Reindexed {
+        let work = Reindexed {
             id: r.id,
             version: r.version,
             entries,
-        })
+        };
+        Ok((work, unindexable))
     }
 
     /// Deletes every entry made under a key before `version`, in batches; how many, and

@@ -42,13 +42,16 @@ pub(super) fn to_record(row: &Row) -> Result<RecordWithKey, StoreError> {
 /// An existing subject must not be erased: the row is locked (`FOR SHARE`), so this insert
 /// waits for an erasure in progress and then sees it and inserts nothing. A subject that does
 /// not exist is left to the foreign key to refuse, as a conflict.
-/// Index entries must be made under exactly the blind-index keys stored (`$16` names them),
-/// whose rows are locked `FOR SHARE` (see `reindex`); otherwise nothing is inserted.
+/// Each field's index entries must be made under exactly the blind-index keys stored (`$16`
+/// names them),
+/// whose rows are locked `FOR KEY SHARE` (see `reindex`); otherwise nothing is inserted.
 const INSERT_RECORD: &str = "WITH g AS (SELECT name FROM vault_keys \
-           WHERE (name = 'index' OR name LIKE 'index.%') FOR SHARE), \
+           WHERE (name = 'index' OR name LIKE 'index.%') FOR KEY SHARE), \
      gi AS (SELECT cardinality($16::text[]) = 0 OR (SELECT count(*) FROM g) = 0 \
            OR ((SELECT count(*) FROM g) = cardinality($16::text[]) \
-           AND NOT EXISTS (SELECT 1 FROM g WHERE name <> ALL($16::text[]))) AS fine), \
+           AND NOT EXISTS (SELECT 1 FROM g WHERE name <> ALL($16::text[])) \
+           AND NOT EXISTS (SELECT 1 FROM unnest($12::text[], $17::int[]) AS e(f, v) GROUP BY f \
+                           HAVING count(DISTINCT v) <> cardinality($16::text[]))) AS fine), \
      s AS (INSERT INTO subjects (id, created_ms) SELECT $1, $2 WHERE $3 AND (SELECT fine FROM gi)), \
      k AS (INSERT INTO subject_keys (subject_id, version, wrapped, created_ms) SELECT $1, 1, $4, $2 \
            WHERE $3 AND (SELECT fine FROM gi)), \
@@ -237,6 +240,13 @@ impl RecordStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
+        // The record first: a blind-index rotation writing its entries is waited for.
+        tx.execute(
+            "SELECT 1 FROM records WHERE id = $1 FOR UPDATE",
+            &[&old.as_uuid()],
+        )
+        .await
+        .map_err(backend)?;
         tx.execute(
             "DELETE FROM blind_index WHERE record_id = $1",
             &[&old.as_uuid()],
@@ -318,6 +328,13 @@ impl RecordStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
+        // The record first: a blind-index rotation writing its entries is waited for.
+        tx.execute(
+            "SELECT 1 FROM records WHERE id = $1 FOR UPDATE",
+            &[&id.as_uuid()],
+        )
+        .await
+        .map_err(backend)?;
         tx.execute(
             "DELETE FROM blind_index WHERE record_id = $1",
             &[&id.as_uuid()],

@@ -1,7 +1,8 @@
 //! Blind-index key rotation on PostgreSQL: [`IndexKeyStore`] for [`PostgresStore`], and the
 //! check every index write and search makes.
 //!
-//! A write of index entries reads the blind-index keys' rows `FOR SHARE` in its transaction;
+//! A write of index entries reads the blind-index keys' rows `FOR KEY SHARE` in its
+//! transaction (which a root key rotation's update of the wrapped bytes does not wait for);
 //! a rotation's finish deletes the current key's row first (waiting for those writes), then
 //! counts what is missing under the next key, so a write that committed entries under the
 //! current key alone is seen by the count, and one that came after sees the key gone.
@@ -24,7 +25,7 @@ use crate::shared::RECORD_WITH_KEY;
 fn names_sql(lock: bool) -> String {
     format!(
         "SELECT name FROM vault_keys WHERE {INDEX_KEY_NAMES}{}",
-        if lock { " FOR SHARE" } else { "" }
+        if lock { " FOR KEY SHARE" } else { "" }
     )
 }
 
@@ -137,7 +138,8 @@ impl IndexKeyStore for PostgresStore {
             .map_err(backend)?;
             tx.execute(
                 "INSERT INTO blind_index (collection, field, digest, record_id, subject_id, key_version) \
-                 SELECT $1, f, d, $4, $5, $6 FROM unnest($2::text[], $3::bytea[]) AS u(f, d)",
+                 SELECT $1, f, d, $4, $5, $6 FROM unnest($2::text[], $3::bytea[]) AS u(f, d) \
+                 ON CONFLICT DO NOTHING",
                 &[&collection, &fields, &digests, &id, &subject, &n],
             )
             .await
@@ -158,13 +160,12 @@ impl IndexKeyStore for PostgresStore {
         let (c, n) = (current as i32, next as i32);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let rows = tx
-            .query(
-                &format!("SELECT name FROM vault_keys WHERE {INDEX_KEY_NAMES} FOR UPDATE"),
-                &[],
-            )
+        // A table lock, whose queue is fair: the writers' `FOR KEY SHARE` cannot keep it
+        // waiting for ever, as they could a `FOR UPDATE` of the rows. Plain reads go on.
+        tx.batch_execute("LOCK TABLE vault_keys IN EXCLUSIVE MODE")
             .await
             .map_err(backend)?;
+        let rows = tx.query(&names_sql(false), &[]).await.map_err(backend)?;
         if versions_in(&rows) != [current, next] {
             return Err(StoreError::IndexChanged);
         }

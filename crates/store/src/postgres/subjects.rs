@@ -40,6 +40,14 @@ impl SubjectStore for PostgresStore {
         super::rekey::guard_key(&tx, e.subject_id, crate::rekey::sealed_version(kept)?).await?;
         let erase: Vec<Uuid> = e.erase.iter().map(|(r, _)| r.as_uuid()).collect();
         let versions: Vec<i64> = e.erase.iter().map(|(_, v)| *v).collect();
+        // The records first: a blind-index rotation writing their entries meanwhile is
+        // waited for, and its entries deleted with the rest.
+        tx.execute(
+            "SELECT 1 FROM records WHERE id = ANY($1) FOR UPDATE",
+            &[&erase],
+        )
+        .await
+        .map_err(backend)?;
         tx.execute(
             "DELETE FROM blind_index WHERE record_id = ANY($1)",
             &[&erase],

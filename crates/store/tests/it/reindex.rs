@@ -102,6 +102,28 @@ pub(crate) async fn an_index_rotation_finishes_only_when_whole(store: Arc<dyn St
     let stale = insert(s, &[("email", 4)], &[1]).await;
     assert!(matches!(stale, Err(StoreError::IndexChanged)), "{stale:?}");
     assert_eq!(s.count_records("customers").await.unwrap(), before);
+    // So is one whose fields are not each under both keys.
+    let subject = SubjectId::random();
+    let mut mixed = entries(&[("email", 4)], &[1, 2]);
+    mixed.extend(entries(&[("phone", 4)], &[1]));
+    let refused = s
+        .insert_record(NewRecord {
+            record: row(subject, &[("email", b"sealed"), ("phone", b"sealed")]),
+            new_subject: Some(NewSubject {
+                id: subject,
+                wrapped_key: wrapped_key(1, 1),
+                created_ms: 1,
+            }),
+            index: mixed,
+            audit: audit("create", Some(subject)),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::IndexChanged)),
+        "{refused:?}"
+    );
+    assert!(s.subject_key(subject).await.unwrap().is_none());
+    assert_eq!(s.count_records("customers").await.unwrap(), before);
     let d = insert(s, &[("email", 4)], &[1, 2]).await.unwrap();
     // A search under the current key finds old and new records; one without it is refused.
     assert_eq!(found(s, "email", &[(1, dg(1, 4))]).await, vec![d.id]);

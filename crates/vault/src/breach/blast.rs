@@ -165,9 +165,8 @@ impl Vault {
     }
 
     /// Contains an incident: revokes the API key and disables the operator it names, each
-    /// audited and recorded as a step, and marks it contained. Rotating the blind-index and
-    /// token keys is not done here (key rotation is `custos keys`, to come): the step says so
-    /// when the incident names a caller that could read them.
+    /// audited and recorded as a step, and marks it contained. Rotating keys is not done here
+    /// (it is `custos keys`, run beside the root key): the step says which to run.
     ///
     /// # Errors
     /// `Forbidden` without `handle_incidents`; `NotFound`.
@@ -192,7 +191,7 @@ impl Vault {
             done.disabled_operators.push(op.clone());
         }
         done.next.push(
-            "the blind-index and token keys are not rotated here: rotate them once key rotation is available if the caller could read the database or the key file".into(),
+            "keys are not rotated here: if the caller could read the database or the key file, run `custos keys rotate-root`, `custos keys rotate-subjects` and `custos keys rotate-index` (sites' keys and tokens, under the marks key, do not rotate)".into(),
         );
         let step = format!(
             "contained: revoked API keys [{}], disabled operators [{}]; {}",

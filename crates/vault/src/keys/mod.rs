@@ -16,7 +16,7 @@ mod ring;
 mod token;
 
 pub(crate) use file::{root_keys_from_env, write_root_key};
-pub(crate) use index::IndexRing;
+pub(crate) use index::{IndexKeys, IndexRing};
 use named::marks_key;
 pub(crate) use named::named_key;
 pub use ring::ROOT_KEY_RECHECK;
