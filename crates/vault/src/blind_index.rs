@@ -4,13 +4,9 @@
 
 use custos_store::{IndexEntry, RecordWithKey, StoreError};
 
-use crate::error::KEY_ATTEMPTS;
+use crate::error::{INDEX_CHANGED_AGAIN, KEY_ATTEMPTS};
 use crate::keys::IndexKeys;
 use crate::{Vault, VaultError};
-
-/// What a caller is told when the keys changed on every attempt.
-pub(crate) const INDEX_CHANGED_AGAIN: &str =
-    "the blind-index keys changed on every attempt (a rotation is beginning or ending); try again";
 
 /// The entries of one field's normalised value, one per blind-index key in `keys` (the keys
 /// held when the write began, the same for all its fields).

@@ -167,6 +167,9 @@ impl From<custos_core::rights::TransitionError> for VaultError {
 pub(crate) const KEY_ATTEMPTS: usize = 5;
 /// What the caller is told then.
 pub(crate) const KEY_CHANGED_AGAIN: &str = "the customer's data key is being replaced; try again";
+/// What a caller is told when the blind-index keys changed on every attempt.
+pub(crate) const INDEX_CHANGED_AGAIN: &str =
+    "the blind-index keys changed on every attempt (a rotation is beginning or ending); try again";
 
 impl From<StoreError> for VaultError {
     fn from(e: StoreError) -> Self {
@@ -174,6 +177,7 @@ impl From<StoreError> for VaultError {
             StoreError::NotFound => VaultError::NotFound("record"),
             StoreError::Conflict(m) => VaultError::Conflict(m),
             StoreError::KeyChanged => VaultError::Conflict(KEY_CHANGED_AGAIN.into()),
+            StoreError::IndexChanged => VaultError::Conflict(INDEX_CHANGED_AGAIN.into()),
             StoreError::Unavailable(m) => VaultError::Unavailable(m),
             StoreError::Corrupt(m) => VaultError::Integrity(m),
             StoreError::SchemaTooNew { .. } | StoreError::SchemaTooOld { .. } => {

@@ -16,7 +16,7 @@ use custos_store::{
 };
 use serde::Serialize;
 
-use crate::error::{KEY_ATTEMPTS, KEY_CHANGED_AGAIN};
+use crate::error::KEY_ATTEMPTS;
 use crate::{InvalidKind, Principal, Vault, VaultError};
 
 /// How often a change is retried when a concurrent change to the same record won.
@@ -225,7 +225,9 @@ impl Vault {
             )
         };
         let id = RecordId::random();
-        // Sealed again and retried when a rotation replaces the subject's key meanwhile.
+        // Sealed again and retried when a rotation replaces the subject's key meanwhile, or
+        // digested again when a blind-index rotation begins or ends.
+        let mut last = StoreError::KeyChanged;
         for _ in 0..KEY_ATTEMPTS {
             let (subject_id, key, new_subject) = match subject {
                 Some(s) => {
@@ -274,8 +276,11 @@ impl Vault {
                 })
                 .await;
             match inserted {
-                Err(StoreError::KeyChanged) => continue,
-                Err(StoreError::IndexChanged) => self.refresh_index().await?,
+                Err(e @ StoreError::KeyChanged) => last = e,
+                Err(e @ StoreError::IndexChanged) => {
+                    self.refresh_index().await?;
+                    last = e;
+                }
                 // Erased since its key was read.
                 Err(StoreError::NotFound) => return Err(unknown()),
                 Err(e) => return Err(e.into()),
@@ -285,7 +290,7 @@ impl Vault {
                 }
             }
         }
-        Err(VaultError::Conflict(KEY_CHANGED_AGAIN.into()))
+        Err(last.into())
     }
 
     /// Decides field by field what `caller` may see of a record for `purpose`, decrypting only

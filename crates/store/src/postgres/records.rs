@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::audit::queue;
 use super::convert::backend;
-use super::reindex::{guard_index, written_names};
+use super::index_keys::{guard_index, written_names};
 use super::rekey::guard_key;
 use super::{PostgresStore, Tx};
 use crate::audit::QueuedAudit;
@@ -227,6 +227,8 @@ impl RecordStore for PostgresStore {
                 .map_err(insert_error)?
         };
         if n == 0 {
+            // Its connection back in the pool first: the answer takes one.
+            drop(client);
             return Err(self.why_not_inserted(&new).await);
         }
         Ok(())
@@ -270,6 +272,8 @@ impl RecordStore for PostgresStore {
             .await
             .map_err(insert_error)?;
         if n == 0 {
+            drop(tx);
+            drop(client);
             return Err(self.why_not_inserted(&new).await);
         }
         tx.commit().await.map_err(backend)

@@ -11,60 +11,19 @@ use async_trait::async_trait;
 use custos_core::ids::RecordId;
 use uuid::Uuid;
 
+use super::PostgresStore;
 use super::convert::backend;
+use super::index_keys::{names_sql, versions_in};
 use super::records::to_record;
-use super::{PostgresStore, Tx};
 use crate::error::StoreError;
-use crate::records::{IndexEntry, RecordWithKey};
-use crate::reindex::{
-    INDEX_KEY_NAMES, IndexKeyStore, Reindexed, check_written, index_key_name, versions_of,
-};
+use crate::records::RecordWithKey;
+use crate::reindex::{IndexKeyStore, Reindexed, index_key_name};
 use crate::shared::RECORD_WITH_KEY;
-
-/// The statement listing the blind-index keys' names.
-fn names_sql(lock: bool) -> String {
-    format!(
-        "SELECT name FROM vault_keys WHERE {INDEX_KEY_NAMES}{}",
-        if lock { " FOR KEY SHARE" } else { "" }
-    )
-}
-
-fn versions_in(rows: &[tokio_postgres::Row]) -> Vec<u32> {
-    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    versions_of(names.iter().map(String::as_str))
-}
-
-/// Refuses entries not made under exactly the versions stored, holding those keys' rows
-/// until the transaction ends.
-pub(super) async fn guard_index(tx: &Tx<'_>, entries: &[IndexEntry]) -> Result<(), StoreError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let rows = tx.query(&names_sql(true), &[]).await.map_err(backend)?;
-    check_written(&versions_in(&rows), entries)
-}
-
-/// The names of the keys `entries` were made under, distinct: what [`INSERT_RECORD`]
-/// compares with the keys stored.
-///
-/// [`INSERT_RECORD`]: super::records
-pub(super) fn written_names(entries: &[IndexEntry]) -> Vec<String> {
-    let mut v: Vec<u32> = entries.iter().map(|e| e.key_version).collect();
-    v.sort_unstable();
-    v.dedup();
-    v.into_iter().map(index_key_name).collect()
-}
 
 /// Records with a field indexed under `$1` and not under `$2`.
 const UNINDEXED: &str = "SELECT DISTINCT b.record_id FROM blind_index b \
      WHERE b.key_version = $1 AND NOT EXISTS (SELECT 1 FROM blind_index n \
      WHERE n.key_version = $2 AND n.record_id = b.record_id AND n.field = b.field)";
-
-impl PostgresStore {
-    pub(super) async fn live_index_versions(&self) -> Result<Vec<u32>, StoreError> {
-        Ok(versions_in(&self.query(&names_sql(false), &[]).await?))
-    }
-}
 
 #[async_trait]
 impl IndexKeyStore for PostgresStore {

@@ -25,6 +25,7 @@ mod breach;
 mod convert;
 mod copy;
 mod holds;
+mod index_keys;
 mod keys;
 mod ledger;
 mod operators;

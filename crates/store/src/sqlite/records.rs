@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::audit::queue;
 use super::convert::{backend, id_text, parse_id};
-use super::reindex::{check_index, live_versions};
+use super::index_keys::{check_index, live_versions};
 use super::rekey::check_key;
 use crate::audit::QueuedAudit;
 use crate::error::StoreError;

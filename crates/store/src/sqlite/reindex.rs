@@ -4,40 +4,16 @@
 
 use async_trait::async_trait;
 use custos_core::ids::RecordId;
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::SqliteStore;
 use super::convert::{backend, id_text};
+use super::index_keys::live_versions;
 use super::records::{record_with_key, to_record_flagged};
 use crate::error::StoreError;
-use crate::records::{IndexEntry, RecordWithKey};
-use crate::reindex::{
-    INDEX_KEY_NAMES, IndexKeyStore, Reindexed, check_written, index_key_name, versions_of,
-};
+use crate::records::RecordWithKey;
+use crate::reindex::{IndexKeyStore, Reindexed, index_key_name};
 use crate::shared::RECORD_WITH_KEY;
-
-/// The blind-index key versions stored, ascending.
-pub(super) fn live_versions(c: &Connection) -> Result<Vec<u32>, StoreError> {
-    let mut st = c
-        .prepare_cached(&format!(
-            "SELECT name FROM vault_keys WHERE {INDEX_KEY_NAMES}"
-        ))
-        .map_err(backend)?;
-    let names = st
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(backend)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(backend)?;
-    Ok(versions_of(names.iter().map(String::as_str)))
-}
-
-/// Refuses entries not made under exactly the versions stored.
-pub(super) fn check_index(c: &Connection, entries: &[IndexEntry]) -> Result<(), StoreError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    check_written(&live_versions(c)?, entries)
-}
 
 /// Records with a field indexed under `current` and not under `next`.
 const UNINDEXED: &str = "SELECT DISTINCT b.record_id FROM blind_index b \

@@ -47,8 +47,11 @@ impl IndexKeys {
     }
 }
 
-/// The keys held now, replaced as a whole when read again.
-pub(crate) struct IndexRing(RwLock<Arc<IndexKeys>>);
+/// The keys held now, replaced as a whole when read again; one refresh at a time.
+pub(crate) struct IndexRing {
+    held: RwLock<Arc<IndexKeys>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
 
 /// How many times the keys are listed and read again when one vanishes between the two (a
 /// rotation finishing meanwhile).
@@ -56,32 +59,47 @@ const LOAD_ATTEMPTS: usize = 5;
 
 impl IndexRing {
     pub(crate) async fn load(store: &dyn Store, root: &RootRing) -> Result<Self, VaultError> {
-        Ok(Self(RwLock::new(Arc::new(read(store, root).await?))))
+        Ok(Self {
+            held: RwLock::new(Arc::new(read(store, root, true).await?)),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// The keys held now.
     pub(crate) fn get(&self) -> Arc<IndexKeys> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.held.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Reads the keys again from the store.
+    /// Reads the keys again from the store, unless another refresh just did: many requests
+    /// refused at once cost one listing each and one read of the keys.
     pub(crate) async fn refresh(
         &self,
         store: &dyn Store,
         root: &RootRing,
     ) -> Result<(), VaultError> {
-        let keys = Arc::new(read(store, root).await?);
+        let _one = self.refreshing.lock().await;
+        if store.index_versions().await? == self.get().versions() {
+            return Ok(());
+        }
+        let keys = Arc::new(read(store, root, false).await?);
         let versions = keys.versions();
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        *self.held.write().unwrap_or_else(|e| e.into_inner()) = keys;
         tracing::debug!(?versions, "blind-index keys read again");
         Ok(())
     }
 }
 
-/// The blind-index keys stored; version 1 is made when there is none (a new vault).
-async fn read(store: &dyn Store, root: &RootRing) -> Result<IndexKeys, VaultError> {
+/// The blind-index keys stored; with `create`, version 1 is made when there is none (a new
+/// vault). A refresh never makes one: a database emptied under a running server (a restore
+/// in progress) must get the backup's key, not a new one.
+async fn read(store: &dyn Store, root: &RootRing, create: bool) -> Result<IndexKeys, VaultError> {
     'again: for _ in 0..LOAD_ATTEMPTS {
         let versions = store.index_versions().await?;
+        if versions.is_empty() && !create {
+            return Err(VaultError::Unavailable(
+                "the database holds no blind-index key (is it being restored?)".into(),
+            ));
+        }
         if versions.is_empty() {
             let key = named_key(store, root, &index_key_name(1)).await?;
             return Ok(IndexKeys {
