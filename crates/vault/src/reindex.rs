@@ -77,6 +77,17 @@ pub struct IndexStatus {
     pub rotation: Option<RotationRow>,
 }
 
+/// What a rotation has done so far.
+#[derive(Default)]
+struct Tally {
+    /// Records indexed under the new key by the whole rotation.
+    done: u64,
+    /// By this run.
+    reindexed: u64,
+    /// Fields not indexed again (their values no longer pass their rules).
+    unindexable: u64,
+}
+
 impl Vault {
     /// The blind index's keys, their entries and the latest rotation.
     pub(crate) async fn index_status(&self) -> Result<IndexStatus, VaultError> {
@@ -110,7 +121,10 @@ impl Vault {
         let (current, next, mut resumed) = self.begin_index_rotation().await?;
         let rotation = self.index_rotation(current, next).await?;
         resumed |= rotation.done > 0;
-        let (mut done, mut reindexed, mut unindexable) = (rotation.done, 0, 0);
+        let mut tally = Tally {
+            done: rotation.done,
+            ..Tally::default()
+        };
         let total = |done: u64| rotation.total.max(done);
         let mut report = |done| {
             progress(ReindexProgress {
@@ -119,40 +133,14 @@ impl Vault {
                 total: total(done),
             })
         };
-        report(done);
+        report(tally.done);
         let mut finished = false;
         for _ in 0..PASSES {
-            let mut after = None;
-            loop {
-                let page = self
-                    .store
-                    .unindexed_records(current, next, after, batch.max(1))
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.record.id);
-                let mut work = Vec::with_capacity(page.len());
-                for r in &page {
-                    let (w, n) = self.reindexed(r, next)?;
-                    work.push(w);
-                    unindexable += n;
-                }
-                let n = self.store.reindex(rotation.id, current, next, work).await?;
-                (done, reindexed) = (done + n, reindexed + n);
-                report(done);
-            }
-            match self.store.finish_index_rotation(current, next).await {
-                Ok(()) => {
-                    finished = true;
-                    break;
-                }
-                // A server wrote under the old key alone before it knew of the new: again.
-                Err(StoreError::Conflict(why)) => tracing::info!(%why, "another pass"),
-                // Another run finished it.
-                Err(StoreError::IndexChanged) => {
-                    finished = true;
-                    break;
-                }
-                Err(e) => return Err(e.into()),
+            self.reindex_pass(&rotation, (current, next), batch, &mut tally, &mut report)
+                .await?;
+            if self.try_finish(current, next).await? {
+                finished = true;
+                break;
             }
         }
         if !finished {
@@ -162,19 +150,67 @@ impl Vault {
                  read the new key yet); run it again"
             )));
         }
-        self.close_rotation(p, &rotation, done).await?;
+        self.close_rotation(p, &rotation, tally.done).await?;
         self.refresh_index().await?;
         let (dropped, flushed) = self.drop_old_entries(next).await?;
         Ok(ReindexReport {
             version: next,
-            reindexed,
-            unindexable,
-            done,
+            reindexed: tally.reindexed,
+            unindexable: tally.unindexable,
+            done: tally.done,
             dropped,
             resumed,
             seconds: started.elapsed().as_secs_f64(),
             flushed,
         })
+    }
+
+    /// One pass over what is left: every record with a field not yet indexed under `next`,
+    /// page by page, each page written in one transaction.
+    async fn reindex_pass(
+        &self,
+        rotation: &RotationRow,
+        (current, next): (u32, u32),
+        batch: usize,
+        tally: &mut Tally,
+        report: &mut impl FnMut(u64),
+    ) -> Result<(), VaultError> {
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .unindexed_records(current, next, after, batch.max(1))
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.record.id);
+            let mut work = Vec::with_capacity(page.len());
+            for r in &page {
+                let (w, n) = self.reindexed(r, next)?;
+                work.push(w);
+                tally.unindexable += n;
+            }
+            let n = self.store.reindex(rotation.id, current, next, work).await?;
+            tally.done += n;
+            tally.reindexed += n;
+            report(tally.done);
+        }
+    }
+
+    /// Makes `next` the only key if nothing is missing under it: `false` when a pass left
+    /// something (a server wrote under the old key alone before it knew of the new one).
+    async fn try_finish(&self, current: u32, next: u32) -> Result<bool, VaultError> {
+        match self.store.finish_index_rotation(current, next).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(why)) => {
+                tracing::info!(%why, "another pass");
+                Ok(false)
+            }
+            // Another run finished it.
+            Err(StoreError::IndexChanged) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Marks the rotation finished, with its audit entry; another run may have done so.

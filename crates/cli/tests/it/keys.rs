@@ -3,15 +3,14 @@
 //! retired version's wrapped keys are nowhere in the database's files; the log verifies.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::postgres::{create, read};
-use crate::{BIN, Server, client, custos, initialised, stderr, stdout};
+use crate::{Server, client, custos, initialised, kill_half_way, stderr, stdout};
 
 /// Every wrapped key in the database (subjects' data keys and the vault's named keys).
 fn wrapped_keys(dir: &Path) -> Vec<Vec<u8>> {
@@ -202,33 +201,12 @@ async fn a_rotation_killed_half_way_resumes_and_finishes() {
     assert!(old.len() > 400);
 
     // One key per transaction, so the kill lands half-way.
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["keys", "rotate-root", "--batch", "1"])
-        .env("CUSTOS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("custos.db")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done: i64 = db
-            .query_row(
-                "SELECT COALESCE(MAX(done), 0) FROM key_rotations",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap_or(0);
-        if done >= 50 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the rotation made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_half_way(
+        dir.path(),
+        &["keys", "rotate-root", "--batch", "1"],
+        "root",
+        50,
+    );
 
     let s = status(dir.path());
     let rotation = &s["rotation"];

@@ -153,6 +153,38 @@ fn rand_suffix() -> String {
 }
 
 /// A data directory initialised by `custos init`, with an admin key.
+/// Runs `custos ARGS` (a rotation, one item per transaction) on the SQLite vault in `dir`
+/// and kills it with SIGKILL once the `kind` rotation in `key_rotations` has done `at_least`;
+/// returns how many it had done.
+pub(crate) fn kill_half_way(dir: &Path, args: &[&str], kind: &str, at_least: i64) -> i64 {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("CUSTOS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
+    let done = || -> i64 {
+        db.query_row(
+            "SELECT COALESCE(MAX(done), 0) FROM key_rotations WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done() < at_least {
+        assert!(Instant::now() < deadline, "the rotation made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    done()
+}
+
 pub(crate) fn initialised() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let o = custos(dir.path(), &["init"]);

@@ -4,24 +4,14 @@
 //! record is found by its email, no entry and no key of the old version is left in the
 //! database file, a site's publishable key is what it was, and the log verifies.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::postgres::read;
 use crate::rekey::{search, seed, worker};
-use crate::{BIN, Server, client, custos, initialised, stderr, stdout};
-
-fn index_done(db: &rusqlite::Connection) -> i64 {
-    db.query_row(
-        "SELECT COALESCE(MAX(done), 0) FROM key_rotations WHERE kind = 'index'",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap_or(0)
-}
+use crate::{Server, client, custos, initialised, kill_half_way, stderr, stdout};
 
 async fn site_key(dir: &std::path::Path) -> String {
     let vault = custos_vault::Vault::open(&custos_vault::Paths::in_dir(dir))
@@ -62,24 +52,13 @@ async fn the_index_key_rotates_under_load_and_a_killed_rotation_resumes() {
         .collect();
 
     // One record per page, so the kill lands half-way.
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["keys", "rotate-index", "--batch", "1"])
-        .env("CUSTOS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let killed_at = kill_half_way(
+        dir.path(),
+        &["keys", "rotate-index", "--batch", "1"],
+        "index",
+        100,
+    );
     let db = rusqlite::Connection::open(dir.path().join("custos.db")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while index_done(&db) < 100 {
-        assert!(Instant::now() < deadline, "the rotation made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let killed_at = index_done(&db);
     let keys = |db: &rusqlite::Connection| -> Vec<String> {
         db.prepare("SELECT name FROM vault_keys WHERE name LIKE 'index%' ORDER BY name")
             .unwrap()

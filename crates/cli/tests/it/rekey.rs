@@ -5,14 +5,13 @@
 //! and a request's reason), nothing is readable only by an old key, and the log verifies.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::postgres::{create, read};
-use crate::{BIN, Server, api, client, custos, initialised, stderr, stdout};
+use crate::{Server, api, client, custos, initialised, kill_half_way, stderr, stdout};
 
 /// Each subject key's data-key version and creation time.
 type Keys = Vec<(i64, i64)>;
@@ -45,15 +44,6 @@ fn key_rows(dir: &Path) -> (Keys, Sealed) {
         }
     }
     (keys, fields)
-}
-
-fn rotation_done(db: &rusqlite::Connection) -> i64 {
-    db.query_row(
-        "SELECT COALESCE(MAX(done), 0) FROM key_rotations WHERE kind = 'subjects'",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap_or(0)
 }
 
 /// A record this test wrote: its id, its subject, and the email it holds now.
@@ -221,24 +211,12 @@ async fn customer_keys_rotate_under_load_and_a_killed_rotation_resumes() {
         .collect();
 
     // One customer per page, so the kill lands half-way.
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["keys", "rotate-subjects", "--batch", "1"])
-        .env("CUSTOS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("custos.db")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while rotation_done(&db) < 100 {
-        assert!(Instant::now() < deadline, "the rotation made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let killed_at = rotation_done(&db);
+    let killed_at = kill_half_way(
+        dir.path(),
+        &["keys", "rotate-subjects", "--batch", "1"],
+        "subjects",
+        100,
+    );
 
     let d = dir.path().to_owned();
     let o = tokio::task::spawn_blocking(move || custos(&d, &["keys", "rotate-subjects"]))

@@ -208,50 +208,8 @@ impl Vault {
             .await?;
         let mut out = Vec::with_capacity(n);
         for (id, subject, values) in planned {
-            let key = DataKey::generate(1)?;
-            let wrapped_key = self.keys.root.wrap(WrapContext::Subject(subject), &key)?;
-            // Digested again when a blind-index rotation begins or ends meanwhile.
-            let mut tries = 0;
-            loop {
-                let mut record = RecordRow {
-                    id,
-                    subject_id: subject,
-                    collection: collection.to_owned(),
-                    fields: BTreeMap::new(),
-                    version: 1,
-                    created_ms: now,
-                    updated_ms: now,
-                };
-                let index = self.encrypt(&key, coll, &mut record, &values);
-                let mut audit = AuditEntry::new(p.actor(), Action::RecordCreate, Outcome::Ok);
-                audit.collection = Some(collection.to_owned());
-                audit.record_id = Some(id);
-                audit.subject_id = Some(subject);
-                audit.fields = values.keys().cloned().collect();
-                let inserted = self
-                    .store
-                    .insert_record(NewRecord {
-                        record,
-                        new_subject: Some(NewSubject {
-                            id: subject,
-                            wrapped_key: wrapped_key.clone(),
-                            created_ms: now,
-                        }),
-                        index,
-                        audit: QueuedAudit {
-                            subject_id: Some(subject),
-                            entry: audit.to_bytes(),
-                        },
-                    })
-                    .await;
-                match inserted {
-                    Err(StoreError::IndexChanged) if tries < KEY_ATTEMPTS => {
-                        tries += 1;
-                        self.refresh_index().await?;
-                    }
-                    other => break other?,
-                }
-            }
+            self.insert_canary(p, collection, (id, subject), &values, now)
+                .await?;
             out.push(PlantedCanary {
                 record_id: id,
                 subject_id: subject,
@@ -259,6 +217,62 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// One canary's record, of a new subject under a key of its own; digested again when a
+    /// blind-index rotation begins or ends meanwhile.
+    async fn insert_canary(
+        &self,
+        p: &Principal,
+        collection: &str,
+        (id, subject): (RecordId, SubjectId),
+        values: &fields::Validated,
+        now: i64,
+    ) -> Result<(), VaultError> {
+        let coll = self.collection(collection)?;
+        let key = DataKey::generate(1)?;
+        let wrapped_key = self.keys.root.wrap(WrapContext::Subject(subject), &key)?;
+        let mut tries = 0;
+        loop {
+            let mut record = RecordRow {
+                id,
+                subject_id: subject,
+                collection: collection.to_owned(),
+                fields: BTreeMap::new(),
+                version: 1,
+                created_ms: now,
+                updated_ms: now,
+            };
+            let index = self.encrypt(&key, coll, &mut record, values);
+            let mut audit = AuditEntry::new(p.actor(), Action::RecordCreate, Outcome::Ok);
+            audit.collection = Some(collection.to_owned());
+            audit.record_id = Some(id);
+            audit.subject_id = Some(subject);
+            audit.fields = values.keys().cloned().collect();
+            let inserted = self
+                .store
+                .insert_record(NewRecord {
+                    record,
+                    new_subject: Some(NewSubject {
+                        id: subject,
+                        wrapped_key: wrapped_key.clone(),
+                        created_ms: now,
+                    }),
+                    index,
+                    audit: QueuedAudit {
+                        subject_id: Some(subject),
+                        entry: audit.to_bytes(),
+                    },
+                })
+                .await;
+            match inserted {
+                Err(StoreError::IndexChanged) if tries < KEY_ATTEMPTS => {
+                    tries += 1;
+                    self.refresh_index().await?;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Whether a searchable value of `values` is held by a record already.
