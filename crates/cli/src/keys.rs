@@ -247,12 +247,15 @@ fn print_index(s: &IndexStatus) {
             "blind-index key {current}: {} entries{}{}",
             entries(*current),
             match &s.rotation {
-                Some(r) => format!(
-                    ", made by the rotation finished {}",
-                    r.finished_ms
-                        .map(custos_core::time::format_time_ms)
-                        .unwrap_or_default()
-                ),
+                Some(r) => match r.finished_ms {
+                    Some(ms) => format!(
+                        ", made by the rotation finished {}",
+                        custos_core::time::format_time_ms(ms)
+                    ),
+                    None => ", made by a rotation stopped before it was marked finished \
+                             (run `custos keys rotate-index`)"
+                        .to_owned(),
+                },
                 None => String::new(),
             },
             match s

@@ -191,7 +191,11 @@ impl Vault {
                 work.push(w);
                 tally.unindexable += n;
             }
-            let n = self.store.reindex(rotation.id, current, next, work).await?;
+            let n = match self.store.reindex(rotation.id, current, next, work).await {
+                // Another run finished the rotation: the finish says so.
+                Err(StoreError::IndexChanged) => return Ok(()),
+                other => other?,
+            };
             tally.done += n;
             tally.reindexed += n;
             report(tally.done);
@@ -248,7 +252,8 @@ impl Vault {
         }
         let current = keys.current();
         let open = self.store.open_rotation(RotationKind::Index).await?;
-        let open = open.filter(|r| r.target == current);
+        // Stopped after its key became the only one (or an older one never marked).
+        let open = open.filter(|r| r.target <= current);
         let per_version = self.store.index_entries_per_version().await?;
         let stale = per_version.iter().any(|(v, n)| *v < current && *n > 0);
         if open.is_none() && !stale {

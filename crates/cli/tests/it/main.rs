@@ -152,7 +152,6 @@ fn rand_suffix() -> String {
     )
 }
 
-/// A data directory initialised by `custos init`, with an admin key.
 /// Runs `custos ARGS` (a rotation, one item per transaction) on the SQLite vault in `dir`
 /// and kills it with SIGKILL once the `kind` rotation in `key_rotations` has done `at_least`;
 /// returns how many it had done.
@@ -185,6 +184,7 @@ pub(crate) fn kill_half_way(dir: &Path, args: &[&str], kind: &str, at_least: i64
     done()
 }
 
+/// A data directory initialised by `custos init`, with an admin key.
 pub(crate) fn initialised() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let o = custos(dir.path(), &["init"]);

@@ -11,7 +11,9 @@ pub(super) fn backend(e: tokio_postgres::Error) -> StoreError {
         if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION {
             return StoreError::Conflict("a unique value is already taken".into());
         }
-        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::LOCK_NOT_AVAILABLE
         {
             return StoreError::Conflict("a concurrent change won; try again".into());
         }

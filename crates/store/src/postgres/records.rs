@@ -242,7 +242,9 @@ impl RecordStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        // The record first: a blind-index rotation writing its entries is waited for.
+        // The blind-index keys, then the record, in the order an update and a re-index take
+        // them; a re-index writing the record's entries is waited for.
+        guard_index(&tx, &new.index).await?;
         tx.execute(
             "SELECT 1 FROM records WHERE id = $1 FOR UPDATE",
             &[&old.as_uuid()],

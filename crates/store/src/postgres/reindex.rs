@@ -3,9 +3,11 @@
 //!
 //! A write of index entries reads the blind-index keys' rows `FOR KEY SHARE` in its
 //! transaction (which a root key rotation's update of the wrapped bytes does not wait for);
-//! a rotation's finish deletes the current key's row first (waiting for those writes), then
-//! counts what is missing under the next key, so a write that committed entries under the
-//! current key alone is seen by the count, and one that came after sees the key gone.
+//! a rotation's finish locks the keys' table (`EXCLUSIVE`, waiting for those writes, at most
+//! two seconds), deletes the current key's row, then counts what is missing under the next
+//! key, so a write that committed entries under the current key alone is seen by the count,
+//! and one that came after sees the key gone. While the finish holds the lock, record writes
+//! wait.
 
 use async_trait::async_trait;
 use custos_core::ids::RecordId;
@@ -120,8 +122,9 @@ impl IndexKeyStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         // A table lock, whose queue is fair: the writers' `FOR KEY SHARE` cannot keep it
-        // waiting for ever, as they could a `FOR UPDATE` of the rows. Plain reads go on.
-        tx.batch_execute("LOCK TABLE vault_keys IN EXCLUSIVE MODE")
+        // waiting for ever, as they could a `FOR UPDATE` of the rows. Plain reads go on; record
+        // writes queue behind it, so it gives up after a while (a conflict: another pass).
+        tx.batch_execute("SET LOCAL lock_timeout = '2s'; LOCK TABLE vault_keys IN EXCLUSIVE MODE")
             .await
             .map_err(backend)?;
         let rows = tx.query(&names_sql(false), &[]).await.map_err(backend)?;

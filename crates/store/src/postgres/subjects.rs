@@ -40,11 +40,11 @@ impl SubjectStore for PostgresStore {
         super::rekey::guard_key(&tx, e.subject_id, crate::rekey::sealed_version(kept)?).await?;
         let erase: Vec<Uuid> = e.erase.iter().map(|(r, _)| r.as_uuid()).collect();
         let versions: Vec<i64> = e.erase.iter().map(|(_, v)| *v).collect();
-        // The records first: a blind-index rotation writing their entries meanwhile is
-        // waited for, and its entries deleted with the rest.
+        // The subject's records first, in id order as a blind-index rotation takes them: one
+        // writing their entries meanwhile is waited for, and its entries deleted with the rest.
         tx.execute(
-            "SELECT 1 FROM records WHERE id = ANY($1) FOR UPDATE",
-            &[&erase],
+            "SELECT 1 FROM records WHERE subject_id = $1 ORDER BY id FOR UPDATE",
+            &[&subject],
         )
         .await
         .map_err(backend)?;
